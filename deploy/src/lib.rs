@@ -1,0 +1,5 @@
+//! The HostKit stack engine: from a compose file and images to a healthy,
+//! isolated stack behind nginx, through the Docker Engine API.
+//!
+//! Knows nothing of NATS or SQLite: callers pass a domain, a compose text, an
+//! env, image sources, a port block and a progress sink.

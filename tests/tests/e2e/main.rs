@@ -1,0 +1,1 @@
+//! HostKit's end-to-end suite: one test binary, one module per area.

@@ -1,0 +1,5 @@
+//! `hostkit-worker`: the daemon on every VPS. It consumes jobs from NATS,
+//! runs them through `hostkit-deploy`, records stack versions in SQLite and
+//! publishes progress and health events.
+
+pub mod cli;
