@@ -1,0 +1,330 @@
+//! Getting the images a stack needs into the engine: streaming `docker save`
+//! tarballs (from a file or any `AsyncRead`), pulling from registries, and
+//! checking that every image is present before any container is touched.
+//!
+//! A tarball streams through in 1 MiB frames: memory does not grow with its
+//! size, and the engine call has no timeout that could cut a big load short.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::query_parameters::{CreateImageOptionsBuilder, ImportImageOptionsBuilder};
+use futures_util::StreamExt;
+use tokio::io::AsyncRead;
+use tokio_util::io::ReaderStream;
+
+use crate::docker::{DockerError, is_not_found};
+use crate::progress::{Progress, ProgressSink};
+
+/// Frame size used to stream tarballs into the engine.
+const FRAME: usize = 1 << 20;
+/// How often byte progress is reported while a tarball streams.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// A load or pull may take as long as the bytes take; the engine's default
+/// 120 s request timeout must not cut it short.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// Why images could not be made available.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The engine rejected the tarball (corrupt, truncated, not a `docker save`).
+    #[error("the image tarball could not be loaded: {detail}")]
+    LoadFailed {
+        detail: String,
+        #[source]
+        source: Option<bollard::errors::Error>,
+    },
+    /// Reading the tarball failed before the engine saw all of it.
+    #[error("reading the image tarball {path} failed")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Images the stack needs are neither loaded nor pullable.
+    #[error("missing images: {}", images.join(", "))]
+    Missing { images: Vec<String> },
+    /// A registry pull failed.
+    #[error("pulling {reference} failed: {detail}")]
+    PullFailed { reference: String, detail: String },
+    /// The engine itself failed.
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+}
+
+impl ImageError {
+    /// Stable wire code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ImageError::LoadFailed { .. } | ImageError::Read { .. } => "image.load_failed",
+            ImageError::Missing { .. } | ImageError::PullFailed { .. } => "image.missing",
+            ImageError::Docker(e) => e.code(),
+        }
+    }
+
+    /// What the operator can do about it.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            ImageError::LoadFailed { .. } | ImageError::Read { .. } => {
+                "check the tarball: it must be the output of `docker save` and arrive whole"
+            }
+            ImageError::Missing { .. } | ImageError::PullFailed { .. } => {
+                "ship the images with --images (docker save) or reference a reachable registry"
+            }
+            ImageError::Docker(_) => "is the Docker Engine running on this host?",
+        }
+    }
+}
+
+/// What a tarball load brought into the engine.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Loaded {
+    /// Tags (or `sha256:` ids for untagged images) the engine reported loading.
+    pub references: Vec<String>,
+    /// Bytes streamed.
+    pub bytes: u64,
+}
+
+/// Stream a `docker save` tarball file into the engine.
+pub async fn load_file(docker: &Docker, path: &Path, sink: &dyn ProgressSink) -> Result<Loaded, ImageError> {
+    let read_err = |source| ImageError::Read {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = tokio::fs::File::open(path).await.map_err(read_err)?;
+    let total = file.metadata().await.map_err(read_err)?.len();
+    load_reader(docker, file, Some(total), sink).await
+}
+
+/// Stream a `docker save` tarball from any reader into the engine, reporting
+/// byte progress. `total` is the expected size when known.
+pub async fn load_reader<R>(
+    docker: &Docker,
+    reader: R,
+    total: Option<u64>,
+    sink: &dyn ProgressSink,
+) -> Result<Loaded, ImageError>
+where
+    R: AsyncRead + Send + 'static,
+{
+    let sent = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&sent);
+    let body = ReaderStream::with_capacity(reader, FRAME).map(move |chunk| {
+        if let Ok(bytes) = &chunk {
+            counter.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        }
+        chunk
+    });
+
+    let docker = docker.clone().with_timeout(TRANSFER_TIMEOUT);
+    let options = ImportImageOptionsBuilder::default().quiet(true).build();
+    let mut answers = docker.import_image_stream(options, body, None);
+    let mut ticker = tokio::time::interval(PROGRESS_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut references = Vec::new();
+    let mut last_reported = u64::MAX;
+
+    loop {
+        tokio::select! {
+            answer = answers.next() => match answer {
+                None => break,
+                Some(Ok(info)) => {
+                    if let Some(reference) = info.stream.as_deref().and_then(loaded_reference) {
+                        sink.report(Progress::ImageLoaded { reference: reference.clone() });
+                        references.push(reference);
+                    }
+                }
+                Some(Err(source)) => {
+                    return Err(load_failed(source));
+                }
+            },
+            _ = ticker.tick() => {
+                let done = sent.load(Ordering::Relaxed);
+                if done != last_reported {
+                    sink.report(Progress::ImageBytes { done, total });
+                    last_reported = done;
+                }
+            }
+        }
+    }
+
+    let bytes = sent.load(Ordering::Relaxed);
+    sink.report(Progress::ImageBytes { done: bytes, total });
+    if references.is_empty() {
+        return Err(ImageError::LoadFailed {
+            detail: "the engine loaded no image from it".into(),
+            source: None,
+        });
+    }
+    Ok(Loaded { references, bytes })
+}
+
+fn load_failed(source: bollard::errors::Error) -> ImageError {
+    let detail = match &source {
+        bollard::errors::Error::DockerStreamError { error } => error.clone(),
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
+        other => other.to_string(),
+    };
+    ImageError::LoadFailed {
+        detail: detail.trim().to_string(),
+        source: Some(source),
+    }
+}
+
+/// Parse the engine's `Loaded image: web:v1` / `Loaded image ID: sha256:…` line.
+fn loaded_reference(line: &str) -> Option<String> {
+    let line = line.trim();
+    line.strip_prefix("Loaded image ID: ")
+        .or_else(|| line.strip_prefix("Loaded image: "))
+        .map(str::to_string)
+}
+
+/// Split `registry:5000/name:tag` (or `name@sha256:…`) into repository and tag/digest.
+pub fn split_reference(reference: &str) -> (&str, &str) {
+    if let Some((repo, digest)) = reference.split_once('@') {
+        return (repo, digest);
+    }
+    let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
+    match reference[last_slash..].rfind(':') {
+        Some(i) => (&reference[..last_slash + i], &reference[last_slash + i + 1..]),
+        None => (reference, "latest"),
+    }
+}
+
+/// Pull one image from its registry, reporting progress.
+pub async fn pull(docker: &Docker, reference: &str, sink: &dyn ProgressSink) -> Result<(), ImageError> {
+    let (repository, tag) = split_reference(reference);
+    let options = CreateImageOptionsBuilder::default().from_image(repository).tag(tag).build();
+    let docker = docker.clone().with_timeout(TRANSFER_TIMEOUT);
+    let mut answers = docker.create_image(Some(options), None, None);
+    let mut layers: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut last = std::time::Instant::now();
+    while let Some(answer) = answers.next().await {
+        let info = answer.map_err(|e| ImageError::PullFailed {
+            reference: reference.to_string(),
+            detail: match e {
+                bollard::errors::Error::DockerStreamError { error } => error,
+                bollard::errors::Error::DockerResponseServerError { message, .. } => message,
+                other => other.to_string(),
+            },
+        })?;
+        if let (Some(id), Some(detail)) = (info.id, info.progress_detail) {
+            let current = detail.current.unwrap_or(0).max(0) as u64;
+            let total = detail.total.unwrap_or(0).max(0) as u64;
+            layers.insert(id, (current, total));
+            if last.elapsed() >= PROGRESS_EVERY {
+                last = std::time::Instant::now();
+                let done = layers.values().map(|l| l.0).sum();
+                let total = layers.values().map(|l| l.1).sum::<u64>();
+                sink.report(Progress::ImagePull {
+                    reference: reference.to_string(),
+                    done,
+                    total: (total > 0).then_some(total),
+                });
+            }
+        }
+    }
+    sink.report(Progress::ImageLoaded {
+        reference: reference.to_string(),
+    });
+    Ok(())
+}
+
+/// Whether a missing image may be pulled from its registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Only images already in the engine (loaded or present) count.
+    Never,
+    /// Pull images that are not present.
+    Missing,
+}
+
+/// Make sure every reference is present in the engine, pulling the missing
+/// ones when the policy allows; answer each reference's image id.
+///
+/// Fails with [`ImageError::Missing`] listing *every* image that is not
+/// there, before any container is touched.
+pub async fn ensure_present(
+    docker: &Docker,
+    references: &[String],
+    pull_policy: PullPolicy,
+    sink: &dyn ProgressSink,
+) -> Result<BTreeMap<String, String>, ImageError> {
+    let mut ids = BTreeMap::new();
+    let mut missing = Vec::new();
+    for reference in references {
+        if ids.contains_key(reference) {
+            continue;
+        }
+        match image_id(docker, reference).await? {
+            Some(id) => {
+                ids.insert(reference.clone(), id);
+            }
+            None if pull_policy == PullPolicy::Missing => {
+                match pull(docker, reference, sink).await {
+                    Ok(()) => match image_id(docker, reference).await? {
+                        Some(id) => {
+                            ids.insert(reference.clone(), id);
+                        }
+                        None => missing.push(reference.clone()),
+                    },
+                    Err(ImageError::PullFailed { detail, .. }) => {
+                        missing.push(format!("{reference} (pull failed: {detail})"))
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+            None => missing.push(reference.clone()),
+        }
+    }
+    if missing.is_empty() {
+        Ok(ids)
+    } else {
+        Err(ImageError::Missing { images: missing })
+    }
+}
+
+/// The id (`sha256:…`) of an image reference, or `None` when the engine does not have it.
+pub async fn image_id(docker: &Docker, reference: &str) -> Result<Option<String>, ImageError> {
+    match docker.inspect_image(reference).await {
+        Ok(image) => Ok(image.id),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(DockerError::call(format!("inspect image {reference}"), e).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loaded_lines_are_parsed() {
+        assert_eq!(loaded_reference("Loaded image: web:v1\n").as_deref(), Some("web:v1"));
+        assert_eq!(
+            loaded_reference("Loaded image ID: sha256:abc").as_deref(),
+            Some("sha256:abc")
+        );
+        assert_eq!(loaded_reference("something else"), None);
+    }
+
+    #[test]
+    fn references_split_into_repository_and_tag() {
+        assert_eq!(split_reference("web"), ("web", "latest"));
+        assert_eq!(split_reference("web:v1"), ("web", "v1"));
+        assert_eq!(split_reference("127.0.0.1:5000/team/web"), ("127.0.0.1:5000/team/web", "latest"));
+        assert_eq!(split_reference("127.0.0.1:5000/web:v2"), ("127.0.0.1:5000/web", "v2"));
+        assert_eq!(split_reference("web@sha256:00ff"), ("web", "sha256:00ff"));
+    }
+
+    #[test]
+    fn error_codes_are_stable() {
+        let missing = ImageError::Missing { images: vec!["a".into()] };
+        assert_eq!(missing.code(), "image.missing");
+        let failed = ImageError::LoadFailed { detail: "x".into(), source: None };
+        assert_eq!(failed.code(), "image.load_failed");
+    }
+}

@@ -1,0 +1,351 @@
+//! nginx in front of each domain: one server block per domain, rendered from
+//! the main service's host ports, written atomically, checked with `nginx -t`
+//! and reloaded. A rejected config restores the previous file and fails with
+//! `proxy.invalid` carrying nginx's own message.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use hostkit_proto::Domain;
+use serde::Deserialize;
+
+/// Where and how nginx is driven.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Directory holding one `<domain>.conf` per domain (included by nginx).
+    pub conf_dir: PathBuf,
+    /// Command that checks the whole configuration (`nginx -t`).
+    pub test_command: Vec<String>,
+    /// Command that makes nginx load the new configuration gracefully.
+    pub reload_command: Vec<String>,
+    /// `listen` argument of the plain-HTTP server block.
+    pub listen: String,
+    /// `listen` argument of the TLS server block.
+    pub listen_tls: String,
+    /// Directory with `<domain>/fullchain.pem` and `<domain>/privkey.pem`;
+    /// a TLS block is rendered when both exist.
+    pub certs_dir: Option<PathBuf>,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            conf_dir: PathBuf::from("/etc/nginx/hostkit.d"),
+            test_command: vec!["nginx".into(), "-t".into(), "-q".into()],
+            reload_command: vec!["nginx".into(), "-s".into(), "reload".into()],
+            listen: "80".into(),
+            listen_tls: "443 ssl".into(),
+            certs_dir: Some(PathBuf::from("/etc/letsencrypt/live")),
+        }
+    }
+}
+
+/// Why the proxy could not be switched.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// nginx rejected the rendered configuration; the previous file is back.
+    #[error("nginx rejected the configuration for {domain}: {message}")]
+    Invalid { domain: String, message: String },
+    /// The reload command failed.
+    #[error("reloading nginx failed: {message}")]
+    Reload { message: String },
+    /// A command could not be run at all.
+    #[error("could not run `{command}`")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing or restoring the domain's file failed.
+    #[error("writing {path} failed")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The proxy was asked to route to nothing.
+    #[error("no upstream to route {domain} to")]
+    NoUpstreams { domain: String },
+}
+
+impl ProxyError {
+    /// Stable wire code (`proxy.invalid`).
+    pub fn code(&self) -> &'static str {
+        "proxy.invalid"
+    }
+
+    /// What the operator can do about it.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            ProxyError::Invalid { .. } => "check nginx's message; the previous configuration is still in place",
+            ProxyError::Reload { .. } | ProxyError::Spawn { .. } => {
+                "is nginx running, and may the worker run its reload command?"
+            }
+            ProxyError::Write { .. } => "check the permissions of the nginx config directory",
+            ProxyError::NoUpstreams { .. } => "the main service has no published port",
+        }
+    }
+}
+
+/// Drives nginx for all domains of this host.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    config: ProxyConfig,
+}
+
+impl Proxy {
+    /// A proxy driven by `config`.
+    pub fn new(config: ProxyConfig) -> Self {
+        Proxy { config }
+    }
+
+    /// The file that holds `domain`'s server block.
+    pub fn conf_path(&self, domain: &Domain) -> PathBuf {
+        self.config.conf_dir.join(format!("{domain}.conf"))
+    }
+
+    /// The domain's certificate and key, when both exist.
+    fn certificates(&self, domain: &Domain) -> Option<(PathBuf, PathBuf)> {
+        let dir = self.config.certs_dir.as_ref()?.join(domain.to_string());
+        let cert = dir.join("fullchain.pem");
+        let key = dir.join("privkey.pem");
+        (cert.is_file() && key.is_file()).then_some((cert, key))
+    }
+
+    /// Render the server block(s) routing `domain` to `upstreams` (`host:port`).
+    pub fn render(&self, domain: &Domain, upstreams: &[String]) -> String {
+        render(&self.config, domain, upstreams, self.certificates(domain))
+    }
+
+    /// Route `domain` to `upstreams`: write, check, reload. When nginx
+    /// rejects the result, the previous file is restored and nginx is left
+    /// as it was.
+    pub async fn switch(&self, domain: &Domain, upstreams: &[String]) -> Result<(), ProxyError> {
+        if upstreams.is_empty() {
+            return Err(ProxyError::NoUpstreams {
+                domain: domain.to_string(),
+            });
+        }
+        let path = self.conf_path(domain);
+        let rendered = self.render(domain, upstreams);
+        let previous = read_optional(&path).await?;
+        if previous.as_deref() == Some(rendered.as_str()) {
+            return Ok(());
+        }
+        write_atomically(&path, &rendered).await?;
+        if let Err(message) = run(&self.config.test_command).await? {
+            self.restore(&path, previous.as_deref()).await?;
+            return Err(ProxyError::Invalid {
+                domain: domain.to_string(),
+                message,
+            });
+        }
+        self.reload().await
+    }
+
+    /// Stop routing `domain` (its file is removed and nginx reloaded).
+    pub async fn remove(&self, domain: &Domain) -> Result<(), ProxyError> {
+        let path = self.conf_path(domain);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => self.reload().await,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(ProxyError::Write { path, source }),
+        }
+    }
+
+    async fn reload(&self) -> Result<(), ProxyError> {
+        run(&self.config.reload_command)
+            .await?
+            .map_err(|message| ProxyError::Reload { message })
+    }
+
+    async fn restore(&self, path: &Path, previous: Option<&str>) -> Result<(), ProxyError> {
+        match previous {
+            Some(text) => write_atomically(path, text).await,
+            None => tokio::fs::remove_file(path).await.map_err(|source| ProxyError::Write {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+}
+
+fn render(config: &ProxyConfig, domain: &Domain, upstreams: &[String], certs: Option<(PathBuf, PathBuf)>) -> String {
+    let upstream = format!("hostkit_{}", domain.token());
+    let mut out = String::new();
+    out.push_str(&format!(
+        "# Managed by HostKit for {domain}: rewritten on every deploy, do not edit.\n"
+    ));
+    out.push_str(&format!("upstream {upstream} {{\n"));
+    for server in upstreams {
+        out.push_str(&format!("    server {server} max_fails=1 fail_timeout=2s;\n"));
+    }
+    out.push_str("    keepalive 16;\n}\n\n");
+
+    let location = format!(
+        "    location / {{\n\
+         \x20       proxy_pass http://{upstream};\n\
+         \x20       proxy_http_version 1.1;\n\
+         \x20       proxy_set_header Connection \"\";\n\
+         \x20       proxy_set_header Host $host;\n\
+         \x20       proxy_set_header X-Real-IP $remote_addr;\n\
+         \x20       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+         \x20       proxy_set_header X-Forwarded-Proto $scheme;\n\
+         \x20       proxy_next_upstream error timeout http_502 http_503;\n\
+         \x20   }}\n"
+    );
+
+    match certs {
+        None => {
+            out.push_str(&format!(
+                "server {{\n    listen {};\n    server_name {domain};\n{location}}}\n",
+                config.listen
+            ));
+        }
+        Some((cert, key)) => {
+            out.push_str(&format!(
+                "server {{\n    listen {};\n    server_name {domain};\n\
+                 \x20   location /.well-known/acme-challenge/ {{ root /var/www/letsencrypt; }}\n\
+                 \x20   location / {{ return 301 https://$host$request_uri; }}\n}}\n\n",
+                config.listen
+            ));
+            out.push_str(&format!(
+                "server {{\n    listen {};\n    server_name {domain};\n\
+                 \x20   ssl_certificate {};\n    ssl_certificate_key {};\n{location}}}\n",
+                config.listen_tls,
+                cert.display(),
+                key.display()
+            ));
+        }
+    }
+    out
+}
+
+async fn read_optional(path: &Path) -> Result<Option<String>, ProxyError> {
+    match tokio::fs::read_to_string(path).await {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ProxyError::Write {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+async fn write_atomically(path: &Path, text: &str) -> Result<(), ProxyError> {
+    let write_err = |source| ProxyError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await.map_err(write_err)?;
+    }
+    // Not `*.conf`, so nginx's include glob never sees a half-written file.
+    let tmp = path.with_extension("conf.tmp");
+    tokio::fs::write(&tmp, text).await.map_err(write_err)?;
+    tokio::fs::rename(&tmp, path).await.map_err(write_err)
+}
+
+/// Run a command; `Ok(Err(message))` when it ran and failed.
+async fn run(command: &[String]) -> Result<Result<(), String>, ProxyError> {
+    let Some((program, args)) = command.split_first() else {
+        return Ok(Ok(()));
+    };
+    let output = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|source| ProxyError::Spawn {
+            command: command.join(" "),
+            source,
+        })?;
+    if output.status.success() {
+        Ok(Ok(()))
+    } else {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let message = format!("{}{}", stderr.trim(), stdout.trim());
+        Ok(Err(if message.is_empty() {
+            format!("`{}` exited with {}", command.join(" "), output.status)
+        } else {
+            message
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn domain() -> Domain {
+        "example.com".parse().expect("valid domain")
+    }
+
+    #[test]
+    fn renders_one_upstream_per_replica() {
+        let config = ProxyConfig::default();
+        let text = render(&config, &domain(), &["127.0.0.1:20000".into(), "127.0.0.1:20001".into()], None);
+        assert!(text.contains("upstream hostkit_example_com {"), "{text}");
+        assert!(text.contains("server 127.0.0.1:20000 max_fails=1"), "{text}");
+        assert!(text.contains("server 127.0.0.1:20001 max_fails=1"), "{text}");
+        assert!(text.contains("server_name example.com;"), "{text}");
+        assert!(text.contains("listen 80;"), "{text}");
+        assert!(!text.contains("ssl_certificate"), "{text}");
+    }
+
+    #[test]
+    fn renders_tls_when_certificates_exist() {
+        let config = ProxyConfig::default();
+        let certs = Some((PathBuf::from("/c/fullchain.pem"), PathBuf::from("/c/privkey.pem")));
+        let text = render(&config, &domain(), &["127.0.0.1:20000".into()], certs);
+        assert!(text.contains("listen 443 ssl;"), "{text}");
+        assert!(text.contains("ssl_certificate /c/fullchain.pem;"), "{text}");
+        assert!(text.contains("return 301 https://$host$request_uri;"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_failing_check_restores_the_previous_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = ProxyConfig {
+            conf_dir: dir.path().to_path_buf(),
+            test_command: vec!["true".into()],
+            reload_command: vec!["true".into()],
+            certs_dir: None,
+            ..ProxyConfig::default()
+        };
+        let proxy = Proxy::new(config.clone());
+        proxy.switch(&domain(), &["127.0.0.1:20000".into()]).await.expect("first switch");
+        let before = std::fs::read_to_string(proxy.conf_path(&domain())).expect("file");
+
+        config.test_command = vec!["sh".into(), "-c".into(), "echo 'bad directive' >&2; exit 1".into()];
+        let proxy = Proxy::new(config);
+        let err = proxy
+            .switch(&domain(), &["127.0.0.1:20005".into()])
+            .await
+            .expect_err("check fails");
+        assert!(matches!(&err, ProxyError::Invalid { message, .. } if message.contains("bad directive")), "{err}");
+        assert_eq!(err.code(), "proxy.invalid");
+        let after = std::fs::read_to_string(proxy.conf_path(&domain())).expect("file");
+        assert_eq!(before, after);
+    }
+
+    #[tokio::test]
+    async fn a_failing_first_check_leaves_no_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = ProxyConfig {
+            conf_dir: dir.path().to_path_buf(),
+            test_command: vec!["false".into()],
+            reload_command: vec!["true".into()],
+            certs_dir: None,
+            ..ProxyConfig::default()
+        };
+        let proxy = Proxy::new(config);
+        proxy
+            .switch(&domain(), &["127.0.0.1:20000".into()])
+            .await
+            .expect_err("check fails");
+        assert!(!proxy.conf_path(&domain()).exists());
+    }
+}
