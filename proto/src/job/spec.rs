@@ -1,0 +1,358 @@
+//! What a job asks for: [`JobSpec`] (kind + payload) and the payload types.
+//!
+//! On the wire the kind and payload are two top-level fields of the job:
+//! `{"kind": "scale", "payload": {"service": "web", "replicas": 3}}`.
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::env::Env;
+use crate::name::ImageObjectName;
+
+/// The kind of a job, without its payload (used in events and control
+/// replies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum JobKind {
+    /// Deploy a stack (compose or single image).
+    Deploy,
+    /// Re-apply an earlier version.
+    Rollback,
+    /// Change a service's replica count.
+    Scale,
+    /// Restart one service or the whole stack.
+    Restart,
+    /// Stop the stack (containers kept).
+    Stop,
+    /// Start a stopped stack.
+    Start,
+    /// Remove the stack (volumes kept unless purged).
+    Remove,
+    /// A kind this build does not know (from a newer HostKit); never produced
+    /// by this build.
+    #[serde(other)]
+    Unknown,
+}
+
+impl JobKind {
+    /// Every kind this build can run, in documentation order.
+    pub const ALL: &'static [JobKind] = &[
+        JobKind::Deploy,
+        JobKind::Rollback,
+        JobKind::Scale,
+        JobKind::Restart,
+        JobKind::Stop,
+        JobKind::Start,
+        JobKind::Remove,
+    ];
+
+    /// The wire string (`"deploy"`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Deploy => "deploy",
+            JobKind::Rollback => "rollback",
+            JobKind::Scale => "scale",
+            JobKind::Restart => "restart",
+            JobKind::Stop => "stop",
+            JobKind::Start => "start",
+            JobKind::Remove => "remove",
+            JobKind::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for JobKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A job's kind and payload. Serialized adjacently tagged as the job's
+/// top-level `kind` and `payload` fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
+pub enum JobSpec {
+    /// Deploy a stack: compose text inline or a single image.
+    Deploy(DeployPayload),
+    /// Re-apply an earlier version of the stack (whole stack at once).
+    Rollback(RollbackPayload),
+    /// Set a service's replica count.
+    Scale(ScalePayload),
+    /// Restart one service, or every service.
+    Restart(RestartPayload),
+    /// Stop every container of the stack (nothing removed).
+    Stop(StopPayload),
+    /// Start the stack's containers again.
+    Start(StartPayload),
+    /// Remove the stack's containers, networks and proxy config; volumes are
+    /// kept unless `purge_volumes`.
+    Remove(RemovePayload),
+}
+
+impl JobSpec {
+    /// The kind of this spec.
+    pub fn kind(&self) -> JobKind {
+        match self {
+            JobSpec::Deploy(_) => JobKind::Deploy,
+            JobSpec::Rollback(_) => JobKind::Rollback,
+            JobSpec::Scale(_) => JobKind::Scale,
+            JobSpec::Restart(_) => JobKind::Restart,
+            JobSpec::Stop(_) => JobKind::Stop,
+            JobSpec::Start(_) => JobKind::Start,
+            JobSpec::Remove(_) => JobKind::Remove,
+        }
+    }
+}
+
+/// Payload of a `deploy` job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DeployPayload {
+    /// What to deploy.
+    pub source: DeploySource,
+    /// Where the worker gets the images from (in addition to images already
+    /// present on the node).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageSource>,
+    /// Variables for compose interpolation and the containers. Values are
+    /// secrets: never logged, never in events.
+    #[serde(default, skip_serializing_if = "Env::is_empty")]
+    pub env: Env,
+    /// Deploy options.
+    #[serde(default)]
+    pub options: DeployOptions,
+}
+
+/// What a deploy deploys. JSON: `{"compose": {...}}` or `{"image": {...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploySource {
+    /// A Docker Compose file, inline.
+    Compose(ComposeSource),
+    /// A single container from one image.
+    Image(SingleImage),
+}
+
+/// An inline compose file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ComposeSource {
+    /// The compose file's text (YAML).
+    pub text: String,
+    /// The file's name, for error messages (e.g. `docker-compose.yml`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+}
+
+/// A single-container deploy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SingleImage {
+    /// Image reference (`name:tag` or `name@sha256:…`).
+    pub reference: String,
+    /// The container port to expose through nginx, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+/// Where the worker gets an image from. JSON is one of
+/// `{"object": "sha256-<hex>", "size": n}`, `{"path": "/abs/path.tar"}`,
+/// `{"registry": "reference"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ImageSource {
+    /// A `docker save` tarball in the `hostkit_images` object store.
+    Object {
+        /// Content-addressed object name.
+        object: ImageObjectName,
+        /// Size in bytes (for progress).
+        size: u64,
+    },
+    /// A `docker save` tarball already on the node (absolute path).
+    Path {
+        /// Absolute path on the node.
+        path: String,
+    },
+    /// An image the worker pulls from a registry.
+    Registry {
+        /// The image reference to pull.
+        registry: String,
+    },
+}
+
+impl<'de> Deserialize<'de> for ImageSource {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+
+        #[derive(Deserialize)]
+        struct Raw {
+            object: Option<ImageObjectName>,
+            size: Option<u64>,
+            path: Option<String>,
+            registry: Option<String>,
+        }
+
+        let raw = Raw::deserialize(deserializer)?;
+        match (raw.object, raw.path, raw.registry) {
+            (Some(object), None, None) => {
+                let size = raw.size.ok_or_else(|| D::Error::missing_field("size"))?;
+                Ok(ImageSource::Object { object, size })
+            }
+            (None, Some(path), None) => Ok(ImageSource::Path { path }),
+            (None, None, Some(registry)) => Ok(ImageSource::Registry { registry }),
+            (None, None, None) => Err(D::Error::custom(
+                "an image source needs one of `object`, `path` or `registry`",
+            )),
+            _ => Err(D::Error::custom(
+                "an image source must have exactly one of `object`, `path` or `registry`",
+            )),
+        }
+    }
+}
+
+/// Options of a deploy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DeployOptions {
+    /// The service nginx proxies to (overrides labels and inference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub main_service: Option<String>,
+    /// Seconds every service has to become healthy (worker default if absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_timeout_secs: Option<u32>,
+    /// Restore the previous version when the health gate fails.
+    #[serde(default = "default_true")]
+    pub auto_rollback: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for DeployOptions {
+    fn default() -> Self {
+        DeployOptions {
+            main_service: None,
+            health_timeout_secs: None,
+            auto_rollback: true,
+        }
+    }
+}
+
+/// Payload of a `rollback` job.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RollbackPayload {
+    /// The version to restore; absent = the version before the current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_version: Option<u32>,
+}
+
+/// Payload of a `scale` job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ScalePayload {
+    /// The compose service name (exact).
+    pub service: String,
+    /// Desired replica count (0 stops the service).
+    pub replicas: u32,
+}
+
+/// Payload of a `restart` job.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RestartPayload {
+    /// The service to restart; absent = every service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+}
+
+/// Payload of a `stop` job (empty object).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StopPayload {}
+
+/// Payload of a `start` job (empty object).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StartPayload {}
+
+/// Payload of a `remove` job.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RemovePayload {
+    /// Also delete the stack's named volumes (data loss).
+    #[serde(default)]
+    pub purge_volumes: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_kind_strings() {
+        for &kind in JobKind::ALL {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            assert_eq!(serde_json::from_str::<JobKind>(&json).unwrap(), kind);
+        }
+        assert_eq!(
+            serde_json::from_str::<JobKind>("\"migrate\"").unwrap(),
+            JobKind::Unknown
+        );
+    }
+
+    #[test]
+    fn image_source_shapes() {
+        let hex = "a".repeat(64);
+        let cases = [
+            (
+                format!(r#"{{"object":"sha256-{hex}","size":42}}"#),
+                ImageSource::Object {
+                    object: ImageObjectName::from_sha256_hex(&hex).unwrap(),
+                    size: 42,
+                },
+            ),
+            (
+                r#"{"path":"/srv/images/app.tar"}"#.to_owned(),
+                ImageSource::Path {
+                    path: "/srv/images/app.tar".into(),
+                },
+            ),
+            (
+                r#"{"registry":"127.0.0.1:5000/app:1"}"#.to_owned(),
+                ImageSource::Registry {
+                    registry: "127.0.0.1:5000/app:1".into(),
+                },
+            ),
+        ];
+        for (json, source) in cases {
+            assert_eq!(serde_json::to_string(&source).unwrap(), json);
+            assert_eq!(serde_json::from_str::<ImageSource>(&json).unwrap(), source);
+        }
+    }
+
+    #[test]
+    fn image_source_rejects_ambiguous_or_incomplete() {
+        let hex = "a".repeat(64);
+        for (json, message) in [
+            (r#"{}"#.to_owned(), "needs one of"),
+            (r#"{"path":"/a","registry":"b"}"#.to_owned(), "exactly one"),
+            (format!(r#"{{"object":"sha256-{hex}"}}"#), "size"),
+            (
+                r#"{"object":"sha256-nothex","size":1}"#.to_owned(),
+                "sha256",
+            ),
+        ] {
+            let err = serde_json::from_str::<ImageSource>(&json).unwrap_err();
+            assert!(err.to_string().contains(message), "{json}: {err}");
+        }
+        let extra: ImageSource = serde_json::from_str(r#"{"path":"/a","checksum":"x"}"#).unwrap();
+        assert_eq!(extra, ImageSource::Path { path: "/a".into() });
+    }
+
+    #[test]
+    fn deploy_options_default_auto_rollback_on() {
+        let options: DeployOptions = serde_json::from_str("{}").unwrap();
+        assert!(options.auto_rollback);
+        assert_eq!(options, DeployOptions::default());
+        let payload: DeployPayload =
+            serde_json::from_str(r#"{"source":{"image":{"reference":"nginx:1"}}}"#).unwrap();
+        assert!(payload.options.auto_rollback);
+        assert!(payload.env.is_empty() && payload.images.is_empty());
+    }
+}

@@ -1,0 +1,308 @@
+//! [`JobError`] and the validation rules of [`Job::validate`](super::Job::validate).
+
+use super::spec::{DeploySource, ImageSource, JobSpec};
+use super::{JOB_SCHEMA, Job};
+use crate::error::ErrorCode;
+
+/// Most replicas a `scale` job may ask for.
+pub const MAX_REPLICAS: u32 = 100;
+/// Largest inline compose text, in bytes.
+pub const MAX_COMPOSE_BYTES: usize = 512 * 1024;
+/// Longest health timeout a deploy may ask for, in seconds.
+pub const MAX_HEALTH_TIMEOUT_SECS: u32 = 3600;
+/// Most environment variables in one deploy.
+pub const MAX_ENV_VARS: usize = 1000;
+/// Longest service name.
+pub const MAX_SERVICE_NAME_LEN: usize = 63;
+/// Longest `requested_by`.
+pub const MAX_REQUESTED_BY_LEN: usize = 256;
+/// Longest image reference.
+pub const MAX_IMAGE_REFERENCE_LEN: usize = 512;
+/// Longest image path on the node.
+pub const MAX_PATH_LEN: usize = 4096;
+
+/// A job cannot be parsed or fails validation. Every variant maps to the
+/// [`ErrorCode::JobInvalid`] code; messages never contain env values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobError {
+    /// The bytes are not a job of this schema (bad JSON, missing or mistyped field).
+    #[error("malformed job: {reason}")]
+    Malformed {
+        /// What the JSON decoder reported.
+        reason: String,
+    },
+    /// The job's schema version is not one this build understands.
+    #[error("job schema {found} is not supported (this build supports 1..={supported})")]
+    UnsupportedSchema {
+        /// The job's `schema`.
+        found: u32,
+        /// [`JOB_SCHEMA`].
+        supported: u32,
+    },
+    /// `requested_by` is empty or too long.
+    #[error("requested_by {reason}")]
+    InvalidRequestedBy {
+        /// Why.
+        reason: &'static str,
+    },
+    /// A service name is not `[a-zA-Z0-9._-]{1,63}`.
+    #[error(
+        "{field}: invalid service name {name:?} (expected 1 to 63 characters of a-z A-Z 0-9 . _ -)"
+    )]
+    InvalidServiceName {
+        /// Which field (`payload.service`, …).
+        field: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// `scale` asks for more than [`MAX_REPLICAS`].
+    #[error("cannot scale {service:?} to {replicas} replicas; the maximum is {max}")]
+    TooManyReplicas {
+        /// The service.
+        service: String,
+        /// The requested count.
+        replicas: u32,
+        /// [`MAX_REPLICAS`].
+        max: u32,
+    },
+    /// An env variable name is not `[A-Za-z_][A-Za-z0-9_]*`.
+    #[error("invalid environment variable name {key:?} (expected [A-Za-z_][A-Za-z0-9_]*)")]
+    InvalidEnvKey {
+        /// The name.
+        key: String,
+    },
+    /// An env value contains a NUL byte (the value itself is not reported).
+    #[error("environment variable {key:?} has a value containing a NUL byte")]
+    InvalidEnvValue {
+        /// The variable's name.
+        key: String,
+    },
+    /// More than [`MAX_ENV_VARS`] variables.
+    #[error("{count} environment variables; the maximum is {max}")]
+    TooManyEnvVars {
+        /// How many.
+        count: usize,
+        /// [`MAX_ENV_VARS`].
+        max: usize,
+    },
+    /// The compose text is empty.
+    #[error("the compose text is empty")]
+    EmptyCompose,
+    /// The compose text is larger than [`MAX_COMPOSE_BYTES`].
+    #[error("the compose text is {len} bytes; the maximum is {max}")]
+    ComposeTooLarge {
+        /// Its size.
+        len: usize,
+        /// [`MAX_COMPOSE_BYTES`].
+        max: usize,
+    },
+    /// An image reference is empty, too long, or contains whitespace or control characters.
+    #[error("{field}: invalid image reference {reference:?}")]
+    InvalidImageReference {
+        /// Which field.
+        field: &'static str,
+        /// The reference.
+        reference: String,
+    },
+    /// Port 0.
+    #[error("payload.source.image.port: {port} is not a valid container port")]
+    InvalidPort {
+        /// The port.
+        port: u16,
+    },
+    /// An image path is not an absolute, clean path.
+    #[error("payload.images: invalid image path {path:?}: {reason}")]
+    InvalidImagePath {
+        /// The path.
+        path: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The health timeout is 0 or larger than [`MAX_HEALTH_TIMEOUT_SECS`].
+    #[error("payload.options.health_timeout_secs: {secs} is out of range 1..={max}")]
+    InvalidHealthTimeout {
+        /// The timeout.
+        secs: u32,
+        /// [`MAX_HEALTH_TIMEOUT_SECS`].
+        max: u32,
+    },
+    /// Version 0 (versions start at 1).
+    #[error("payload.to_version: version {version} does not exist (versions start at 1)")]
+    InvalidVersion {
+        /// The version.
+        version: u32,
+    },
+}
+
+impl JobError {
+    /// The wire error code for this error (always [`ErrorCode::JobInvalid`]).
+    pub fn code(&self) -> ErrorCode {
+        ErrorCode::JobInvalid
+    }
+}
+
+/// Whether `name` is a valid compose service name: 1 to 63 characters of
+/// `[a-zA-Z0-9._-]`.
+pub fn is_valid_service_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_SERVICE_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Whether `key` is a valid environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.
+pub fn is_valid_env_key(key: &str) -> bool {
+    let mut bytes = key.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+fn check_service(field: &'static str, name: &str) -> Result<(), JobError> {
+    if is_valid_service_name(name) {
+        Ok(())
+    } else {
+        Err(JobError::InvalidServiceName {
+            field,
+            name: name.to_owned(),
+        })
+    }
+}
+
+fn check_reference(field: &'static str, reference: &str) -> Result<(), JobError> {
+    let bad = reference.is_empty()
+        || reference.len() > MAX_IMAGE_REFERENCE_LEN
+        || reference
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control());
+    if bad {
+        Err(JobError::InvalidImageReference {
+            field,
+            reference: reference.to_owned(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+fn check_path(path: &str) -> Result<(), JobError> {
+    let reason = if !path.starts_with('/') {
+        Some("must be absolute")
+    } else if path.len() > MAX_PATH_LEN {
+        Some("is too long")
+    } else if path.contains('\0') {
+        Some("contains a NUL byte")
+    } else if path.split('/').any(|part| part == "..") {
+        Some("must not contain `..`")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(JobError::InvalidImagePath {
+            path: path.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+pub(super) fn validate(job: &Job) -> Result<(), JobError> {
+    if job.schema == 0 || job.schema > JOB_SCHEMA {
+        return Err(JobError::UnsupportedSchema {
+            found: job.schema,
+            supported: JOB_SCHEMA,
+        });
+    }
+    if job.requested_by.trim().is_empty() {
+        return Err(JobError::InvalidRequestedBy { reason: "is empty" });
+    }
+    if job.requested_by.len() > MAX_REQUESTED_BY_LEN {
+        return Err(JobError::InvalidRequestedBy {
+            reason: "is longer than 256 bytes",
+        });
+    }
+    match &job.spec {
+        JobSpec::Deploy(deploy) => {
+            match &deploy.source {
+                DeploySource::Compose(compose) => {
+                    if compose.text.trim().is_empty() {
+                        return Err(JobError::EmptyCompose);
+                    }
+                    if compose.text.len() > MAX_COMPOSE_BYTES {
+                        return Err(JobError::ComposeTooLarge {
+                            len: compose.text.len(),
+                            max: MAX_COMPOSE_BYTES,
+                        });
+                    }
+                }
+                DeploySource::Image(image) => {
+                    check_reference("payload.source.image.reference", &image.reference)?;
+                    if image.port == Some(0) {
+                        return Err(JobError::InvalidPort { port: 0 });
+                    }
+                }
+            }
+            for source in &deploy.images {
+                match source {
+                    ImageSource::Object { .. } => {}
+                    ImageSource::Path { path } => check_path(path)?,
+                    ImageSource::Registry { registry } => {
+                        check_reference("payload.images.registry", registry)?
+                    }
+                }
+            }
+            if deploy.env.len() > MAX_ENV_VARS {
+                return Err(JobError::TooManyEnvVars {
+                    count: deploy.env.len(),
+                    max: MAX_ENV_VARS,
+                });
+            }
+            for (key, value) in deploy.env.iter() {
+                if !is_valid_env_key(key) {
+                    return Err(JobError::InvalidEnvKey {
+                        key: key.to_owned(),
+                    });
+                }
+                if value.contains('\0') {
+                    return Err(JobError::InvalidEnvValue {
+                        key: key.to_owned(),
+                    });
+                }
+            }
+            if let Some(main) = &deploy.options.main_service {
+                check_service("payload.options.main_service", main)?;
+            }
+            if let Some(secs) = deploy.options.health_timeout_secs {
+                if secs == 0 || secs > MAX_HEALTH_TIMEOUT_SECS {
+                    return Err(JobError::InvalidHealthTimeout {
+                        secs,
+                        max: MAX_HEALTH_TIMEOUT_SECS,
+                    });
+                }
+            }
+        }
+        JobSpec::Rollback(rollback) => {
+            if rollback.to_version == Some(0) {
+                return Err(JobError::InvalidVersion { version: 0 });
+            }
+        }
+        JobSpec::Scale(scale) => {
+            check_service("payload.service", &scale.service)?;
+            if scale.replicas > MAX_REPLICAS {
+                return Err(JobError::TooManyReplicas {
+                    service: scale.service.clone(),
+                    replicas: scale.replicas,
+                    max: MAX_REPLICAS,
+                });
+            }
+        }
+        JobSpec::Restart(restart) => {
+            if let Some(service) = &restart.service {
+                check_service("payload.service", service)?;
+            }
+        }
+        JobSpec::Stop(_) | JobSpec::Start(_) | JobSpec::Remove(_) => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! Stream, consumer, bucket and timing settings fixed by the design (§3, §4),
+//! shared so that the worker (which creates the streams and buckets), the CLI
+//! and the tests agree.
+//!
+//! Types match what async-nats configuration fields take (`Duration`, `i64`
+//! counts, `i32` message sizes).
+
+use std::time::Duration;
+
+// --- HOSTKIT_JOBS: work-queue retention, file storage ------------------------
+
+/// Jobs stream de-duplication window (design: ≥ 10 min). A job re-published
+/// with the same id (`Nats-Msg-Id`) within it is stored once.
+pub const JOBS_DUPLICATE_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// A job not consumed within this age is dropped by the stream.
+pub const JOBS_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Largest job message, in bytes (≤ the server's default `max_payload`).
+pub const JOBS_MAX_MSG_SIZE: i32 = 1024 * 1024;
+/// Number of stream replicas (raise to 3 on a clustered server).
+pub const JOBS_REPLICAS: usize = 1;
+/// Consumer `ack_wait`: an unacked job is redelivered after this.
+pub const JOBS_ACK_WAIT: Duration = Duration::from_secs(60);
+/// How often a running job's message gets an in-progress ack (well within
+/// [`JOBS_ACK_WAIT`]).
+pub const JOBS_PROGRESS_INTERVAL: Duration = Duration::from_secs(15);
+/// Consumer `max_deliver`. When a job arrives with this delivery count the
+/// worker must end it (a `failed` event) instead of retrying again.
+pub const JOBS_MAX_DELIVER: i64 = 10;
+/// Consumer `max_ack_pending`: jobs a worker may hold unacked (running plus
+/// waiting in lanes, which coalescing needs to see).
+pub const JOBS_MAX_ACK_PENDING: i64 = 1000;
+
+// --- HOSTKIT_EVENTS: limits retention ---------------------------------------
+
+/// Events older than this are dropped from the history.
+pub const EVENTS_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Size bound of the events stream, in bytes.
+pub const EVENTS_MAX_BYTES: i64 = 1024 * 1024 * 1024;
+/// Largest event message, in bytes.
+pub const EVENTS_MAX_MSG_SIZE: i32 = 64 * 1024;
+/// Events de-duplication window (outbox re-publishes use [`Event::msg_id`](crate::Event::msg_id)).
+pub const EVENTS_DUPLICATE_WINDOW: Duration = Duration::from_secs(2 * 60);
+
+// --- hostkit_images object store --------------------------------------------
+
+/// Image blobs expire after this (object store `max_age`); re-uploads are
+/// cheap since names are content addresses.
+pub const IMAGES_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Chunk size for image uploads (object store `chunk_size`); larger than the
+/// 128 KiB default for throughput, below the 1 MiB default `max_payload`.
+pub const IMAGES_CHUNK_SIZE: usize = 512 * 1024;
+
+// --- KV buckets -------------------------------------------------------------
+
+/// History kept per key in `hostkit_placement`.
+pub const PLACEMENT_HISTORY: i64 = 5;
+/// History kept per key in `hostkit_nodes`.
+pub const NODES_HISTORY: i64 = 1;
+
+// --- timing -----------------------------------------------------------------
+
+/// How often a worker publishes a heartbeat and refreshes its `NodeInfo`.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+/// A node whose last heartbeat is older than this is considered offline.
+pub const NODE_STALE_AFTER: Duration = Duration::from_secs(30);
+/// Default timeout of a control request.
+pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::assertions_on_constants)]
+    fn design_bounds_hold() {
+        assert!(JOBS_DUPLICATE_WINDOW >= Duration::from_secs(600));
+        assert!(JOBS_PROGRESS_INTERVAL * 3 <= JOBS_ACK_WAIT);
+        assert!(HEARTBEAT_INTERVAL * 2 < NODE_STALE_AFTER);
+        assert!(IMAGES_CHUNK_SIZE < 1024 * 1024);
+        assert!(crate::job::MAX_COMPOSE_BYTES < JOBS_MAX_MSG_SIZE as usize);
+        assert!(crate::event::MAX_EVENT_MESSAGE_BYTES * 4 < EVENTS_MAX_MSG_SIZE as usize);
+    }
+}
