@@ -1,0 +1,184 @@
+//! Creating, starting, stopping and removing one replica of a service.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::models::{EndpointSettings, NetworkConnectRequest, NetworkingConfig, PortBinding};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder, RestartContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
+};
+
+use super::labels;
+use super::spec::{ServiceSpec, StackSpec};
+use crate::docker::{DockerError, is_not_found};
+
+/// A replica the engine created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replica {
+    /// Engine id.
+    pub id: String,
+    /// Container name.
+    pub name: String,
+    /// Replica number.
+    pub number: u32,
+    /// Host ports, in the order of the service's published ports.
+    pub host_ports: Vec<u16>,
+}
+
+/// The container name of replica `number` of `service`.
+pub fn container_name(project: &str, service: &ServiceSpec, number: u32) -> String {
+    match &service.container_name {
+        Some(fixed) => format!("{project}-{fixed}"),
+        None => format!("{project}-{}-{number}", service.name),
+    }
+}
+
+/// Create replica `number` of `service` with `host_ports` (one per published
+/// port), join its networks, and start it.
+pub async fn create_and_start(
+    docker: &Docker,
+    stack: &StackSpec,
+    service: &ServiceSpec,
+    number: u32,
+    host_ports: Vec<u16>,
+) -> Result<Replica, DockerError> {
+    let name = container_name(&stack.project, service, number);
+    let mut body = service.template.clone();
+    body.image = Some(service.image_id.clone());
+
+    let mut all_labels = body.labels.take().unwrap_or_default();
+    all_labels.extend(stack.labels.clone());
+    all_labels.insert(labels::PROJECT.into(), stack.project.clone());
+    all_labels.insert(labels::SERVICE.into(), service.name.clone());
+    all_labels.insert(labels::CONTAINER_NUMBER.into(), number.to_string());
+    all_labels.insert(labels::ONEOFF.into(), "False".into());
+    all_labels.insert(labels::CONFIG_HASH.into(), service.config_hash.clone());
+    all_labels.insert(labels::COMPOSE_VERSION.into(), labels::COMPOSE_VERSION_VALUE.into());
+    all_labels.insert(labels::IMAGE.into(), service.image_reference.clone());
+    all_labels.insert(labels::DOMAIN.into(), stack.domain.to_string());
+    all_labels.insert(labels::MANAGED.into(), "true".into());
+    body.labels = Some(all_labels);
+
+    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    let mut exposed = body.exposed_ports.take().unwrap_or_default();
+    for (port, host) in service.ports.iter().zip(&host_ports) {
+        let key = format!("{}/{}", port.target, port.protocol);
+        bindings.insert(
+            key.clone(),
+            Some(vec![PortBinding {
+                host_ip: Some("127.0.0.1".into()),
+                host_port: Some(host.to_string()),
+            }]),
+        );
+        if !exposed.contains(&key) {
+            exposed.push(key);
+        }
+    }
+    body.exposed_ports = Some(exposed);
+    let mut host_config = body.host_config.take().unwrap_or_default();
+    host_config.port_bindings = Some(bindings);
+
+    // Engines before API 1.44 take one endpoint at create; the rest are
+    // connected before start, as compose does.
+    let mut endpoints = service.networks.iter();
+    let aliases = |extra: &[String]| {
+        let mut all = vec![service.name.clone()];
+        all.extend(extra.iter().cloned());
+        if let Some(fixed) = &service.container_name {
+            all.push(fixed.clone());
+        }
+        all
+    };
+    if let Some(first) = endpoints.next() {
+        host_config.network_mode = Some(first.network.clone());
+        body.networking_config = Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                first.network.clone(),
+                EndpointSettings {
+                    aliases: Some(aliases(&first.aliases)),
+                    ..Default::default()
+                },
+            )])),
+        });
+    }
+    body.host_config = Some(host_config);
+
+    let options = CreateContainerOptionsBuilder::default().name(&name).build();
+    let created = docker
+        .create_container(Some(options), body)
+        .await
+        .map_err(|e| DockerError::call(format!("create container {name}"), e))?;
+    let id = created.id;
+
+    for endpoint in endpoints {
+        let request = NetworkConnectRequest {
+            container: id.clone(),
+            endpoint_config: Some(EndpointSettings {
+                aliases: Some(aliases(&endpoint.aliases)),
+                ..Default::default()
+            }),
+        };
+        if let Err(e) = docker.connect_network(&endpoint.network, request).await {
+            let _ = remove(docker, &id, Some(Duration::ZERO)).await;
+            return Err(DockerError::call(format!("connect {name} to {}", endpoint.network), e));
+        }
+    }
+
+    if let Err(e) = docker.start_container(&id, None).await {
+        let _ = remove(docker, &id, Some(Duration::ZERO)).await;
+        return Err(DockerError::call(format!("start container {name}"), e));
+    }
+    Ok(Replica {
+        id,
+        name,
+        number,
+        host_ports,
+    })
+}
+
+/// Start a stopped container.
+pub async fn start(docker: &Docker, id: &str) -> Result<(), DockerError> {
+    match docker.start_container(id, None).await {
+        Ok(()) => Ok(()),
+        // 304: already running.
+        Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+        Err(e) => Err(DockerError::call(format!("start container {id}"), e)),
+    }
+}
+
+/// Stop a container (SIGTERM, then SIGKILL after `timeout`).
+pub async fn stop(docker: &Docker, id: &str, timeout: Option<Duration>) -> Result<(), DockerError> {
+    let secs = timeout.map_or(10, |t| t.as_secs() as i32);
+    let options = StopContainerOptionsBuilder::default().t(secs).build();
+    match docker.stop_container(id, Some(options)).await {
+        Ok(()) => Ok(()),
+        Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(DockerError::call(format!("stop container {id}"), e)),
+    }
+}
+
+/// Restart a container.
+pub async fn restart(docker: &Docker, id: &str, timeout: Option<Duration>) -> Result<(), DockerError> {
+    let secs = timeout.map_or(10, |t| t.as_secs() as i32);
+    let options = RestartContainerOptionsBuilder::default().t(secs).build();
+    docker
+        .restart_container(id, Some(options))
+        .await
+        .map_err(|e| DockerError::call(format!("restart container {id}"), e))
+}
+
+/// Stop then remove a container (anonymous volumes go with it; named ones stay).
+pub async fn remove(docker: &Docker, id: &str, timeout: Option<Duration>) -> Result<(), DockerError> {
+    stop(docker, id, timeout).await?;
+    let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+    match docker.remove_container(id, Some(options)).await {
+        Ok(()) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        // 409: removal already in progress.
+        Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+        Err(e) => Err(DockerError::call(format!("remove container {id}"), e)),
+    }
+}

@@ -1,0 +1,61 @@
+//! The orchestrator: converges a project's containers, networks and volumes
+//! on a [`StackSpec`] through the Docker Engine API, health gated, with the
+//! main service replaced start-first behind nginx.
+//!
+//! - `apply`: deploy, rollback, scale and start are all "apply this spec".
+//! - `ops`: restart, stop, remove.
+//! - `inventory`: what runs now, found by labels.
+
+pub mod apply;
+pub mod container;
+pub mod health;
+pub mod inventory;
+pub mod labels;
+pub mod ops;
+pub mod resources;
+pub mod spec;
+
+use std::time::Duration;
+
+use bollard::Docker;
+
+use crate::proxy::Proxy;
+
+pub use apply::{Applied, Change, ServiceOutcome};
+pub use spec::{Dependency, Endpoint, NetworkSpec, PortBlock, PublishedPort, ServiceSpec, StackSpec, VolumeSpec};
+
+/// Tunables of the orchestrator.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// How long an old replica keeps serving in-flight requests after nginx
+    /// was switched away from it, before it is stopped.
+    pub drain: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            drain: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Applies stacks to one Docker Engine, fronting main services with nginx.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    docker: Docker,
+    proxy: Option<Proxy>,
+    options: EngineOptions,
+}
+
+impl Engine {
+    /// An engine on `docker`; `proxy` is `None` when nginx is not managed here.
+    pub fn new(docker: Docker, proxy: Option<Proxy>, options: EngineOptions) -> Self {
+        Engine { docker, proxy, options }
+    }
+
+    /// The engine client.
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+}

@@ -1,0 +1,132 @@
+//! Operations on a running stack that are not "apply a spec": restart, stop,
+//! remove, and the current replicas of a service. (Start and scale are
+//! applies of the current spec, see `apply`.)
+
+use futures_util::future::join_all;
+use tokio::time::Instant;
+
+use super::Engine;
+use super::apply::{replica_of, upstreams_of};
+use super::container::{self, Replica};
+use super::health::{self, LOG_TAIL_LINES};
+use super::inventory::Inventory;
+use super::resources;
+use super::spec::StackSpec;
+use crate::error::{DeployError, FailureReason, ServiceFailure};
+use crate::progress::{Progress, ProgressSink, ServiceState};
+use hostkit_proto::Domain;
+
+impl Engine {
+    /// Restart one service (or every service), then wait until each replica
+    /// is ready again.
+    pub async fn restart(&self, stack: &StackSpec, service: Option<&str>, sink: &dyn ProgressSink) -> Result<(), DeployError> {
+        if let Some(name) = service {
+            if stack.service(name).is_none() {
+                return Err(DeployError::UnknownService { service: name.into() });
+            }
+        }
+        let inventory = Inventory::load(&self.docker, &stack.project).await?;
+        let deadline = Instant::now() + stack.health_timeout;
+        let mut failures = Vec::new();
+        for spec in stack.services.iter().filter(|s| service.is_none_or(|n| n == s.name)) {
+            let replicas = inventory.services.get(&spec.name).cloned().unwrap_or_default();
+            for replica in &replicas {
+                container::restart(&self.docker, &replica.id, spec.stop_timeout).await?;
+                sink.report(Progress::Service {
+                    service: spec.name.clone(),
+                    replica: replica.number,
+                    state: ServiceState::Restarted,
+                });
+            }
+            let waits = replicas
+                .iter()
+                .map(|r| health::wait_ready(&self.docker, &r.id, spec.ready_when, deadline));
+            for (replica, result) in replicas.iter().zip(join_all(waits).await) {
+                match result? {
+                    Ok(()) => sink.report(Progress::Service {
+                        service: spec.name.clone(),
+                        replica: replica.number,
+                        state: ServiceState::Healthy,
+                    }),
+                    Err(not_ready) => failures.push(ServiceFailure {
+                        service: spec.name.clone(),
+                        reason: FailureReason::NotReady(not_ready),
+                        log_tail: health::log_tail(&self.docker, &replica.id, LOG_TAIL_LINES).await,
+                    }),
+                }
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(DeployError::HealthGate { failures })
+        }
+    }
+
+    /// Stop every container of the project (they stay, with their data).
+    pub async fn stop(&self, project: &str, sink: &dyn ProgressSink) -> Result<(), DeployError> {
+        let inventory = Inventory::load(&self.docker, project).await?;
+        let stops = inventory.all().map(|c| async move {
+            container::stop(&self.docker, &c.id, None).await?;
+            sink.report(Progress::Service {
+                service: c.service.clone(),
+                replica: c.number,
+                state: ServiceState::Stopped,
+            });
+            Ok::<_, DeployError>(())
+        });
+        join_all(stops).await.into_iter().collect()
+    }
+
+    /// Remove the stack: containers, networks, nginx file; named volumes only
+    /// when `purge_volumes`.
+    pub async fn remove(&self, domain: &Domain, project: &str, purge_volumes: bool, sink: &dyn ProgressSink) -> Result<(), DeployError> {
+        if let Some(proxy) = &self.proxy {
+            proxy.remove(domain).await?;
+        }
+        let inventory = Inventory::load(&self.docker, project).await?;
+        for c in inventory.all() {
+            container::remove(&self.docker, &c.id, None).await?;
+            sink.report(Progress::Service {
+                service: c.service.clone(),
+                replica: c.number,
+                state: ServiceState::Removed,
+            });
+        }
+        resources::remove_networks(&self.docker, project).await?;
+        if purge_volumes {
+            resources::remove_volumes(&self.docker, project).await?;
+        }
+        Ok(())
+    }
+
+    /// The replicas of each service of `stack` as they run now.
+    pub async fn replicas(&self, stack: &StackSpec) -> Result<Vec<(String, Vec<Replica>)>, DeployError> {
+        let inventory = Inventory::load(&self.docker, &stack.project).await?;
+        Ok(stack
+            .services
+            .iter()
+            .map(|s| {
+                let replicas = inventory.services.get(&s.name).map(|e| e.iter().map(|e| replica_of(e, s)).collect());
+                (s.name.clone(), replicas.unwrap_or_default())
+            })
+            .collect())
+    }
+
+    /// Re-point nginx at the main service's current replicas.
+    pub async fn switch_proxy(&self, stack: &StackSpec) -> Result<Vec<String>, DeployError> {
+        let (Some(main), Some(proxy)) = (&stack.main_service, &self.proxy) else {
+            return Ok(Vec::new());
+        };
+        let replicas = self.replicas(stack).await?;
+        let upstreams = replicas
+            .iter()
+            .find(|(name, _)| name == main)
+            .map(|(_, r)| upstreams_of(r))
+            .unwrap_or_default();
+        if !upstreams.is_empty() {
+            proxy.switch(&stack.domain, &upstreams).await?;
+        }
+        Ok(upstreams)
+    }
+}

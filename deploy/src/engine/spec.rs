@@ -1,0 +1,152 @@
+//! What the engine applies: a stack reduced to containers, networks and
+//! volumes, with every compose detail already resolved. `convert` builds it
+//! from the compose model; the engine never looks at YAML.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::models::ContainerCreateBody;
+use hostkit_proto::Domain;
+
+use super::health::Readiness;
+
+/// A whole stack, ready to apply.
+#[derive(Debug, Clone)]
+pub struct StackSpec {
+    /// The domain the stack serves.
+    pub domain: Domain,
+    /// Compose project name (the domain token).
+    pub project: String,
+    /// Networks to create (full engine names), the domain's own network first.
+    pub networks: Vec<NetworkSpec>,
+    /// Named volumes to create (full engine names).
+    pub volumes: Vec<VolumeSpec>,
+    /// Services, in any order (dependencies are explicit).
+    pub services: Vec<ServiceSpec>,
+    /// The service nginx routes the domain to, if any.
+    pub main_service: Option<String>,
+    /// The domain's block of host ports.
+    pub ports: PortBlock,
+    /// How long every service may take to become ready.
+    pub health_timeout: Duration,
+    /// Labels put on every container (version, job).
+    pub labels: HashMap<String, String>,
+}
+
+impl StackSpec {
+    /// The service named `name`.
+    pub fn service(&self, name: &str) -> Option<&ServiceSpec> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// The service named `name`, mutably (for scale).
+    pub fn service_mut(&mut self, name: &str) -> Option<&mut ServiceSpec> {
+        self.services.iter_mut().find(|s| s.name == name)
+    }
+}
+
+/// A contiguous block of host ports owned by one domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PortBlock {
+    /// First port.
+    pub start: u16,
+    /// How many ports.
+    pub len: u16,
+}
+
+impl PortBlock {
+    /// Every port of the block, in order.
+    pub fn ports(&self) -> impl Iterator<Item = u16> {
+        let end = self.start.saturating_add(self.len);
+        self.start..end
+    }
+}
+
+/// A network of the project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkSpec {
+    /// Key in the compose file (`default` for the domain's own network).
+    pub key: String,
+    /// Engine name (`<project>_<key>`).
+    pub name: String,
+    /// Driver (`bridge` when unset).
+    pub driver: Option<String>,
+    /// No outside connectivity.
+    pub internal: bool,
+    /// Labels from the compose file.
+    pub labels: HashMap<String, String>,
+}
+
+/// A named volume of the project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeSpec {
+    /// Key in the compose file.
+    pub key: String,
+    /// Engine name (`<project>_<key>`).
+    pub name: String,
+    /// Driver (`local` when unset).
+    pub driver: Option<String>,
+    /// Driver options.
+    pub driver_opts: HashMap<String, String>,
+    /// Labels from the compose file.
+    pub labels: HashMap<String, String>,
+}
+
+/// One service: how to create each of its replicas.
+#[derive(Debug, Clone)]
+pub struct ServiceSpec {
+    /// Service name (exact).
+    pub name: String,
+    /// Image reference as written in the compose file.
+    pub image_reference: String,
+    /// Resolved image id the containers are created from.
+    pub image_id: String,
+    /// Desired replica count.
+    pub replicas: u32,
+    /// Services this one waits for, with the condition.
+    pub depends_on: Vec<Dependency>,
+    /// Replace by starting the new replicas before stopping the old ones.
+    pub start_first: bool,
+    /// Container ports to publish on 127.0.0.1, each replica on its own host port.
+    pub ports: Vec<PublishedPort>,
+    /// Networks to join (engine names) with this service's aliases on each.
+    pub networks: Vec<Endpoint>,
+    /// Fixed container name suffix (`container_name:`); forces one replica and stop-first.
+    pub container_name: Option<String>,
+    /// Hash of everything that defines the containers (not the replica count).
+    pub config_hash: String,
+    /// What the health gate requires of this service.
+    pub ready_when: Readiness,
+    /// Grace period for stop.
+    pub stop_timeout: Option<Duration>,
+    /// Container template: image, env, command, healthcheck, resources, mounts,
+    /// labels. Ports, networks and per-replica labels are added at create.
+    pub template: ContainerCreateBody,
+}
+
+/// A `depends_on` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    /// The service depended on.
+    pub service: String,
+    /// The condition it must reach.
+    pub condition: Readiness,
+}
+
+/// A container port published to a host port of the domain's block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedPort {
+    /// Port inside the container.
+    pub target: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+}
+
+/// Membership of one network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Engine name of the network.
+    pub network: String,
+    /// Extra DNS names on that network (the service name is always one).
+    pub aliases: Vec<String>,
+}

@@ -1,0 +1,95 @@
+//! The one error type of stack operations, with its stable wire code and hint.
+
+use crate::docker::DockerError;
+use crate::engine::health::NotReady;
+use crate::images::ImageError;
+use crate::proxy::ProxyError;
+
+/// A service that did not become ready, with what it last printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceFailure {
+    /// Service name.
+    pub service: String,
+    /// Why it is not ready.
+    pub reason: FailureReason,
+    /// Last log lines of the failing container (empty if it never started).
+    pub log_tail: Vec<String>,
+}
+
+/// Why a service failed the gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureReason {
+    /// A replica did not reach readiness.
+    NotReady(NotReady),
+    /// A service it depends on failed first.
+    DependencyFailed { dependency: String },
+}
+
+impl std::fmt::Display for ServiceFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.reason {
+            FailureReason::NotReady(n) => write!(f, "{}: {n}", self.service),
+            FailureReason::DependencyFailed { dependency } => {
+                write!(f, "{}: not started, dependency {dependency} failed", self.service)
+            }
+        }
+    }
+}
+
+/// Why a stack operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// Images could not be made available.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// The engine failed.
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    /// nginx rejected or could not load the configuration.
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
+    /// Services did not become ready (healthy, running or completed) in time.
+    #[error("health gate failed: {}", failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    HealthGate { failures: Vec<ServiceFailure> },
+    /// The domain's port block has no free port left.
+    #[error("the port block {start}..{end} of {domain} has no free port left ({needed} needed)")]
+    PortsExhausted {
+        domain: String,
+        start: u16,
+        end: u32,
+        needed: usize,
+    },
+    /// An operation named a service the stack does not have.
+    #[error("the stack has no service {service}")]
+    UnknownService { service: String },
+}
+
+impl DeployError {
+    /// Stable wire code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DeployError::Image(e) => e.code(),
+            DeployError::Docker(e) => e.code(),
+            DeployError::Proxy(e) => e.code(),
+            DeployError::HealthGate { .. } => "health.timeout",
+            DeployError::PortsExhausted { .. } => "ports.exhausted",
+            DeployError::UnknownService { .. } => "job.invalid",
+        }
+    }
+
+    /// What the operator can do about it.
+    pub fn hint(&self) -> String {
+        match self {
+            DeployError::Image(e) => e.hint().into(),
+            DeployError::Docker(_) => "is the Docker Engine running on this host?".into(),
+            DeployError::Proxy(e) => e.hint().into(),
+            DeployError::HealthGate { .. } => {
+                "check the services' logs (hostkit compose logs) and their healthchecks; raise --timeout if they are just slow".into()
+            }
+            DeployError::PortsExhausted { .. } => {
+                "fewer replicas or published ports, or a larger port block in the worker config".into()
+            }
+            DeployError::UnknownService { .. } => "see `hostkit compose services` for the stack's services".into(),
+        }
+    }
+}
