@@ -1,0 +1,377 @@
+//! From the compose model to what the engine applies: resolves image ids,
+//! names networks and volumes after the project, binds ports to 127.0.0.1 in
+//! the domain's block, resolves host paths against the domain directory and
+//! fills in the Docker container template of each service.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::Duration;
+
+use bollard::models::{
+    ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, Mount as DockerMount, MountTmpfsOptions,
+    MountType, MountVolumeOptions, RestartPolicy, RestartPolicyNameEnum,
+};
+use hostkit_proto::Domain;
+use serde::Serialize;
+
+use crate::compose::{
+    Condition, ComposeError, HealthTest, KeyPath, MainService, MountSource, Project, Restart, Service, UpdateOrder,
+    resolve_host_path,
+};
+use crate::engine::health::Readiness;
+use crate::engine::spec::{
+    Dependency, Endpoint, NetworkSpec, PortBlock, PublishedPort, ServiceSpec, StackSpec, VolumeSpec,
+};
+use crate::images::ImageError;
+
+/// Why a project cannot become a stack spec.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    /// An image the project needs has no resolved id.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// Something in the project cannot run on this host.
+    #[error(transparent)]
+    Compose(#[from] ComposeError),
+}
+
+/// Everything besides the compose model that shapes a stack.
+#[derive(Debug, Clone)]
+pub struct StackInput<'a> {
+    /// The domain.
+    pub domain: &'a Domain,
+    /// The loaded, policy-checked project.
+    pub project: &'a Project,
+    /// Image reference (as written in the project) → image id.
+    pub image_ids: &'a BTreeMap<String, String>,
+    /// The service nginx fronts.
+    pub main: Option<&'a MainService>,
+    /// The domain's host port block.
+    pub ports: PortBlock,
+    /// Deadline for the health gate.
+    pub health_timeout: Duration,
+    /// The domain directory (relative bind mounts, secrets, configs).
+    pub domain_dir: &'a Path,
+    /// Labels for every container (version, job).
+    pub labels: HashMap<String, String>,
+}
+
+/// Build the spec the engine applies.
+pub fn stack_spec(input: &StackInput<'_>) -> Result<StackSpec, ConvertError> {
+    let project_name = input.domain.token();
+    let missing: Vec<String> = input
+        .project
+        .services
+        .values()
+        .filter(|s| !input.image_ids.contains_key(&s.image))
+        .map(|s| s.image.clone())
+        .collect();
+    if !missing.is_empty() {
+        return Err(ImageError::Missing { images: missing }.into());
+    }
+
+    let networks = input
+        .project
+        .networks
+        .iter()
+        .map(|(key, n)| NetworkSpec {
+            key: key.clone(),
+            name: scoped(&project_name, key),
+            driver: n.driver.clone(),
+            internal: n.internal,
+            labels: n.labels.clone().into_iter().collect(),
+        })
+        .collect();
+    let volumes = input
+        .project
+        .volumes
+        .iter()
+        .map(|(key, v)| VolumeSpec {
+            key: key.clone(),
+            name: scoped(&project_name, key),
+            driver: v.driver.clone(),
+            driver_opts: HashMap::new(),
+            labels: v.labels.clone().into_iter().collect(),
+        })
+        .collect();
+    let services = input
+        .project
+        .services
+        .iter()
+        .map(|(name, service)| service_spec(input, &project_name, name, service))
+        .collect::<Result<_, _>>()?;
+
+    Ok(StackSpec {
+        domain: input.domain.clone(),
+        project: project_name,
+        networks,
+        volumes,
+        services,
+        main_service: input.main.map(|m| m.service.clone()),
+        ports: input.ports,
+        health_timeout: input.health_timeout,
+        labels: input.labels.clone(),
+    })
+}
+
+/// `<project>_<key>`: how compose names networks and volumes.
+fn scoped(project: &str, key: &str) -> String {
+    format!("{project}_{key}")
+}
+
+/// What shapes a container besides the service model and its image.
+#[derive(Serialize)]
+struct HashExtra<'a> {
+    main_port: Option<u16>,
+    domain_dir: &'a Path,
+}
+
+fn service_spec(input: &StackInput<'_>, project: &str, name: &str, service: &Service) -> Result<ServiceSpec, ConvertError> {
+    let image_id = input.image_ids[&service.image].clone();
+    let main_port = input.main.filter(|m| m.service == name).map(|m| m.port);
+    let path = KeyPath::from_keys(["services", name]);
+
+    let mut ports: Vec<PublishedPort> = Vec::new();
+    for p in &service.ports {
+        let port = PublishedPort {
+            target: p.target,
+            protocol: p.protocol.as_str().to_string(),
+        };
+        if !ports.contains(&port) {
+            ports.push(port);
+        }
+    }
+    if let Some(main) = main_port {
+        // nginx proxies to each replica's first published port.
+        ports.sort_by_key(|p| !(p.target == main && p.protocol == "tcp"));
+    }
+
+    let completed_wanted = input.project.services.values().any(|other| {
+        other
+            .depends_on
+            .get(name)
+            .is_some_and(|d| d.condition == Condition::ServiceCompletedSuccessfully)
+    });
+    let depends_on = service
+        .depends_on
+        .iter()
+        .map(|(dep, d)| Dependency {
+            service: dep.clone(),
+            condition: match d.condition {
+                Condition::ServiceStarted => Readiness::Started,
+                Condition::ServiceHealthy => Readiness::Healthy,
+                Condition::ServiceCompletedSuccessfully => Readiness::Completed,
+            },
+        })
+        .collect();
+
+    let start_first = match service.deploy.update_order {
+        Some(UpdateOrder::StartFirst) => true,
+        Some(UpdateOrder::StopFirst) => false,
+        None => main_port.is_some(),
+    };
+
+    let networks = service
+        .networks
+        .iter()
+        .map(|(key, n)| Endpoint {
+            network: scoped(project, key),
+            aliases: n.aliases.clone(),
+        })
+        .collect();
+
+    let mut template = container_template(input, project, service, &path)?;
+    if let Some(mode) = &service.network_mode {
+        match mode.as_str() {
+            "none" | "bridge" => {
+                if let Some(hc) = template.host_config.as_mut() {
+                    hc.network_mode = Some(mode.clone());
+                }
+            }
+            other => {
+                return Err(ComposeError::UnsupportedValue {
+                    path: path.key("network_mode"),
+                    line: None,
+                    message: format!("network_mode `{other}` is not supported by HostKit; use networks"),
+                }
+                .into());
+            }
+        }
+    }
+    template.image = Some(image_id.clone());
+
+    let extra = HashExtra {
+        main_port,
+        domain_dir: input.domain_dir,
+    };
+    Ok(ServiceSpec {
+        name: name.to_string(),
+        image_reference: service.image.clone(),
+        config_hash: service.config_hash_with(&image_id, &extra),
+        image_id,
+        replicas: service.deploy.replicas,
+        depends_on,
+        start_first,
+        ports,
+        networks,
+        container_name: service.container_name.clone(),
+        ready_when: if completed_wanted {
+            Readiness::Completed
+        } else {
+            Readiness::Healthy
+        },
+        stop_timeout: service.stop_grace_period,
+        template,
+    })
+}
+
+fn nanos(d: Option<Duration>) -> Option<i64> {
+    d.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+fn container_template(
+    input: &StackInput<'_>,
+    project: &str,
+    service: &Service,
+    path: &KeyPath,
+) -> Result<ContainerCreateBody, ConvertError> {
+    let host_path = |written: &str, key: &str| {
+        resolve_host_path(written, input.domain_dir).ok_or_else(|| {
+            ComposeError::invalid(&path.key(key), format!("cannot resolve host path `{written}`"))
+        })
+    };
+
+    let mut binds = Vec::new();
+    let mut mounts = Vec::new();
+    for mount in &service.volumes {
+        match &mount.source {
+            MountSource::Volume { name, nocopy, subpath } => mounts.push(DockerMount {
+                target: Some(mount.target.clone()),
+                source: name.as_ref().map(|n| scoped(project, n)),
+                typ: Some(MountType::VOLUME),
+                read_only: Some(mount.read_only),
+                volume_options: Some(MountVolumeOptions {
+                    no_copy: Some(*nocopy),
+                    subpath: subpath.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            MountSource::Bind {
+                path: written,
+                propagation,
+                selinux,
+                ..
+            } => {
+                let source = host_path(written, "volumes")?;
+                let mut options = vec![if mount.read_only { "ro" } else { "rw" }.to_string()];
+                options.extend(selinux.iter().cloned());
+                options.extend(propagation.iter().cloned());
+                binds.push(format!("{}:{}:{}", source.display(), mount.target, options.join(",")));
+            }
+            MountSource::Tmpfs { size, mode } => mounts.push(DockerMount {
+                target: Some(mount.target.clone()),
+                typ: Some(MountType::TMPFS),
+                read_only: Some(mount.read_only),
+                tmpfs_options: Some(MountTmpfsOptions {
+                    size_bytes: size.map(|s| s as i64),
+                    mode: mode.map(i64::from),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        }
+    }
+    for (refs, objects, key, default_dir) in [
+        (&service.secrets, &input.project.secrets, "secrets", "/run/secrets/"),
+        (&service.configs, &input.project.configs, "configs", "/"),
+    ] {
+        for r in refs {
+            let Some(object) = objects.get(&r.source) else { continue };
+            let source = host_path(&object.file, key)?;
+            let target = match &r.target {
+                Some(t) if t.starts_with('/') => t.clone(),
+                Some(t) => format!("{default_dir}{t}"),
+                None => format!("{default_dir}{}", r.source),
+            };
+            binds.push(format!("{}:{target}:ro", source.display()));
+        }
+    }
+
+    let tmpfs: HashMap<String, String> = service
+        .tmpfs
+        .iter()
+        .map(|t| match t.split_once(':') {
+            Some((p, o)) => (p.to_string(), o.to_string()),
+            None => (t.clone(), String::new()),
+        })
+        .collect();
+
+    let limits = service.deploy.resources.limits;
+    let (restart_name, retries) = match service.restart {
+        Restart::No => (RestartPolicyNameEnum::NO, None),
+        Restart::Always => (RestartPolicyNameEnum::ALWAYS, None),
+        Restart::UnlessStopped => (RestartPolicyNameEnum::UNLESS_STOPPED, None),
+        Restart::OnFailure { max_retries } => (RestartPolicyNameEnum::ON_FAILURE, max_retries.map(i64::from)),
+    };
+    let host_config = HostConfig {
+        binds: (!binds.is_empty()).then_some(binds),
+        mounts: (!mounts.is_empty()).then_some(mounts),
+        tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
+        restart_policy: Some(RestartPolicy {
+            name: Some(restart_name),
+            maximum_retry_count: retries,
+        }),
+        memory: limits.memory.map(|m| m as i64),
+        nano_cpus: limits.nano_cpus.map(|c| c as i64),
+        pids_limit: limits.pids,
+        memory_reservation: service.deploy.resources.reservations.memory.map(|m| m as i64),
+        cap_add: (!service.cap_add.is_empty()).then(|| service.cap_add.clone()),
+        cap_drop: (!service.cap_drop.is_empty()).then(|| service.cap_drop.clone()),
+        init: service.init,
+        readonly_rootfs: Some(service.read_only),
+        extra_hosts: (!service.extra_hosts.is_empty())
+            .then(|| service.extra_hosts.iter().map(|h| format!("{}:{}", h.host, h.ip)).collect()),
+        log_config: service.logging.as_ref().map(|l| HostConfigLogConfig {
+            typ: l.driver.clone(),
+            config: Some(l.options.clone().into_iter().collect()),
+        }),
+        privileged: Some(service.privileged),
+        pid_mode: service.pid.clone(),
+        ipc_mode: service.ipc.clone(),
+        ..Default::default()
+    };
+
+    let healthcheck = service.healthcheck.as_ref().map(|h| HealthConfig {
+        test: h.test.as_ref().map(HealthTest::to_docker),
+        interval: nanos(h.interval),
+        timeout: nanos(h.timeout),
+        retries: h.retries.map(i64::from),
+        start_period: nanos(h.start_period),
+        start_interval: nanos(h.start_interval),
+    });
+
+    let exposed: Vec<String> = service
+        .expose
+        .iter()
+        .map(|e| if e.contains('/') { e.clone() } else { format!("{e}/tcp") })
+        .collect();
+
+    Ok(ContainerCreateBody {
+        hostname: service.hostname.clone(),
+        user: service.user.clone(),
+        working_dir: service.working_dir.clone(),
+        env: Some(service.environment.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        cmd: service.command.clone(),
+        entrypoint: service.entrypoint.clone(),
+        labels: Some(service.labels.clone().into_iter().collect()),
+        exposed_ports: Some(exposed),
+        healthcheck,
+        stop_signal: service.stop_signal.clone(),
+        stop_timeout: service.stop_grace_period.map(|d| d.as_secs() as i64),
+        tty: Some(service.tty),
+        open_stdin: Some(service.stdin_open),
+        host_config: Some(host_config),
+        ..Default::default()
+    })
+}
