@@ -3,3 +3,14 @@
 //!
 //! Knows nothing of NATS or SQLite: callers pass a domain, a compose text, an
 //! env, image sources, a port block and a progress sink.
+
+pub mod compose;
+pub mod convert;
+pub mod docker;
+pub mod engine;
+pub mod error;
+pub mod images;
+pub mod policy;
+pub mod ports;
+pub mod progress;
+pub mod proxy;

@@ -1,0 +1,152 @@
+//! The compose loader: from compose text and an env to a validated, typed,
+//! normalized [`Project`].
+//!
+//! [`load`] runs these steps, each in its own module:
+//! 1. [`yaml`]: parse one YAML document within [`MAX_INPUT_BYTES`] and
+//!    [`MAX_NODES`] (alias bombs), then resolve merge keys (`<<`) recursively;
+//! 2. [`interpolate`]: expand `$VAR`, `${VAR:-d}`, … in string values (never
+//!    in keys nor in `x-*` subtrees); unset variables become warnings;
+//! 3. `normalize`: check every key against the one table in [`keys`]
+//!    (unknown keys are `compose.unsupported` errors) and convert short and
+//!    long forms into the [`model`];
+//! 4. `validate`: references, dependency cycles, replicas, container names.
+//!
+//! Errors name the key path and, found by [`locate`], the source line.
+//! `env_file:` paths stay in the model; [`Project::apply_env_files`] reads
+//! them relative to the domain directory when the caller is ready to.
+
+pub mod duration;
+pub mod envfile;
+pub mod error;
+mod hash;
+pub mod hostpath;
+pub mod interpolate;
+pub mod keys;
+pub mod locate;
+mod main_service;
+pub mod model;
+mod normalize;
+mod order;
+pub mod path;
+pub mod shell;
+pub mod size;
+mod validate;
+pub mod yaml;
+
+pub use envfile::parse_env_file;
+pub use error::{CODE_INVALID, CODE_UNSUPPORTED, ComposeError, Warning};
+pub use hostpath::resolve_host_path;
+pub use keys::supported_keys_markdown;
+pub use main_service::{LABEL_EXPOSE, LABEL_PORT, MainService};
+pub use model::*;
+pub use path::KeyPath;
+pub use yaml::{MAX_INPUT_BYTES, MAX_NODES};
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Variables for interpolation and for `environment` entries without a
+/// value: the job's env over the domain's env file.
+pub type Env = BTreeMap<String, String>;
+
+/// Most replicas a service may have.
+pub const MAX_REPLICAS: u32 = 100;
+
+/// A loaded project and what the user should be told about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    /// The validated, normalized project.
+    pub project: Project,
+    /// Unset variables, obsolete keys, dropped optional dependencies, …
+    pub warnings: Vec<Warning>,
+}
+
+/// Loads compose `text` with `env`; see the module documentation.
+pub fn load(text: &str, env: &Env) -> Result<Loaded, ComposeError> {
+    load_unlocated(text, env).map_err(|e| e.with_line(|path| locate::find_line(text, path)))
+}
+
+fn load_unlocated(text: &str, env: &Env) -> Result<Loaded, ComposeError> {
+    let mut tree = yaml::parse(text)?;
+    yaml::resolve_merges(&mut tree, &KeyPath::root())?;
+    let mut warnings = Vec::new();
+    interpolate::interpolate_tree(&mut tree, env, &mut warnings)?;
+    let (mut project, refs) = normalize::project(&tree, env, &mut warnings)?;
+    validate::validate(&mut project, &refs, &mut warnings)?;
+    for (name, service) in &project.services {
+        if let Some(container_name) = &service.container_name {
+            warnings.push(Warning {
+                path: format!("services.{name}.container_name"),
+                message: format!(
+                    "the container is named `<project>-{container_name}`; `{container_name}` stays a network alias"
+                ),
+            });
+        }
+    }
+    Ok(Loaded { project, warnings })
+}
+
+/// The env for [`load`]: the domain's env file overlaid by the job's env.
+pub fn merge_env(domain: &Env, job: &Env) -> Env {
+    let mut env = domain.clone();
+    env.extend(job.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
+impl Project {
+    /// Services in dependency waves: every service's dependencies are in
+    /// earlier waves, names are sorted within a wave, and the services of one wave do not depend on each other and can start in
+    /// parallel once the previous waves meet their conditions.
+    pub fn start_order(&self) -> Result<Vec<Vec<String>>, ComposeError> {
+        order::start_order(self)
+    }
+
+    /// Every published port, by service (sorted by service name).
+    pub fn published_ports(&self) -> Vec<(&str, &PortMapping)> {
+        self.services
+            .iter()
+            .flat_map(|(name, s)| s.ports.iter().map(move |p| (name.as_str(), p)))
+            .collect()
+    }
+
+    /// Reads each service's `env_file`s (relative to `base_dir`, which they
+    /// must not leave) and adds their variables to its `environment`;
+    /// variables written in `environment` win, later files win over earlier
+    /// ones. A missing optional file is skipped.
+    pub fn apply_env_files(&mut self, base_dir: &Path) -> Result<(), ComposeError> {
+        for (name, service) in &mut self.services {
+            let path = KeyPath::from_keys(["services", name.as_str(), "env_file"]);
+            let mut from_files = Env::new();
+            for file in &service.env_file {
+                let resolved = resolve_host_path(&file.path, base_dir)
+                    .filter(|p| p.starts_with(base_dir))
+                    .ok_or_else(|| {
+                        ComposeError::invalid(
+                            &path,
+                            format!("`{}` is outside the domain directory", file.path),
+                        )
+                    })?;
+                let text = match std::fs::read_to_string(&resolved) {
+                    Ok(text) => text,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && !file.required => {
+                        continue;
+                    }
+                    Err(e) => {
+                        return Err(ComposeError::invalid(
+                            &path,
+                            format!("cannot read `{}`: {e}", file.path),
+                        ));
+                    }
+                };
+                from_files.extend(parse_env_file(&file.path, &text)?);
+            }
+            for (key, value) in from_files {
+                service.environment.entry(key).or_insert(value);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,513 @@
+//! The typed, normalized compose model.
+//!
+//! Short and long forms of the compose syntax load into one representation:
+//! durations are [`Duration`]s (serialized as nanoseconds), sizes are bytes,
+//! CPUs are nano-CPUs, maps are sorted. The model is `Serialize` +
+//! `Deserialize` so a version can be stored and re-applied, and its canonical
+//! JSON is what [`Service::config_hash`](super::Service::config_hash) hashes.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// A loaded compose file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Project {
+    /// Top-level `name:` as written (informational: the project name used for
+    /// Docker objects is the domain's token).
+    pub name: Option<String>,
+    /// Services by name.
+    pub services: BTreeMap<String, Service>,
+    /// Networks by key. `default` is present when a service uses it (every
+    /// service without `networks:` and without `network_mode:` does).
+    pub networks: BTreeMap<String, Network>,
+    /// Named volumes by key.
+    pub volumes: BTreeMap<String, Volume>,
+    /// Secrets by name (`file:` sources only).
+    pub secrets: BTreeMap<String, FileObject>,
+    /// Configs by name (`file:` sources only).
+    pub configs: BTreeMap<String, FileObject>,
+}
+
+/// One service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    /// Image reference as written (after interpolation).
+    pub image: String,
+    /// Overrides the image's CMD; `Some(vec![])` clears it.
+    pub command: Option<Vec<String>>,
+    /// Overrides the image's ENTRYPOINT; `Some(vec![])` clears it.
+    pub entrypoint: Option<Vec<String>>,
+    /// Environment; `KEY` / `KEY: null` entries took their value from the
+    /// load env or were dropped when unset there. `env_file` contents are not
+    /// included until [`Project::apply_env_files`](super::Project::apply_env_files).
+    pub environment: BTreeMap<String, String>,
+    /// Env files, paths as written (relative to the domain directory).
+    pub env_file: Vec<EnvFile>,
+    /// Container labels.
+    pub labels: BTreeMap<String, String>,
+    /// Port mappings; ranges are expanded to one entry per port.
+    pub ports: Vec<PortMapping>,
+    /// `expose:` entries (`3000`, `8000-8010/udp`), validated.
+    pub expose: Vec<String>,
+    /// Volume, bind and tmpfs mounts (`volumes:`).
+    pub volumes: Vec<Mount>,
+    /// `tmpfs:` entries (`/path[:options]`).
+    pub tmpfs: Vec<String>,
+    /// Dependencies by service name (includes the implicit dependency of
+    /// `network_mode/pid/ipc: service:<name>`).
+    pub depends_on: BTreeMap<String, Dependency>,
+    /// Networks to join, by network key. Empty only with `network_mode`.
+    pub networks: BTreeMap<String, ServiceNetwork>,
+    /// `network_mode` as written (`none`, `host`, `service:x`, …).
+    pub network_mode: Option<String>,
+    /// Healthcheck override; `None` keeps the image's.
+    pub healthcheck: Option<Healthcheck>,
+    /// Effective restart policy: `restart:`, else derived from
+    /// `deploy.restart_policy`, else `no`.
+    pub restart: Restart,
+    /// `deploy:` settings, with `mem_limit`, `cpus` and `pids_limit` folded
+    /// into `deploy.resources.limits`.
+    pub deploy: Deploy,
+    /// `user:`.
+    pub user: Option<String>,
+    /// `working_dir:`.
+    pub working_dir: Option<String>,
+    /// `stop_signal:`.
+    pub stop_signal: Option<String>,
+    /// `stop_grace_period:`.
+    #[serde(with = "opt_duration_ns")]
+    pub stop_grace_period: Option<Duration>,
+    /// `init:`.
+    pub init: Option<bool>,
+    /// `read_only:` (root file system).
+    pub read_only: bool,
+    /// `extra_hosts:` in written order.
+    pub extra_hosts: Vec<ExtraHost>,
+    /// `hostname:`.
+    pub hostname: Option<String>,
+    /// Added capabilities, upper case without `CAP_`.
+    pub cap_add: Vec<String>,
+    /// Dropped capabilities, upper case without `CAP_`.
+    pub cap_drop: Vec<String>,
+    /// `logging:`.
+    pub logging: Option<Logging>,
+    /// `container_name:` as written.
+    pub container_name: Option<String>,
+    /// Secrets mounted into the service.
+    pub secrets: Vec<FileRef>,
+    /// Configs mounted into the service.
+    pub configs: Vec<FileRef>,
+    /// `privileged:` (the policy denies `true`).
+    pub privileged: bool,
+    /// `pid:` as written.
+    pub pid: Option<String>,
+    /// `ipc:` as written.
+    pub ipc: Option<String>,
+    /// `devices:` entries as written (`/dev/x[:/dev/y[:rwm]]`).
+    pub devices: Vec<String>,
+    /// `tty:`.
+    pub tty: bool,
+    /// `stdin_open:`.
+    pub stdin_open: bool,
+}
+
+/// An env file reference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvFile {
+    /// Path as written.
+    pub path: String,
+    /// A missing optional file is skipped.
+    pub required: bool,
+}
+
+/// Transport protocol of a port.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// TCP (default).
+    #[default]
+    Tcp,
+    /// UDP.
+    Udp,
+    /// SCTP.
+    Sctp,
+}
+
+impl Protocol {
+    /// `tcp`, `udp` or `sctp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+            Self::Sctp => "sctp",
+        }
+    }
+}
+
+/// Port publishing mode (`mode:`); only meaningful in Swarm.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortMode {
+    /// `ingress` (default).
+    #[default]
+    Ingress,
+    /// `host`.
+    Host,
+}
+
+/// One published container port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMapping {
+    /// Container port.
+    pub target: u16,
+    /// Host port requested in the file (HostKit assigns host ports from the
+    /// domain's block, see [`crate::ports`]).
+    pub published: Option<u16>,
+    /// Host address requested in the file (the policy only allows loopback;
+    /// HostKit binds 127.0.0.1 anyway).
+    pub host_ip: Option<IpAddr>,
+    /// Protocol.
+    pub protocol: Protocol,
+    /// Mode.
+    pub mode: PortMode,
+}
+
+/// A mount from `volumes:`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// Absolute path in the container.
+    pub target: String,
+    /// Read-only mount.
+    pub read_only: bool,
+    /// What is mounted.
+    pub source: MountSource,
+}
+
+/// The source of a [`Mount`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum MountSource {
+    /// A named volume (a key of [`Project::volumes`]) or, with `name: None`,
+    /// an anonymous volume.
+    Volume {
+        /// Volume key.
+        name: Option<String>,
+        /// Do not copy image data into a new volume.
+        nocopy: bool,
+        /// Sub-directory of the volume.
+        subpath: Option<String>,
+    },
+    /// A host path, as written (relative paths are relative to the domain
+    /// directory: resolve with [`Mount::host_path`](super::Mount::host_path)).
+    Bind {
+        /// Host path as written.
+        path: String,
+        /// Create the host directory if missing.
+        create_host_path: bool,
+        /// Mount propagation (`rprivate`, `shared`, …).
+        propagation: Option<String>,
+        /// SELinux relabeling (`z` or `Z`).
+        selinux: Option<String>,
+    },
+    /// A tmpfs.
+    Tmpfs {
+        /// Size limit in bytes.
+        size: Option<u64>,
+        /// File mode.
+        mode: Option<u32>,
+    },
+}
+
+/// Condition of a dependency.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// The dependency is started.
+    #[default]
+    ServiceStarted,
+    /// The dependency is healthy.
+    ServiceHealthy,
+    /// The dependency ran to completion with exit code 0.
+    ServiceCompletedSuccessfully,
+}
+
+impl Condition {
+    /// The compose spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ServiceStarted => "service_started",
+            Self::ServiceHealthy => "service_healthy",
+            Self::ServiceCompletedSuccessfully => "service_completed_successfully",
+        }
+    }
+}
+
+/// One `depends_on` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependency {
+    /// What to wait for.
+    pub condition: Condition,
+    /// Restart the dependent service when the dependency is updated.
+    pub restart: bool,
+    /// `false`: the dependency is optional (a missing one was dropped at
+    /// load with a warning; one that fails to start need not block).
+    pub required: bool,
+}
+
+/// Per-network settings of a service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceNetwork {
+    /// Extra DNS aliases on that network.
+    pub aliases: Vec<String>,
+}
+
+/// The test of a healthcheck.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthTest {
+    /// `["CMD", args...]`: exec form.
+    Cmd(Vec<String>),
+    /// `"cmd"` or `["CMD-SHELL", "cmd"]`: run by `/bin/sh -c`.
+    CmdShell(String),
+    /// `["NONE"]` or `disable: true`: no healthcheck.
+    None,
+}
+
+impl HealthTest {
+    /// The Docker API form (`["CMD", ...]`, `["CMD-SHELL", cmd]`, `["NONE"]`).
+    pub fn to_docker(&self) -> Vec<String> {
+        match self {
+            Self::Cmd(args) => std::iter::once("CMD".to_owned())
+                .chain(args.iter().cloned())
+                .collect(),
+            Self::CmdShell(cmd) => vec!["CMD-SHELL".to_owned(), cmd.clone()],
+            Self::None => vec!["NONE".to_owned()],
+        }
+    }
+}
+
+/// A healthcheck override.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Healthcheck {
+    /// The test; `None` keeps the image's test (only timings change).
+    pub test: Option<HealthTest>,
+    /// Time between checks.
+    #[serde(with = "opt_duration_ns")]
+    pub interval: Option<Duration>,
+    /// Time a check may take.
+    #[serde(with = "opt_duration_ns")]
+    pub timeout: Option<Duration>,
+    /// Consecutive failures before unhealthy.
+    pub retries: Option<u32>,
+    /// Grace period after start.
+    #[serde(with = "opt_duration_ns")]
+    pub start_period: Option<Duration>,
+    /// Interval during the start period.
+    #[serde(with = "opt_duration_ns")]
+    pub start_interval: Option<Duration>,
+}
+
+impl Healthcheck {
+    /// True when the healthcheck is disabled (`disable: true` / `["NONE"]`).
+    pub fn is_disabled(&self) -> bool {
+        self.test == Some(HealthTest::None)
+    }
+}
+
+/// The container restart policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "policy", rename_all = "kebab-case")]
+pub enum Restart {
+    /// Never restart (default).
+    #[default]
+    No,
+    /// Always restart.
+    Always,
+    /// Restart on non-zero exit.
+    OnFailure {
+        /// Maximum retries (`on-failure:N`).
+        max_retries: Option<u32>,
+    },
+    /// Restart unless stopped by the user.
+    UnlessStopped,
+}
+
+impl Restart {
+    /// The Docker policy name (`no`, `always`, `on-failure`, `unless-stopped`).
+    pub fn docker_name(self) -> &'static str {
+        match self {
+            Self::No => "no",
+            Self::Always => "always",
+            Self::OnFailure { .. } => "on-failure",
+            Self::UnlessStopped => "unless-stopped",
+        }
+    }
+}
+
+/// `deploy:` settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deploy {
+    /// Number of containers (default 1, at most [`MAX_REPLICAS`](super::MAX_REPLICAS)).
+    pub replicas: u32,
+    /// Limits and reservations.
+    pub resources: Resources,
+    /// `update_config.order`, if written (the orchestrator decides the
+    /// default: start-first for the main service, stop-first otherwise).
+    pub update_order: Option<UpdateOrder>,
+    /// `restart_policy`, if written.
+    pub restart_policy: Option<DeployRestartPolicy>,
+}
+
+impl Default for Deploy {
+    fn default() -> Self {
+        Self {
+            replicas: 1,
+            resources: Resources::default(),
+            update_order: None,
+            restart_policy: None,
+        }
+    }
+}
+
+/// Resource limits and reservations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    /// Hard limits (`Memory`, `NanoCpus`, `PidsLimit`).
+    pub limits: ResourceSpec,
+    /// Reservations (`MemoryReservation`; CPU reservations have no Docker
+    /// equivalent on a single host and are informational).
+    pub reservations: ResourceSpec,
+}
+
+/// A set of resource amounts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceSpec {
+    /// CPUs × 10⁹.
+    pub nano_cpus: Option<u64>,
+    /// Memory in bytes.
+    pub memory: Option<u64>,
+    /// Process count.
+    pub pids: Option<i64>,
+}
+
+/// Order of replacement on update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    /// Stop the old container, then start the new one.
+    StopFirst,
+    /// Start the new container, then stop the old one.
+    StartFirst,
+}
+
+/// Condition of `deploy.restart_policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartCondition {
+    /// `none`.
+    None,
+    /// `on-failure`.
+    OnFailure,
+    /// `any` (default).
+    Any,
+}
+
+/// `deploy.restart_policy`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployRestartPolicy {
+    /// When to restart.
+    pub condition: RestartCondition,
+    /// Delay between restarts (informational).
+    #[serde(with = "opt_duration_ns")]
+    pub delay: Option<Duration>,
+    /// Retries.
+    pub max_attempts: Option<u32>,
+    /// Window (informational).
+    #[serde(with = "opt_duration_ns")]
+    pub window: Option<Duration>,
+}
+
+/// An `extra_hosts` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraHost {
+    /// Host name.
+    pub host: String,
+    /// Address (as written: `host-gateway` is allowed).
+    pub ip: String,
+}
+
+/// `logging:`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Logging {
+    /// Driver.
+    pub driver: Option<String>,
+    /// Driver options.
+    pub options: BTreeMap<String, String>,
+}
+
+/// A service's use of a secret or config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRef {
+    /// Name of the top-level secret / config.
+    pub source: String,
+    /// Target path or name (default: `/run/secrets/<source>` for secrets,
+    /// `/<source>` for configs).
+    pub target: Option<String>,
+    /// Owner.
+    pub uid: Option<String>,
+    /// Group.
+    pub gid: Option<String>,
+    /// File mode.
+    pub mode: Option<u32>,
+}
+
+/// A top-level network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    /// Driver (default bridge).
+    pub driver: Option<String>,
+    /// No outside connectivity.
+    pub internal: bool,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Declared `external: true` (the policy denies it).
+    pub external: bool,
+}
+
+/// A top-level named volume.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    /// Driver (default local).
+    pub driver: Option<String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Declared `external: true` (the policy denies it).
+    pub external: bool,
+}
+
+/// A top-level secret or config (`file:` source).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileObject {
+    /// Path as written (relative to the domain directory).
+    pub file: String,
+}
+
+/// Serializes `Option<Duration>` as nanoseconds.
+mod opt_duration_ns {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        value
+            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_nanos))
+    }
+}

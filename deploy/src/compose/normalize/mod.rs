@@ -1,0 +1,226 @@
+//! From the merged, interpolated YAML tree to the typed [`Project`]: every
+//! mapping's keys are checked against the key table and every value is
+//! converted to its one normalized form.
+
+mod deploy;
+mod health;
+mod mounts;
+mod ports;
+mod refs;
+mod service;
+pub(crate) mod value;
+
+use self::mounts::check_name;
+use self::value::{boolean, entries, expected, fields, non_empty, opt_string, string_map};
+use super::Env;
+use super::error::{ComposeError, Warning};
+use super::keys::{self, Scope};
+use super::model::{FileObject, Network, Project, Volume};
+use super::path::KeyPath;
+use serde_yaml::Value;
+use std::collections::BTreeMap;
+
+/// What a [`Reference`] points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefKind {
+    /// A service (`depends_on`, `network_mode: service:x`, …).
+    Service,
+    /// A top-level network.
+    Network,
+    /// A top-level volume.
+    Volume,
+    /// A top-level secret.
+    Secret,
+    /// A top-level config.
+    Config,
+}
+
+impl RefKind {
+    /// The word used in errors.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::Service => "service",
+            Self::Network => "network",
+            Self::Volume => "volume",
+            Self::Secret => "secret",
+            Self::Config => "config",
+        }
+    }
+}
+
+/// A reference from a service to another object, kept for validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// What it points at.
+    pub kind: RefKind,
+    /// The name it points at.
+    pub name: String,
+    /// Where it is written.
+    pub path: KeyPath,
+    /// `depends_on` with `required: false`.
+    pub optional: bool,
+}
+
+impl Reference {
+    fn new(kind: RefKind, name: &str, path: KeyPath) -> Self {
+        Self {
+            kind,
+            name: name.to_owned(),
+            path,
+            optional: false,
+        }
+    }
+}
+
+/// Normalizes the whole document.
+pub fn project(
+    root: &Value,
+    env: &Env,
+    warnings: &mut Vec<Warning>,
+) -> Result<(Project, Vec<Reference>), ComposeError> {
+    let top = KeyPath::root();
+    if root.is_null() {
+        return Err(ComposeError::invalid(&top, "the compose file is empty"));
+    }
+    if !matches!(root, Value::Mapping(_)) {
+        return Err(expected("a mapping at the top level", root, &top));
+    }
+    let mut project = Project::default();
+    let mut refs = Vec::new();
+    let mut has_services = false;
+    for (key, v, p) in fields(root, Scope::Top, &top)? {
+        match key.as_str() {
+            "version" => warnings.push(Warning {
+                path: p.to_string(),
+                message: "`version` is obsolete and ignored".to_owned(),
+            }),
+            "name" => {
+                project.name = opt_string(v, &p)?;
+                warnings.push(Warning {
+                    path: p.to_string(),
+                    message: "`name` is ignored: the project name is the domain's token".to_owned(),
+                });
+            }
+            "services" => {
+                for (name, sv, sp) in entries(v, &p)? {
+                    if keys::is_extension(&name) {
+                        continue;
+                    }
+                    check_service_name(&name, &sp)?;
+                    project
+                        .services
+                        .insert(name, service::service(sv, &sp, env, &mut refs)?);
+                    has_services = true;
+                }
+            }
+            "networks" => project.networks = named(v, &p, "network", network)?,
+            "volumes" => project.volumes = named(v, &p, "volume", volume)?,
+            "secrets" => project.secrets = named(v, &p, "secret", file_object)?,
+            "configs" => project.configs = named(v, &p, "config", file_object)?,
+            _ => return Err(ComposeError::unsupported_key(p, None)),
+        }
+    }
+    if !has_services {
+        return Err(ComposeError::invalid(
+            &top.key("services"),
+            "the compose file defines no service",
+        ));
+    }
+    let uses_default = project
+        .services
+        .values()
+        .any(|s| s.networks.contains_key("default"));
+    if uses_default {
+        project.networks.entry("default".to_owned()).or_default();
+    }
+    Ok((project, refs))
+}
+
+/// `[a-zA-Z0-9._-]+`.
+fn check_service_name(name: &str, path: &KeyPath) -> Result<(), ComposeError> {
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if !ok {
+        return Err(ComposeError::invalid(
+            path,
+            format!("invalid service name `{name}` (letters, digits, `.`, `_`, `-`)"),
+        ));
+    }
+    Ok(())
+}
+
+/// A top-level map of named objects (`x-*` entries skipped).
+fn named<T>(
+    value: &Value,
+    path: &KeyPath,
+    noun: &str,
+    parse: fn(&Value, &KeyPath) -> Result<T, ComposeError>,
+) -> Result<BTreeMap<String, T>, ComposeError> {
+    if value.is_null() {
+        return Ok(BTreeMap::new());
+    }
+    let mut out = BTreeMap::new();
+    for (name, v, p) in entries(value, path)? {
+        if keys::is_extension(&name) {
+            continue;
+        }
+        check_name(&name, noun, &p)?;
+        out.insert(name, parse(v, &p)?);
+    }
+    Ok(out)
+}
+
+fn network(value: &Value, path: &KeyPath) -> Result<Network, ComposeError> {
+    let mut n = Network::default();
+    if value.is_null() {
+        return Ok(n);
+    }
+    for (key, v, p) in fields(value, Scope::Network, path)? {
+        match key.as_str() {
+            "driver" => n.driver = opt_string(v, &p)?,
+            "internal" => n.internal = boolean(v, &p)?,
+            "labels" => n.labels = string_map(v, &p)?,
+            "external" => n.external = external(v, &p)?,
+            _ => return Err(ComposeError::unsupported_key(p, None)),
+        }
+    }
+    Ok(n)
+}
+
+fn volume(value: &Value, path: &KeyPath) -> Result<Volume, ComposeError> {
+    let mut vol = Volume::default();
+    if value.is_null() {
+        return Ok(vol);
+    }
+    for (key, v, p) in fields(value, Scope::Volume, path)? {
+        match key.as_str() {
+            "driver" => vol.driver = opt_string(v, &p)?,
+            "labels" => vol.labels = string_map(v, &p)?,
+            "external" => vol.external = external(v, &p)?,
+            _ => return Err(ComposeError::unsupported_key(p, None)),
+        }
+    }
+    Ok(vol)
+}
+
+/// `external: true`, or the legacy `external: {name: x}` (external all the same).
+fn external(value: &Value, path: &KeyPath) -> Result<bool, ComposeError> {
+    match value {
+        Value::Mapping(_) => Ok(true),
+        _ => boolean(value, path),
+    }
+}
+
+fn file_object(value: &Value, path: &KeyPath) -> Result<FileObject, ComposeError> {
+    let mut file = None;
+    for (key, v, p) in fields(value, Scope::FileObject, path)? {
+        match key.as_str() {
+            "file" => file = Some(non_empty(v, &p)?),
+            _ => return Err(ComposeError::unsupported_key(p, None)),
+        }
+    }
+    file.map(|file| FileObject { file })
+        .ok_or_else(|| ComposeError::unsupported_value(path, "only `file:` sources are supported"))
+}

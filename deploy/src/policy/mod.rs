@@ -1,0 +1,296 @@
+//! The compose policy: what a stack may not do on a shared host.
+//!
+//! [`Policy`] is read from the worker's TOML (every rule on by default, each
+//! switchable, plus per-stack caps); [`Policy::check`] collects every
+//! [`Violation`] of a loaded project, each naming its [`Rule`], service and
+//! key path, and fails with [`PolicyDenied`] (`policy.denied`).
+
+mod paths;
+mod rules;
+
+pub use paths::{HostPath, check as check_host_path, real_path};
+
+use serde::{Deserialize, Deserializer, Serialize};
+use std::fmt;
+use std::path::Path;
+
+use crate::compose::Project;
+
+/// Error code of a denied stack.
+pub const CODE_DENIED: &str = "policy.denied";
+
+/// The rules, with stable ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rule {
+    /// `privileged: true`.
+    Privileged,
+    /// `network_mode: host`.
+    HostNetwork,
+    /// `network_mode` other than `none` or `service:<name>` (`bridge`,
+    /// `container:<id>`, …): it leaves the project's networks.
+    NetworkMode,
+    /// `pid: host` or `container:<id>`.
+    HostPid,
+    /// `ipc: host` or `container:<id>`.
+    HostIpc,
+    /// A `cap_add` capability outside the allow-list.
+    CapAdd,
+    /// `devices`.
+    Devices,
+    /// A bind mount whose source is outside the domain directory.
+    BindOutsideDomain,
+    /// A mount of the Docker (or containerd, podman) socket or a directory
+    /// holding it.
+    DockerSocket,
+    /// An `env_file`, secret or config file outside the domain directory.
+    FileOutsideDomain,
+    /// A port published on a non-loopback host address.
+    PublicPort,
+    /// An `external: true` network.
+    ExternalNetwork,
+    /// An `external: true` volume.
+    ExternalVolume,
+    /// A network driver other than `bridge`.
+    NetworkDriver,
+    /// Memory over the stack's cap, or a service without a memory limit when
+    /// a cap is set.
+    MemoryLimit,
+    /// CPUs over the stack's cap, or a service without a CPU limit when a
+    /// cap is set.
+    CpuLimit,
+    /// More replicas than allowed.
+    Replicas,
+}
+
+impl Rule {
+    /// The stable id (`privileged`, `host-network`, …).
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::Privileged => "privileged",
+            Self::HostNetwork => "host-network",
+            Self::NetworkMode => "network-mode",
+            Self::HostPid => "host-pid",
+            Self::HostIpc => "host-ipc",
+            Self::CapAdd => "cap-add",
+            Self::Devices => "devices",
+            Self::BindOutsideDomain => "bind-outside-domain",
+            Self::DockerSocket => "docker-socket",
+            Self::FileOutsideDomain => "file-outside-domain",
+            Self::PublicPort => "public-port",
+            Self::ExternalNetwork => "external-network",
+            Self::ExternalVolume => "external-volume",
+            Self::NetworkDriver => "network-driver",
+            Self::MemoryLimit => "memory-limit",
+            Self::CpuLimit => "cpu-limit",
+            Self::Replicas => "replicas",
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+/// Capabilities `cap_add` may name by default: Docker's default set (adding
+/// them is a no-op) and a few harmless ones.
+pub const DEFAULT_ALLOWED_CAPS: &[&str] = &[
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "IPC_LOCK",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "NET_RAW",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+    "SYS_NICE",
+];
+
+/// The policy, as the worker's TOML writes it (all fields optional):
+///
+/// ```toml
+/// [policy]
+/// privileged = true          # each rule: true = enforced (the default)
+/// public_port = false        # switch one off
+/// allowed_cap_add = ["NET_BIND_SERVICE", "SYS_NICE"]
+/// max_memory = "4g"          # per stack: Σ memory limit × replicas
+/// max_cpus = 2.0             # per stack: Σ cpus × replicas
+/// max_replicas = 10          # per service
+/// ```
+///
+/// Rule switches are named like the rule ids, with `_` for `-`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Policy {
+    /// Enforce [`Rule::Privileged`].
+    pub privileged: bool,
+    /// Enforce [`Rule::HostNetwork`].
+    pub host_network: bool,
+    /// Enforce [`Rule::NetworkMode`].
+    pub network_mode: bool,
+    /// Enforce [`Rule::HostPid`].
+    pub host_pid: bool,
+    /// Enforce [`Rule::HostIpc`].
+    pub host_ipc: bool,
+    /// Enforce [`Rule::CapAdd`].
+    pub cap_add: bool,
+    /// Enforce [`Rule::Devices`].
+    pub devices: bool,
+    /// Enforce [`Rule::BindOutsideDomain`].
+    pub bind_outside_domain: bool,
+    /// Enforce [`Rule::DockerSocket`].
+    pub docker_socket: bool,
+    /// Enforce [`Rule::FileOutsideDomain`].
+    pub file_outside_domain: bool,
+    /// Enforce [`Rule::PublicPort`].
+    pub public_port: bool,
+    /// Enforce [`Rule::ExternalNetwork`].
+    pub external_network: bool,
+    /// Enforce [`Rule::ExternalVolume`].
+    pub external_volume: bool,
+    /// Enforce [`Rule::NetworkDriver`].
+    pub network_driver: bool,
+    /// Capabilities `cap_add` may name (upper case, with or without `CAP_`).
+    pub allowed_cap_add: Vec<String>,
+    /// Memory cap of a stack in bytes (TOML: bytes or `"4g"`); `None`: no cap.
+    #[serde(deserialize_with = "deserialize_size")]
+    pub max_memory: Option<u64>,
+    /// CPU cap of a stack; `None`: no cap.
+    pub max_cpus: Option<f64>,
+    /// Replica cap of a service; `None`: only the loader's limit of 100.
+    pub max_replicas: Option<u32>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            privileged: true,
+            host_network: true,
+            network_mode: true,
+            host_pid: true,
+            host_ipc: true,
+            cap_add: true,
+            devices: true,
+            bind_outside_domain: true,
+            docker_socket: true,
+            file_outside_domain: true,
+            public_port: true,
+            external_network: true,
+            external_volume: true,
+            network_driver: true,
+            allowed_cap_add: DEFAULT_ALLOWED_CAPS
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect(),
+            max_memory: None,
+            max_cpus: None,
+            max_replicas: None,
+        }
+    }
+}
+
+impl Policy {
+    /// Whether `rule` is enforced (the caps are enforced when set).
+    pub fn enforces(&self, rule: Rule) -> bool {
+        match rule {
+            Rule::Privileged => self.privileged,
+            Rule::HostNetwork => self.host_network,
+            Rule::NetworkMode => self.network_mode,
+            Rule::HostPid => self.host_pid,
+            Rule::HostIpc => self.host_ipc,
+            Rule::CapAdd => self.cap_add,
+            Rule::Devices => self.devices,
+            Rule::BindOutsideDomain => self.bind_outside_domain,
+            Rule::DockerSocket => self.docker_socket,
+            Rule::FileOutsideDomain => self.file_outside_domain,
+            Rule::PublicPort => self.public_port,
+            Rule::ExternalNetwork => self.external_network,
+            Rule::ExternalVolume => self.external_volume,
+            Rule::NetworkDriver => self.network_driver,
+            Rule::MemoryLimit => self.max_memory.is_some(),
+            Rule::CpuLimit => self.max_cpus.is_some(),
+            Rule::Replicas => self.max_replicas.is_some(),
+        }
+    }
+
+    /// Checks `project` for a domain whose directory is `domain_dir`
+    /// (relative host paths are resolved against it); every violation is
+    /// reported, not only the first.
+    pub fn check(&self, project: &Project, domain_dir: &Path) -> Result<(), PolicyDenied> {
+        let violations = self.violations(project, domain_dir);
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(PolicyDenied { violations })
+        }
+    }
+
+    /// Every violation of `project`, in a stable order.
+    pub fn violations(&self, project: &Project, domain_dir: &Path) -> Vec<Violation> {
+        let mut found = rules::collect(self, project, domain_dir);
+        found.retain(|v| self.enforces(v.rule));
+        found
+    }
+}
+
+fn deserialize_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match Option::<Size>::deserialize(d)? {
+        None => Ok(None),
+        Some(Size::Bytes(n)) => Ok(Some(n)),
+        Some(Size::Text(s)) => crate::compose::size::parse_size(&s)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
+}
+
+/// One broken rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    /// The rule.
+    pub rule: Rule,
+    /// The service, when the violation is in one.
+    pub service: Option<String>,
+    /// The key path (`services.web.privileged`).
+    pub path: String,
+    /// What is wrong, for humans.
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}] {}: {}", self.rule, self.path, self.message)
+    }
+}
+
+/// A stack the policy denies.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("denied by policy: {}", .violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct PolicyDenied {
+    /// Every violation found.
+    pub violations: Vec<Violation>,
+}
+
+impl PolicyDenied {
+    /// The stable error code (`policy.denied`).
+    pub fn code(&self) -> &'static str {
+        CODE_DENIED
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,278 @@
+//! The checks behind each [`Rule`].
+
+use super::paths::check as host_path;
+use super::{Policy, Rule, Violation};
+use crate::compose::{MountSource, Project, Service};
+use std::path::Path;
+
+struct Found<'a> {
+    out: Vec<Violation>,
+    service: Option<&'a str>,
+}
+
+impl<'a> Found<'a> {
+    fn add(&mut self, rule: Rule, path: String, message: String) {
+        self.out.push(Violation {
+            rule,
+            service: self.service.map(str::to_owned),
+            path,
+            message,
+        });
+    }
+}
+
+/// Every violation, enforced or not (the caller filters).
+pub fn collect(policy: &Policy, project: &Project, domain_dir: &Path) -> Vec<Violation> {
+    let mut found = Found {
+        out: Vec::new(),
+        service: None,
+    };
+    for (name, service) in &project.services {
+        found.service = Some(name);
+        let at = |key: &str| format!("services.{name}.{key}");
+        namespaces(service, &mut found, at);
+        capabilities(policy, service, &mut found, at);
+        for (i, device) in service.devices.iter().enumerate() {
+            found.add(
+                Rule::Devices,
+                at(&format!("devices[{i}]")),
+                format!("device `{device}` is not allowed"),
+            );
+        }
+        mounts(policy, service, domain_dir, &mut found, at);
+        for (i, file) in service.env_file.iter().enumerate() {
+            if !host_path(&file.path, domain_dir).inside {
+                found.add(
+                    Rule::FileOutsideDomain,
+                    at(&format!("env_file[{i}]")),
+                    format!("env file `{}` is outside the domain directory", file.path),
+                );
+            }
+        }
+        for port in &service.ports {
+            if let Some(ip) = port.host_ip.filter(|ip| !ip.is_loopback()) {
+                found.add(
+                    Rule::PublicPort,
+                    at("ports"),
+                    format!("port {} is published on {ip}: only loopback is allowed (or leave the address out)", port.target),
+                );
+            }
+        }
+        if let Some(max) = policy
+            .max_replicas
+            .filter(|max| service.deploy.replicas > *max)
+        {
+            found.add(
+                Rule::Replicas,
+                at("deploy.replicas"),
+                format!(
+                    "{} replicas; at most {max} are allowed",
+                    service.deploy.replicas
+                ),
+            );
+        }
+    }
+    found.service = None;
+    top_level(project, domain_dir, &mut found);
+    limits(policy, project, &mut found);
+    found.out
+}
+
+fn namespaces(service: &Service, found: &mut Found<'_>, at: impl Fn(&str) -> String) {
+    if service.privileged {
+        found.add(
+            Rule::Privileged,
+            at("privileged"),
+            "privileged containers are not allowed".to_owned(),
+        );
+    }
+    if let Some(mode) = service.network_mode.as_deref() {
+        if mode == "host" {
+            found.add(
+                Rule::HostNetwork,
+                at("network_mode"),
+                "the host network is not allowed".to_owned(),
+            );
+        } else if mode != "none" && !mode.starts_with("service:") {
+            found.add(
+                Rule::NetworkMode,
+                at("network_mode"),
+                format!("network mode `{mode}` leaves the project's networks; use `none` or `service:<name>`"),
+            );
+        }
+    }
+    let shared = |mode: Option<&str>, allowed: &[&str]| {
+        mode.filter(|m| !m.starts_with("service:") && !allowed.contains(m))
+            .map(str::to_owned)
+    };
+    if let Some(mode) = shared(service.pid.as_deref(), &[]) {
+        found.add(
+            Rule::HostPid,
+            at("pid"),
+            format!("pid mode `{mode}` shares a PID namespace outside the project"),
+        );
+    }
+    if let Some(mode) = shared(service.ipc.as_deref(), &["private", "shareable", "none"]) {
+        found.add(
+            Rule::HostIpc,
+            at("ipc"),
+            format!("ipc mode `{mode}` shares an IPC namespace outside the project"),
+        );
+    }
+}
+
+fn capabilities(
+    policy: &Policy,
+    service: &Service,
+    found: &mut Found<'_>,
+    at: impl Fn(&str) -> String,
+) {
+    let allowed: Vec<String> = policy
+        .allowed_cap_add
+        .iter()
+        .map(|c| {
+            let upper = c.trim().to_ascii_uppercase();
+            upper
+                .strip_prefix("CAP_")
+                .map(str::to_owned)
+                .unwrap_or(upper)
+        })
+        .collect();
+    for (i, cap) in service.cap_add.iter().enumerate() {
+        if !allowed.contains(cap) {
+            found.add(
+                Rule::CapAdd,
+                at(&format!("cap_add[{i}]")),
+                format!("capability `{cap}` is not allowed"),
+            );
+        }
+    }
+}
+
+fn mounts(
+    policy: &Policy,
+    service: &Service,
+    domain_dir: &Path,
+    found: &mut Found<'_>,
+    at: impl Fn(&str) -> String,
+) {
+    for (i, mount) in service.volumes.iter().enumerate() {
+        let MountSource::Bind { path, .. } = &mount.source else {
+            continue;
+        };
+        let checked = host_path(path, domain_dir);
+        let key = at(&format!("volumes[{i}]"));
+        if checked.socket && policy.enforces(Rule::DockerSocket) {
+            found.add(
+                Rule::DockerSocket,
+                key,
+                format!("`{path}` exposes the container runtime's socket"),
+            );
+        } else if !checked.inside {
+            found.add(
+                Rule::BindOutsideDomain,
+                key,
+                format!("bind mount source `{path}` is outside the domain directory"),
+            );
+        }
+    }
+}
+
+fn top_level(project: &Project, domain_dir: &Path, found: &mut Found<'_>) {
+    for (name, network) in &project.networks {
+        if network.external {
+            found.add(
+                Rule::ExternalNetwork,
+                format!("networks.{name}.external"),
+                format!("external network `{name}` may belong to another stack"),
+            );
+        }
+        if let Some(driver) = network.driver.as_deref().filter(|d| *d != "bridge") {
+            found.add(
+                Rule::NetworkDriver,
+                format!("networks.{name}.driver"),
+                format!("network driver `{driver}` is not allowed (only `bridge`)"),
+            );
+        }
+    }
+    for (name, volume) in &project.volumes {
+        if volume.external {
+            found.add(
+                Rule::ExternalVolume,
+                format!("volumes.{name}.external"),
+                format!("external volume `{name}` may belong to another stack"),
+            );
+        }
+    }
+    for (kind, objects) in [("secrets", &project.secrets), ("configs", &project.configs)] {
+        for (name, object) in objects {
+            if !host_path(&object.file, domain_dir).inside {
+                found.add(
+                    Rule::FileOutsideDomain,
+                    format!("{kind}.{name}.file"),
+                    format!("`{}` is outside the domain directory", object.file),
+                );
+            }
+        }
+    }
+}
+
+fn limits<'a>(policy: &Policy, project: &'a Project, found: &mut Found<'a>) {
+    let caps = [
+        (
+            Rule::MemoryLimit,
+            policy.max_memory,
+            "memory",
+            "deploy.resources.limits.memory (or mem_limit)",
+        ),
+        (
+            Rule::CpuLimit,
+            policy.max_cpus.map(|c| (c * 1e9).round() as u64),
+            "cpus",
+            "deploy.resources.limits.cpus (or cpus)",
+        ),
+    ];
+    for (rule, cap, what, key) in caps {
+        let Some(cap) = cap else { continue };
+        let mut total: u64 = 0;
+        for (name, service) in &project.services {
+            let limits = service.deploy.resources.limits;
+            let limit = if rule == Rule::MemoryLimit {
+                limits.memory
+            } else {
+                limits.nano_cpus
+            };
+            match limit {
+                Some(limit) => {
+                    total = total
+                        .saturating_add(limit.saturating_mul(u64::from(service.deploy.replicas)))
+                }
+                None if service.deploy.replicas > 0 => {
+                    found.service = Some(name);
+                    found.add(
+                        rule,
+                        format!("services.{name}.deploy.resources.limits.{what}"),
+                        format!("the stack's {what} is capped, so every service needs a {what} limit: set {key}"),
+                    );
+                    found.service = None;
+                }
+                None => {}
+            }
+        }
+        if total > cap {
+            let (used, allowed) = if rule == Rule::MemoryLimit {
+                (format!("{total} bytes"), format!("{cap} bytes"))
+            } else {
+                (
+                    format!("{} CPUs", total as f64 / 1e9),
+                    format!("{} CPUs", cap as f64 / 1e9),
+                )
+            };
+            found.add(
+                rule,
+                "services".to_owned(),
+                format!("the services' {what} limits × replicas add up to {used}; the stack may use {allowed}"),
+            );
+        }
+    }
+}

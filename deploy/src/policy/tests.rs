@@ -1,0 +1,480 @@
+//! Policy tests: every rule denies its case, a clean stack passes, rules can
+//! be switched off, the TOML form deserializes.
+
+use super::*;
+use crate::compose::{Env, load};
+use std::path::PathBuf;
+
+fn project(text: &str) -> Project {
+    match load(text, &Env::new()) {
+        Ok(loaded) => loaded.project,
+        Err(e) => panic!("load failed: {e}\n{text}"),
+    }
+}
+
+fn domain() -> PathBuf {
+    PathBuf::from("/srv/hostkit-test-nonexistent/example.com")
+}
+
+/// Violations of a stack with one service `web` plus `extra` service lines
+/// and `top` top-level lines.
+fn violations_with(policy: &Policy, extra: &str, top: &str) -> Vec<Violation> {
+    let text = format!("services:\n  web:\n    image: nginx\n{extra}{top}");
+    policy.violations(&project(&text), &domain())
+}
+
+fn rules(extra: &str, top: &str) -> Vec<(Rule, String)> {
+    violations_with(&Policy::default(), extra, top)
+        .into_iter()
+        .map(|v| (v.rule, v.path))
+        .collect()
+}
+
+fn one(rule: Rule, path: &str) -> Vec<(Rule, String)> {
+    vec![(rule, path.to_owned())]
+}
+
+const CLEAN: &str = r#"
+services:
+  web:
+    image: nginx
+    ports: ["8080:80", "127.0.0.1:8443:443", "[::1]:9000:9000"]
+    volumes:
+      - ./html:/usr/share/nginx/html:ro
+      - data:/data
+      - type: tmpfs
+        target: /cache
+    cap_add: [NET_BIND_SERVICE, CAP_CHOWN]
+    cap_drop: [ALL]
+    env_file: ./web.env
+    secrets: [token]
+    network_mode: service:vpn
+  vpn:
+    image: vpn
+    ipc: shareable
+    pid: service:web2
+  web2:
+    image: x
+    networks: [front]
+volumes:
+  data:
+networks:
+  front:
+    driver: bridge
+secrets:
+  token: {file: ./secrets/token}
+"#;
+
+#[test]
+fn a_clean_stack_passes() {
+    let p = project(CLEAN);
+    assert_eq!(Policy::default().violations(&p, &domain()), vec![]);
+    assert!(Policy::default().check(&p, &domain()).is_ok());
+}
+
+#[test]
+fn privileged() {
+    assert_eq!(
+        rules("    privileged: true\n", ""),
+        one(Rule::Privileged, "services.web.privileged")
+    );
+}
+
+#[test]
+fn host_network_and_other_network_modes() {
+    assert_eq!(
+        rules("    network_mode: host\n", ""),
+        one(Rule::HostNetwork, "services.web.network_mode")
+    );
+    assert_eq!(
+        rules("    network_mode: bridge\n", ""),
+        one(Rule::NetworkMode, "services.web.network_mode")
+    );
+    assert_eq!(
+        rules("    network_mode: container:other_domain-db-1\n", ""),
+        one(Rule::NetworkMode, "services.web.network_mode")
+    );
+    assert_eq!(rules("    network_mode: none\n", ""), vec![]);
+}
+
+#[test]
+fn host_pid_and_ipc() {
+    assert_eq!(
+        rules("    pid: host\n", ""),
+        one(Rule::HostPid, "services.web.pid")
+    );
+    assert_eq!(
+        rules("    pid: container:abc\n", ""),
+        one(Rule::HostPid, "services.web.pid")
+    );
+    assert_eq!(
+        rules("    ipc: host\n", ""),
+        one(Rule::HostIpc, "services.web.ipc")
+    );
+    assert_eq!(
+        rules("    ipc: container:abc\n", ""),
+        one(Rule::HostIpc, "services.web.ipc")
+    );
+    assert_eq!(rules("    ipc: private\n", ""), vec![]);
+}
+
+#[test]
+fn dangerous_capabilities() {
+    let got = rules(
+        "    cap_add: [NET_BIND_SERVICE, SYS_ADMIN, cap_net_admin, SYS_PTRACE, SYS_MODULE, DAC_READ_SEARCH, ALL]\n",
+        "",
+    );
+    let paths: Vec<&str> = got.iter().map(|(_, p)| p.as_str()).collect();
+    assert!(got.iter().all(|(r, _)| *r == Rule::CapAdd));
+    assert_eq!(
+        paths,
+        [
+            "services.web.cap_add[1]",
+            "services.web.cap_add[2]",
+            "services.web.cap_add[3]",
+            "services.web.cap_add[4]",
+            "services.web.cap_add[5]",
+            "services.web.cap_add[6]",
+        ]
+    );
+    let policy = Policy {
+        allowed_cap_add: vec!["CAP_SYS_ADMIN".into()],
+        ..Policy::default()
+    };
+    assert!(violations_with(&policy, "    cap_add: [SYS_ADMIN]\n", "").is_empty());
+}
+
+#[test]
+fn devices() {
+    assert_eq!(
+        rules("    devices: [/dev/sda]\n", ""),
+        one(Rule::Devices, "services.web.devices[0]")
+    );
+}
+
+#[test]
+fn bind_mounts_outside_the_domain() {
+    for source in [
+        "/etc",
+        "../other.com/data",
+        "./data/../../x",
+        "~/.ssh",
+        "/srv/hostkit-test-nonexistent",
+    ] {
+        assert_eq!(
+            rules(&format!("    volumes: ['{source}:/x']\n"), ""),
+            one(Rule::BindOutsideDomain, "services.web.volumes[0]"),
+            "{source}"
+        );
+    }
+    let long = "    volumes:\n      - type: bind\n        source: /var/lib\n        target: /x\n";
+    assert_eq!(
+        rules(long, ""),
+        one(Rule::BindOutsideDomain, "services.web.volumes[0]")
+    );
+    assert_eq!(
+        rules(
+            "    volumes: ['./a/b/../c:/x', '/srv/hostkit-test-nonexistent/example.com/d:/y']\n",
+            ""
+        ),
+        vec![]
+    );
+}
+
+#[test]
+fn docker_socket() {
+    for source in [
+        "/var/run/docker.sock",
+        "/run/docker.sock",
+        "/var/run",
+        "/",
+        "./docker.sock",
+    ] {
+        assert_eq!(
+            rules(
+                &format!("    volumes: ['{source}:/var/run/docker.sock']\n"),
+                ""
+            ),
+            one(Rule::DockerSocket, "services.web.volumes[0]"),
+            "{source}"
+        );
+    }
+    // With the socket rule off, the mount is still outside the domain.
+    let policy = Policy {
+        docker_socket: false,
+        ..Policy::default()
+    };
+    let v = violations_with(&policy, "    volumes: ['/var/run/docker.sock:/s']\n", "");
+    assert_eq!(
+        v.iter().map(|v| v.rule).collect::<Vec<_>>(),
+        [Rule::BindOutsideDomain]
+    );
+}
+
+#[test]
+fn files_outside_the_domain() {
+    assert_eq!(
+        rules("    env_file: /etc/environment\n", ""),
+        one(Rule::FileOutsideDomain, "services.web.env_file[0]")
+    );
+    assert_eq!(
+        rules(
+            "    secrets: [pw]\n",
+            "secrets:\n  pw: {file: /etc/shadow}\n"
+        ),
+        one(Rule::FileOutsideDomain, "secrets.pw.file")
+    );
+    assert_eq!(
+        rules(
+            "    configs: [c]\n",
+            "configs:\n  c: {file: ../other.com/conf}\n"
+        ),
+        one(Rule::FileOutsideDomain, "configs.c.file")
+    );
+}
+
+#[test]
+fn public_ports() {
+    for spec in ["0.0.0.0:80:80", "[::]:80:80", "192.168.1.10:80:80"] {
+        assert_eq!(
+            rules(&format!("    ports: ['{spec}']\n"), ""),
+            one(Rule::PublicPort, "services.web.ports"),
+            "{spec}"
+        );
+    }
+    let long = "    ports:\n      - target: 80\n        host_ip: 0.0.0.0\n";
+    assert_eq!(rules(long, ""), one(Rule::PublicPort, "services.web.ports"));
+    assert_eq!(
+        rules("    ports: ['80', '8080:80', '127.0.0.2:81:81']\n", ""),
+        vec![]
+    );
+}
+
+#[test]
+fn external_networks_volumes_and_drivers() {
+    assert_eq!(
+        rules(
+            "    networks: [proxy]\n",
+            "networks:\n  proxy: {external: true}\n"
+        ),
+        one(Rule::ExternalNetwork, "networks.proxy.external")
+    );
+    assert_eq!(
+        rules(
+            "    volumes: ['v:/v']\n",
+            "volumes:\n  v: {external: true}\n"
+        ),
+        one(Rule::ExternalVolume, "volumes.v.external")
+    );
+    assert_eq!(
+        rules(
+            "    networks: [lan]\n",
+            "networks:\n  lan: {driver: macvlan}\n"
+        ),
+        one(Rule::NetworkDriver, "networks.lan.driver")
+    );
+}
+
+const LIMITED: &str = "services:\n  web:\n    image: a\n    mem_limit: 512m\n    cpus: 0.5\n    deploy: {replicas: 3}\n  db:\n    image: b\n    deploy: {resources: {limits: {memory: 1g, cpus: '1'}}}\n";
+
+#[test]
+fn memory_and_cpu_caps_sum_over_replicas() {
+    let p = project(LIMITED);
+    // 3 × 512m + 1g = 2.5g; 3 × 0.5 + 1 = 2.5 CPUs.
+    let fits = Policy {
+        max_memory: Some(5 << 29),
+        max_cpus: Some(2.5),
+        ..Policy::default()
+    };
+    assert!(fits.check(&p, &domain()).is_ok());
+    let tight = Policy {
+        max_memory: Some(2 << 30),
+        max_cpus: Some(2.0),
+        ..Policy::default()
+    };
+    let v = tight.violations(&p, &domain());
+    assert_eq!(
+        v.iter()
+            .map(|v| (v.rule, v.path.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (Rule::MemoryLimit, "services"),
+            (Rule::CpuLimit, "services")
+        ]
+    );
+    assert!(
+        v[0].message.contains("2684354560 bytes"),
+        "{}",
+        v[0].message
+    );
+    assert!(v[1].message.contains("2.5 CPUs"), "{}", v[1].message);
+}
+
+#[test]
+fn caps_require_limits_on_every_service() {
+    let p =
+        project("services:\n  web:\n    image: a\n    mem_limit: 1g\n  worker:\n    image: b\n");
+    let policy = Policy {
+        max_memory: Some(4 << 30),
+        max_cpus: Some(4.0),
+        ..Policy::default()
+    };
+    let v = policy.violations(&p, &domain());
+    let got: Vec<(Rule, Option<&str>, &str)> = v
+        .iter()
+        .map(|v| (v.rule, v.service.as_deref(), v.path.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                Rule::MemoryLimit,
+                Some("worker"),
+                "services.worker.deploy.resources.limits.memory"
+            ),
+            (
+                Rule::CpuLimit,
+                Some("web"),
+                "services.web.deploy.resources.limits.cpus"
+            ),
+            (
+                Rule::CpuLimit,
+                Some("worker"),
+                "services.worker.deploy.resources.limits.cpus"
+            ),
+        ]
+    );
+    // Without caps, nothing is required.
+    assert!(Policy::default().check(&p, &domain()).is_ok());
+}
+
+#[test]
+fn replica_cap() {
+    let p = project(LIMITED);
+    let policy = Policy {
+        max_replicas: Some(2),
+        ..Policy::default()
+    };
+    let v = policy.violations(&p, &domain());
+    assert_eq!(
+        v.iter()
+            .map(|v| (v.rule, v.path.as_str()))
+            .collect::<Vec<_>>(),
+        [(Rule::Replicas, "services.web.deploy.replicas")]
+    );
+}
+
+#[test]
+fn all_violations_are_collected_and_reported() {
+    let text = "services:\n  a:\n    image: x\n    privileged: true\n    network_mode: host\n    volumes: ['/:/host']\n  b:\n    image: y\n    pid: host\n    ports: ['0.0.0.0:80:80']\n";
+    let e = Policy::default()
+        .check(&project(text), &domain())
+        .expect_err("denied");
+    assert_eq!(e.code(), "policy.denied");
+    let got: Vec<(&str, Option<&str>)> = e
+        .violations
+        .iter()
+        .map(|v| (v.rule.id(), v.service.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("privileged", Some("a")),
+            ("host-network", Some("a")),
+            ("docker-socket", Some("a")),
+            ("host-pid", Some("b")),
+            ("public-port", Some("b")),
+        ]
+    );
+    let message = e.to_string();
+    assert!(
+        message.starts_with("denied by policy: [privileged] services.a.privileged:"),
+        "{message}"
+    );
+    assert!(
+        message.contains("[public-port] services.b.ports"),
+        "{message}"
+    );
+}
+
+#[test]
+fn rules_can_be_switched_off() {
+    let text =
+        "services:\n  web:\n    image: a\n    privileged: true\n    ports: ['0.0.0.0:80:80']\n";
+    let policy = Policy {
+        privileged: false,
+        public_port: false,
+        ..Policy::default()
+    };
+    assert!(policy.check(&project(text), &domain()).is_ok());
+}
+
+#[test]
+fn symlinks_in_the_domain_cannot_escape_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let domain = dir.path().join("example.com");
+    std::fs::create_dir_all(&domain).expect("mkdir");
+    std::os::unix::fs::symlink("/etc", domain.join("data")).expect("symlink");
+    let p = project(
+        "services:\n  web:\n    image: a\n    volumes: ['./data:/data', './data/ssl:/ssl']\n",
+    );
+    let v = Policy::default().violations(&p, &domain);
+    assert_eq!(
+        v.iter().map(|v| v.rule).collect::<Vec<_>>(),
+        [Rule::BindOutsideDomain, Rule::BindOutsideDomain]
+    );
+}
+
+#[test]
+fn deserializes_from_toml_with_defaults() {
+    let policy: Policy = toml::from_str(
+        "public_port = false\nallowed_cap_add = [\"NET_ADMIN\"]\nmax_memory = \"4g\"\nmax_cpus = 2.5\nmax_replicas = 10\n",
+    )
+    .expect("toml");
+    assert!(!policy.public_port);
+    assert!(policy.privileged && policy.docker_socket && policy.bind_outside_domain);
+    assert_eq!(policy.allowed_cap_add, ["NET_ADMIN"]);
+    assert_eq!(policy.max_memory, Some(4 << 30));
+    assert_eq!(policy.max_cpus, Some(2.5));
+    assert_eq!(policy.max_replicas, Some(10));
+    let bytes: Policy = toml::from_str("max_memory = 1048576\n").expect("toml");
+    assert_eq!(bytes.max_memory, Some(1 << 20));
+    let empty: Policy = toml::from_str("").expect("toml");
+    assert_eq!(empty, Policy::default());
+    assert!(
+        toml::from_str::<Policy>("privilegd = false\n").is_err(),
+        "typos are errors"
+    );
+    assert!(toml::from_str::<Policy>("max_memory = \"lots\"\n").is_err());
+}
+
+#[test]
+fn rule_ids_are_stable() {
+    let ids: Vec<&str> = [
+        Rule::Privileged,
+        Rule::HostNetwork,
+        Rule::NetworkMode,
+        Rule::HostPid,
+        Rule::HostIpc,
+        Rule::CapAdd,
+        Rule::Devices,
+        Rule::BindOutsideDomain,
+        Rule::DockerSocket,
+        Rule::FileOutsideDomain,
+        Rule::PublicPort,
+        Rule::ExternalNetwork,
+        Rule::ExternalVolume,
+        Rule::NetworkDriver,
+        Rule::MemoryLimit,
+        Rule::CpuLimit,
+        Rule::Replicas,
+    ]
+    .iter()
+    .map(|r| {
+        let json = serde_json::to_string(r).expect("json");
+        assert_eq!(json, format!("\"{}\"", r.id()));
+        r.id()
+    })
+    .collect();
+    assert!(ids.contains(&"bind-outside-domain") && ids.contains(&"docker-socket"));
+}
