@@ -8,15 +8,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use bollard::models::{
-    ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, Mount as DockerMount, MountTmpfsOptions,
-    MountType, MountVolumeOptions, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, Mount as DockerMount,
+    MountTmpfsOptions, MountType, MountVolumeOptions, RestartPolicy, RestartPolicyNameEnum,
 };
 use hostkit_proto::Domain;
 use serde::Serialize;
 
 use crate::compose::{
-    Condition, ComposeError, HealthTest, KeyPath, MainService, MountSource, Project, Restart, Service, UpdateOrder,
-    resolve_host_path,
+    ComposeError, Condition, HealthTest, KeyPath, MainService, MountSource, Project, Restart,
+    Service, UpdateOrder, resolve_host_path,
 };
 use crate::engine::health::Readiness;
 use crate::engine::spec::{
@@ -126,7 +126,12 @@ struct HashExtra<'a> {
     domain_dir: &'a Path,
 }
 
-fn service_spec(input: &StackInput<'_>, project: &str, name: &str, service: &Service) -> Result<ServiceSpec, ConvertError> {
+fn service_spec(
+    input: &StackInput<'_>,
+    project: &str,
+    name: &str,
+    service: &Service,
+) -> Result<ServiceSpec, ConvertError> {
     let image_id = input.image_ids[&service.image].clone();
     let main_port = input.main.filter(|m| m.service == name).map(|m| m.port);
     let path = KeyPath::from_keys(["services", name]);
@@ -192,7 +197,9 @@ fn service_spec(input: &StackInput<'_>, project: &str, name: &str, service: &Ser
                 return Err(ComposeError::UnsupportedValue {
                     path: path.key("network_mode"),
                     line: None,
-                    message: format!("network_mode `{other}` is not supported by HostKit; use networks"),
+                    message: format!(
+                        "network_mode `{other}` is not supported by HostKit; use networks"
+                    ),
                 }
                 .into());
             }
@@ -237,7 +244,10 @@ fn container_template(
 ) -> Result<ContainerCreateBody, ConvertError> {
     let host_path = |written: &str, key: &str| {
         resolve_host_path(written, input.domain_dir).ok_or_else(|| {
-            ComposeError::invalid(&path.key(key), format!("cannot resolve host path `{written}`"))
+            ComposeError::invalid(
+                &path.key(key),
+                format!("cannot resolve host path `{written}`"),
+            )
         })
     };
 
@@ -245,7 +255,11 @@ fn container_template(
     let mut mounts = Vec::new();
     for mount in &service.volumes {
         match &mount.source {
-            MountSource::Volume { name, nocopy, subpath } => mounts.push(DockerMount {
+            MountSource::Volume {
+                name,
+                nocopy,
+                subpath,
+            } => mounts.push(DockerMount {
                 target: Some(mount.target.clone()),
                 source: name.as_ref().map(|n| scoped(project, n)),
                 typ: Some(MountType::VOLUME),
@@ -267,7 +281,12 @@ fn container_template(
                 let mut options = vec![if mount.read_only { "ro" } else { "rw" }.to_string()];
                 options.extend(selinux.iter().cloned());
                 options.extend(propagation.iter().cloned());
-                binds.push(format!("{}:{}:{}", source.display(), mount.target, options.join(",")));
+                binds.push(format!(
+                    "{}:{}:{}",
+                    source.display(),
+                    mount.target,
+                    options.join(",")
+                ));
             }
             MountSource::Tmpfs { size, mode } => mounts.push(DockerMount {
                 target: Some(mount.target.clone()),
@@ -283,11 +302,18 @@ fn container_template(
         }
     }
     for (refs, objects, key, default_dir) in [
-        (&service.secrets, &input.project.secrets, "secrets", "/run/secrets/"),
+        (
+            &service.secrets,
+            &input.project.secrets,
+            "secrets",
+            "/run/secrets/",
+        ),
         (&service.configs, &input.project.configs, "configs", "/"),
     ] {
         for r in refs {
-            let Some(object) = objects.get(&r.source) else { continue };
+            let Some(object) = objects.get(&r.source) else {
+                continue;
+            };
             let source = host_path(&object.file, key)?;
             let target = match &r.target {
                 Some(t) if t.starts_with('/') => t.clone(),
@@ -312,7 +338,10 @@ fn container_template(
         Restart::No => (RestartPolicyNameEnum::NO, None),
         Restart::Always => (RestartPolicyNameEnum::ALWAYS, None),
         Restart::UnlessStopped => (RestartPolicyNameEnum::UNLESS_STOPPED, None),
-        Restart::OnFailure { max_retries } => (RestartPolicyNameEnum::ON_FAILURE, max_retries.map(i64::from)),
+        Restart::OnFailure { max_retries } => (
+            RestartPolicyNameEnum::ON_FAILURE,
+            max_retries.map(i64::from),
+        ),
     };
     let host_config = HostConfig {
         binds: (!binds.is_empty()).then_some(binds),
@@ -325,13 +354,23 @@ fn container_template(
         memory: limits.memory.map(|m| m as i64),
         nano_cpus: limits.nano_cpus.map(|c| c as i64),
         pids_limit: limits.pids,
-        memory_reservation: service.deploy.resources.reservations.memory.map(|m| m as i64),
+        memory_reservation: service
+            .deploy
+            .resources
+            .reservations
+            .memory
+            .map(|m| m as i64),
         cap_add: (!service.cap_add.is_empty()).then(|| service.cap_add.clone()),
         cap_drop: (!service.cap_drop.is_empty()).then(|| service.cap_drop.clone()),
         init: service.init,
         readonly_rootfs: Some(service.read_only),
-        extra_hosts: (!service.extra_hosts.is_empty())
-            .then(|| service.extra_hosts.iter().map(|h| format!("{}:{}", h.host, h.ip)).collect()),
+        extra_hosts: (!service.extra_hosts.is_empty()).then(|| {
+            service
+                .extra_hosts
+                .iter()
+                .map(|h| format!("{}:{}", h.host, h.ip))
+                .collect()
+        }),
         log_config: service.logging.as_ref().map(|l| HostConfigLogConfig {
             typ: l.driver.clone(),
             config: Some(l.options.clone().into_iter().collect()),
@@ -354,14 +393,26 @@ fn container_template(
     let exposed: Vec<String> = service
         .expose
         .iter()
-        .map(|e| if e.contains('/') { e.clone() } else { format!("{e}/tcp") })
+        .map(|e| {
+            if e.contains('/') {
+                e.clone()
+            } else {
+                format!("{e}/tcp")
+            }
+        })
         .collect();
 
     Ok(ContainerCreateBody {
         hostname: service.hostname.clone(),
         user: service.user.clone(),
         working_dir: service.working_dir.clone(),
-        env: Some(service.environment.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        env: Some(
+            service
+                .environment
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
+        ),
         cmd: service.command.clone(),
         entrypoint: service.entrypoint.clone(),
         labels: Some(service.labels.clone().into_iter().collect()),

@@ -44,7 +44,8 @@ impl DockerError {
 /// Connect to the local engine (`DOCKER_HOST` or `/var/run/docker.sock`) and
 /// negotiate the API version, so engines as old as API 1.41 work.
 pub async fn connect() -> Result<Docker, DockerError> {
-    let socket = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let socket =
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
     let unavailable = |source| DockerError::Unavailable {
         socket: socket.clone(),
         source,
@@ -59,6 +60,9 @@ pub async fn connect() -> Result<Docker, DockerError> {
 pub fn is_not_found(error: &bollard::errors::Error) -> bool {
     matches!(
         error,
-        bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
     )
 }

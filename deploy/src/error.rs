@@ -30,7 +30,11 @@ impl std::fmt::Display for ServiceFailure {
         match &self.reason {
             FailureReason::NotReady(n) => write!(f, "{}: {n}", self.service),
             FailureReason::DependencyFailed { dependency } => {
-                write!(f, "{}: not started, dependency {dependency} failed", self.service)
+                write!(
+                    f,
+                    "{}: not started, dependency {dependency} failed",
+                    self.service
+                )
             }
         }
     }

@@ -90,7 +90,11 @@ pub struct Loaded {
 }
 
 /// Stream a `docker save` tarball file into the engine.
-pub async fn load_file(docker: &Docker, path: &Path, sink: &dyn ProgressSink) -> Result<Loaded, ImageError> {
+pub async fn load_file(
+    docker: &Docker,
+    path: &Path,
+    sink: &dyn ProgressSink,
+) -> Result<Loaded, ImageError> {
     let read_err = |source| ImageError::Read {
         path: path.display().to_string(),
         source,
@@ -190,15 +194,25 @@ pub fn split_reference(reference: &str) -> (&str, &str) {
     }
     let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
     match reference[last_slash..].rfind(':') {
-        Some(i) => (&reference[..last_slash + i], &reference[last_slash + i + 1..]),
+        Some(i) => (
+            &reference[..last_slash + i],
+            &reference[last_slash + i + 1..],
+        ),
         None => (reference, "latest"),
     }
 }
 
 /// Pull one image from its registry, reporting progress.
-pub async fn pull(docker: &Docker, reference: &str, sink: &dyn ProgressSink) -> Result<(), ImageError> {
+pub async fn pull(
+    docker: &Docker,
+    reference: &str,
+    sink: &dyn ProgressSink,
+) -> Result<(), ImageError> {
     let (repository, tag) = split_reference(reference);
-    let options = CreateImageOptionsBuilder::default().from_image(repository).tag(tag).build();
+    let options = CreateImageOptionsBuilder::default()
+        .from_image(repository)
+        .tag(tag)
+        .build();
     let docker = docker.clone().with_timeout(TRANSFER_TIMEOUT);
     let mut answers = docker.create_image(Some(options), None, None);
     let mut layers: BTreeMap<String, (u64, u64)> = BTreeMap::new();
@@ -303,7 +317,10 @@ mod tests {
 
     #[test]
     fn loaded_lines_are_parsed() {
-        assert_eq!(loaded_reference("Loaded image: web:v1\n").as_deref(), Some("web:v1"));
+        assert_eq!(
+            loaded_reference("Loaded image: web:v1\n").as_deref(),
+            Some("web:v1")
+        );
         assert_eq!(
             loaded_reference("Loaded image ID: sha256:abc").as_deref(),
             Some("sha256:abc")
@@ -315,16 +332,27 @@ mod tests {
     fn references_split_into_repository_and_tag() {
         assert_eq!(split_reference("web"), ("web", "latest"));
         assert_eq!(split_reference("web:v1"), ("web", "v1"));
-        assert_eq!(split_reference("127.0.0.1:5000/team/web"), ("127.0.0.1:5000/team/web", "latest"));
-        assert_eq!(split_reference("127.0.0.1:5000/web:v2"), ("127.0.0.1:5000/web", "v2"));
+        assert_eq!(
+            split_reference("127.0.0.1:5000/team/web"),
+            ("127.0.0.1:5000/team/web", "latest")
+        );
+        assert_eq!(
+            split_reference("127.0.0.1:5000/web:v2"),
+            ("127.0.0.1:5000/web", "v2")
+        );
         assert_eq!(split_reference("web@sha256:00ff"), ("web", "sha256:00ff"));
     }
 
     #[test]
     fn error_codes_are_stable() {
-        let missing = ImageError::Missing { images: vec!["a".into()] };
+        let missing = ImageError::Missing {
+            images: vec!["a".into()],
+        };
         assert_eq!(missing.code(), "image.missing");
-        let failed = ImageError::LoadFailed { detail: "x".into(), source: None };
+        let failed = ImageError::LoadFailed {
+            detail: "x".into(),
+            source: None,
+        };
         assert_eq!(failed.code(), "image.load_failed");
     }
 }

@@ -15,10 +15,18 @@ pub enum Progress {
     /// An image (tag or id) is now present in the engine.
     ImageLoaded { reference: String },
     /// Bytes of a registry pull so far (summed over layers the engine reports).
-    ImagePull { reference: String, done: u64, total: Option<u64> },
+    ImagePull {
+        reference: String,
+        done: u64,
+        total: Option<u64>,
+    },
     /// A replica of a service changed state (`created`, `started`, `healthy`,
     /// `replaced`, `removed`, `stopped`, …).
-    Service { service: String, replica: u32, state: ServiceState },
+    Service {
+        service: String,
+        replica: u32,
+        state: ServiceState,
+    },
     /// nginx now routes the domain to these upstreams.
     ProxySwitched { upstreams: Vec<String> },
     /// Something the operator should know that does not stop the job.

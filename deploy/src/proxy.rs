@@ -78,7 +78,9 @@ impl ProxyError {
     /// What the operator can do about it.
     pub fn hint(&self) -> &'static str {
         match self {
-            ProxyError::Invalid { .. } => "check nginx's message; the previous configuration is still in place",
+            ProxyError::Invalid { .. } => {
+                "check nginx's message; the previous configuration is still in place"
+            }
             ProxyError::Reload { .. } | ProxyError::Spawn { .. } => {
                 "is nginx running, and may the worker run its reload command?"
             }
@@ -163,15 +165,22 @@ impl Proxy {
     async fn restore(&self, path: &Path, previous: Option<&str>) -> Result<(), ProxyError> {
         match previous {
             Some(text) => write_atomically(path, text).await,
-            None => tokio::fs::remove_file(path).await.map_err(|source| ProxyError::Write {
-                path: path.to_path_buf(),
-                source,
-            }),
+            None => tokio::fs::remove_file(path)
+                .await
+                .map_err(|source| ProxyError::Write {
+                    path: path.to_path_buf(),
+                    source,
+                }),
         }
     }
 }
 
-fn render(config: &ProxyConfig, domain: &Domain, upstreams: &[String], certs: Option<(PathBuf, PathBuf)>) -> String {
+fn render(
+    config: &ProxyConfig,
+    domain: &Domain,
+    upstreams: &[String],
+    certs: Option<(PathBuf, PathBuf)>,
+) -> String {
     let upstream = format!("hostkit_{}", domain.token());
     let mut out = String::new();
     out.push_str(&format!(
@@ -179,7 +188,9 @@ fn render(config: &ProxyConfig, domain: &Domain, upstreams: &[String], certs: Op
     ));
     out.push_str(&format!("upstream {upstream} {{\n"));
     for server in upstreams {
-        out.push_str(&format!("    server {server} max_fails=1 fail_timeout=2s;\n"));
+        out.push_str(&format!(
+            "    server {server} max_fails=1 fail_timeout=2s;\n"
+        ));
     }
     out.push_str("    keepalive 16;\n}\n\n");
 
@@ -286,10 +297,21 @@ mod tests {
     #[test]
     fn renders_one_upstream_per_replica() {
         let config = ProxyConfig::default();
-        let text = render(&config, &domain(), &["127.0.0.1:20000".into(), "127.0.0.1:20001".into()], None);
+        let text = render(
+            &config,
+            &domain(),
+            &["127.0.0.1:20000".into(), "127.0.0.1:20001".into()],
+            None,
+        );
         assert!(text.contains("upstream hostkit_example_com {"), "{text}");
-        assert!(text.contains("server 127.0.0.1:20000 max_fails=1"), "{text}");
-        assert!(text.contains("server 127.0.0.1:20001 max_fails=1"), "{text}");
+        assert!(
+            text.contains("server 127.0.0.1:20000 max_fails=1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("server 127.0.0.1:20001 max_fails=1"),
+            "{text}"
+        );
         assert!(text.contains("server_name example.com;"), "{text}");
         assert!(text.contains("listen 80;"), "{text}");
         assert!(!text.contains("ssl_certificate"), "{text}");
@@ -298,11 +320,17 @@ mod tests {
     #[test]
     fn renders_tls_when_certificates_exist() {
         let config = ProxyConfig::default();
-        let certs = Some((PathBuf::from("/c/fullchain.pem"), PathBuf::from("/c/privkey.pem")));
+        let certs = Some((
+            PathBuf::from("/c/fullchain.pem"),
+            PathBuf::from("/c/privkey.pem"),
+        ));
         let text = render(&config, &domain(), &["127.0.0.1:20000".into()], certs);
         assert!(text.contains("listen 443 ssl;"), "{text}");
         assert!(text.contains("ssl_certificate /c/fullchain.pem;"), "{text}");
-        assert!(text.contains("return 301 https://$host$request_uri;"), "{text}");
+        assert!(
+            text.contains("return 301 https://$host$request_uri;"),
+            "{text}"
+        );
     }
 
     #[tokio::test]
@@ -316,16 +344,26 @@ mod tests {
             ..ProxyConfig::default()
         };
         let proxy = Proxy::new(config.clone());
-        proxy.switch(&domain(), &["127.0.0.1:20000".into()]).await.expect("first switch");
+        proxy
+            .switch(&domain(), &["127.0.0.1:20000".into()])
+            .await
+            .expect("first switch");
         let before = std::fs::read_to_string(proxy.conf_path(&domain())).expect("file");
 
-        config.test_command = vec!["sh".into(), "-c".into(), "echo 'bad directive' >&2; exit 1".into()];
+        config.test_command = vec![
+            "sh".into(),
+            "-c".into(),
+            "echo 'bad directive' >&2; exit 1".into(),
+        ];
         let proxy = Proxy::new(config);
         let err = proxy
             .switch(&domain(), &["127.0.0.1:20005".into()])
             .await
             .expect_err("check fails");
-        assert!(matches!(&err, ProxyError::Invalid { message, .. } if message.contains("bad directive")), "{err}");
+        assert!(
+            matches!(&err, ProxyError::Invalid { message, .. } if message.contains("bad directive")),
+            "{err}"
+        );
         assert_eq!(err.code(), "proxy.invalid");
         let after = std::fs::read_to_string(proxy.conf_path(&domain())).expect("file");
         assert_eq!(before, after);

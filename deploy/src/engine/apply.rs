@@ -20,12 +20,12 @@ use futures_util::future::join_all;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::Engine;
 use super::container::{self, Replica};
 use super::health::{self, LOG_TAIL_LINES, Readiness};
 use super::inventory::{Existing, Inventory};
 use super::resources;
 use super::spec::{ServiceSpec, StackSpec};
-use super::Engine;
 use crate::error::{DeployError, FailureReason, ServiceFailure};
 use crate::progress::{Progress, ProgressSink, ServiceState};
 
@@ -65,7 +65,11 @@ pub struct Applied {
 impl Applied {
     /// Whether any container was created, replaced, started or removed.
     pub fn touched_anything(&self) -> bool {
-        !self.removed.is_empty() || self.services.values().any(|s| s.change != Change::Unchanged)
+        !self.removed.is_empty()
+            || self
+                .services
+                .values()
+                .any(|s| s.change != Change::Unchanged)
     }
 }
 
@@ -92,10 +96,18 @@ impl Engine {
     /// Converge the project on `stack`. On a failed gate the error lists every
     /// failing service with its log tail; start-first services that failed
     /// keep their old replicas, so the caller can roll back the rest.
-    pub async fn apply(&self, stack: &StackSpec, sink: &dyn ProgressSink) -> Result<Applied, DeployError> {
+    pub async fn apply(
+        &self,
+        stack: &StackSpec,
+        sink: &dyn ProgressSink,
+    ) -> Result<Applied, DeployError> {
         let deadline = Instant::now() + stack.health_timeout;
         for service in &stack.services {
-            if !service.depends_on.iter().all(|d| stack.service(&d.service).is_some()) {
+            if !service
+                .depends_on
+                .iter()
+                .all(|d| stack.service(&d.service).is_some())
+            {
                 return Err(DeployError::UnknownService {
                     service: service.name.clone(),
                 });
@@ -149,7 +161,12 @@ impl Engine {
 
         let upstreams = match (&stack.main_service, &self.proxy) {
             (Some(main), Some(proxy)) => {
-                let upstreams = upstreams_of(services.get(main).map(|o| o.replicas.as_slice()).unwrap_or(&[]));
+                let upstreams = upstreams_of(
+                    services
+                        .get(main)
+                        .map(|o| o.replicas.as_slice())
+                        .unwrap_or(&[]),
+                );
                 if !upstreams.is_empty() {
                     proxy.switch(&stack.domain, &upstreams).await?;
                     sink.report(Progress::ProxySwitched {
@@ -218,14 +235,28 @@ impl Context<'_> {
 
     async fn converge(&self, service: &ServiceSpec) -> Result<ServiceOutcome, ConvergeError> {
         let result = self.converge_inner(service).await;
-        self.set_phase(&service.name, if result.is_ok() { Phase::Ready } else { Phase::Failed });
+        self.set_phase(
+            &service.name,
+            if result.is_ok() {
+                Phase::Ready
+            } else {
+                Phase::Failed
+            },
+        );
         result
     }
 
     async fn converge_inner(&self, service: &ServiceSpec) -> Result<ServiceOutcome, ConvergeError> {
         self.wait_for_dependencies(service).await?;
-        let existing = self.inventory.services.get(&service.name).cloned().unwrap_or_default();
-        let stale = existing.iter().any(|e| e.config_hash != service.config_hash);
+        let existing = self
+            .inventory
+            .services
+            .get(&service.name)
+            .cloned()
+            .unwrap_or_default();
+        let stale = existing
+            .iter()
+            .any(|e| e.config_hash != service.config_hash);
         if existing.is_empty() {
             let replicas = self.create_replicas(service, service.replicas, &[]).await?;
             self.set_phase(&service.name, Phase::Started);
@@ -271,7 +302,11 @@ impl Context<'_> {
     }
 
     /// Same config: start stopped replicas, add or remove replicas.
-    async fn rescale(&self, service: &ServiceSpec, mut keep: Vec<Existing>) -> Result<ServiceOutcome, ConvergeError> {
+    async fn rescale(
+        &self,
+        service: &ServiceSpec,
+        mut keep: Vec<Existing>,
+    ) -> Result<ServiceOutcome, ConvergeError> {
         let docker = &self.engine.docker;
         let wanted = service.replicas as usize;
         let extra = keep.split_off(keep.len().min(wanted));
@@ -287,7 +322,9 @@ impl Context<'_> {
         }
         let mut replicas: Vec<Replica> = keep.iter().map(|e| replica_of(e, service)).collect();
         if replicas.len() < wanted {
-            let added = self.create_replicas(service, (wanted - replicas.len()) as u32, &keep).await?;
+            let added = self
+                .create_replicas(service, (wanted - replicas.len()) as u32, &keep)
+                .await?;
             changed = true;
             replicas.extend(added);
         }
@@ -298,19 +335,34 @@ impl Context<'_> {
             self.remove_replicas(service, &extra, false).await?;
         }
         Ok(ServiceOutcome {
-            change: if changed { Change::Scaled } else { Change::Unchanged },
+            change: if changed {
+                Change::Scaled
+            } else {
+                Change::Unchanged
+            },
             replicas,
         })
     }
 
     /// New replicas first; old ones go only once the new are ready (and
     /// nginx points at them). On failure the new ones are removed.
-    async fn replace_start_first(&self, service: &ServiceSpec, old: Vec<Existing>) -> Result<ServiceOutcome, ConvergeError> {
-        let replicas = self.create_replicas(service, service.replicas, &old).await?;
+    async fn replace_start_first(
+        &self,
+        service: &ServiceSpec,
+        old: Vec<Existing>,
+    ) -> Result<ServiceOutcome, ConvergeError> {
+        let replicas = self
+            .create_replicas(service, service.replicas, &old)
+            .await?;
         self.set_phase(&service.name, Phase::Started);
         if let Err(failure) = self.wait_ready(service, &replicas).await {
             for replica in &replicas {
-                container::remove(&self.engine.docker, &replica.id, Some(std::time::Duration::ZERO)).await?;
+                container::remove(
+                    &self.engine.docker,
+                    &replica.id,
+                    Some(std::time::Duration::ZERO),
+                )
+                .await?;
                 self.release_ports(&replica.host_ports);
                 self.report(service, replica.number, ServiceState::Removed);
             }
@@ -327,7 +379,11 @@ impl Context<'_> {
     }
 
     /// Old replicas go, then new ones are created.
-    async fn replace_stop_first(&self, service: &ServiceSpec, old: Vec<Existing>) -> Result<ServiceOutcome, ConvergeError> {
+    async fn replace_stop_first(
+        &self,
+        service: &ServiceSpec,
+        old: Vec<Existing>,
+    ) -> Result<ServiceOutcome, ConvergeError> {
         self.remove_replicas(service, &old, true).await?;
         let replicas = self.create_replicas(service, service.replicas, &[]).await?;
         self.set_phase(&service.name, Phase::Started);
@@ -340,7 +396,11 @@ impl Context<'_> {
 
     /// Point nginx at `replicas` when `service` is the main one. Answers
     /// whether it switched.
-    async fn switch_if_main(&self, service: &ServiceSpec, replicas: &[Replica]) -> Result<bool, ConvergeError> {
+    async fn switch_if_main(
+        &self,
+        service: &ServiceSpec,
+        replicas: &[Replica],
+    ) -> Result<bool, ConvergeError> {
         let (Some(main), Some(proxy)) = (&self.stack.main_service, &self.engine.proxy) else {
             return Ok(false);
         };
@@ -351,18 +411,34 @@ impl Context<'_> {
         if upstreams.is_empty() {
             return Ok(false);
         }
-        proxy.switch(&self.stack.domain, &upstreams).await.map_err(DeployError::from)?;
+        proxy
+            .switch(&self.stack.domain, &upstreams)
+            .await
+            .map_err(DeployError::from)?;
         self.sink.report(Progress::ProxySwitched { upstreams });
         Ok(true)
     }
 
-    async fn create_replicas(&self, service: &ServiceSpec, count: u32, existing: &[Existing]) -> Result<Vec<Replica>, ConvergeError> {
+    async fn create_replicas(
+        &self,
+        service: &ServiceSpec,
+        count: u32,
+        existing: &[Existing],
+    ) -> Result<Vec<Replica>, ConvergeError> {
         let taken: BTreeSet<u32> = existing.iter().map(|e| e.number).collect();
         let numbers = (1..).filter(|n| !taken.contains(n)).take(count as usize);
         let mut replicas = Vec::new();
         for number in numbers {
             let ports = self.take_ports(service.ports.len())?;
-            match container::create_and_start(&self.engine.docker, self.stack, service, number, ports.clone()).await {
+            match container::create_and_start(
+                &self.engine.docker,
+                self.stack,
+                service,
+                number,
+                ports.clone(),
+            )
+            .await
+            {
                 Ok(replica) => {
                     self.report(service, number, ServiceState::Started);
                     replicas.push(replica);
@@ -376,18 +452,31 @@ impl Context<'_> {
         Ok(replicas)
     }
 
-    async fn remove_replicas(&self, service: &ServiceSpec, replicas: &[Existing], replaced: bool) -> Result<(), ConvergeError> {
+    async fn remove_replicas(
+        &self,
+        service: &ServiceSpec,
+        replicas: &[Existing],
+        replaced: bool,
+    ) -> Result<(), ConvergeError> {
         for replica in replicas {
             container::remove(&self.engine.docker, &replica.id, service.stop_timeout).await?;
             self.release_ports(&replica.host_ports);
-            let state = if replaced { ServiceState::Replaced } else { ServiceState::Removed };
+            let state = if replaced {
+                ServiceState::Replaced
+            } else {
+                ServiceState::Removed
+            };
             self.report(service, replica.number, state);
         }
         Ok(())
     }
 
     /// Wait until every replica meets the service's readiness.
-    async fn wait_ready(&self, service: &ServiceSpec, replicas: &[Replica]) -> Result<(), ConvergeError> {
+    async fn wait_ready(
+        &self,
+        service: &ServiceSpec,
+        replicas: &[Replica],
+    ) -> Result<(), ConvergeError> {
         let docker = &self.engine.docker;
         let waits = replicas
             .iter()
@@ -433,7 +522,7 @@ impl Context<'_> {
     fn release_ports(&self, ports: &[u16]) {
         let mut free = self.free_ports.lock().expect("port pool lock");
         let block = self.stack.ports;
-        free.extend(ports.iter().filter(|p| block.ports().any(|b| b == **p)));
+        free.extend(ports.iter().filter(|p| block.contains(**p)));
     }
 
     fn report(&self, service: &ServiceSpec, replica: u32, state: ServiceState) {
@@ -450,7 +539,13 @@ pub(crate) fn replica_of(existing: &Existing, service: &ServiceSpec) -> Replica 
     let host_ports = service
         .ports
         .iter()
-        .filter_map(|p| existing.ports.iter().find(|(target, _)| *target == p.target).map(|(_, host)| *host))
+        .filter_map(|p| {
+            existing
+                .ports
+                .iter()
+                .find(|(target, _)| *target == p.target)
+                .map(|(_, host)| *host)
+        })
         .collect();
     Replica {
         id: existing.id.clone(),

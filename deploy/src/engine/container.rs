@@ -55,7 +55,10 @@ pub async fn create_and_start(
     all_labels.insert(labels::CONTAINER_NUMBER.into(), number.to_string());
     all_labels.insert(labels::ONEOFF.into(), "False".into());
     all_labels.insert(labels::CONFIG_HASH.into(), service.config_hash.clone());
-    all_labels.insert(labels::COMPOSE_VERSION.into(), labels::COMPOSE_VERSION_VALUE.into());
+    all_labels.insert(
+        labels::COMPOSE_VERSION.into(),
+        labels::COMPOSE_VERSION_VALUE.into(),
+    );
     all_labels.insert(labels::IMAGE.into(), service.image_reference.clone());
     all_labels.insert(labels::DOMAIN.into(), stack.domain.to_string());
     all_labels.insert(labels::MANAGED.into(), "true".into());
@@ -122,7 +125,10 @@ pub async fn create_and_start(
         };
         if let Err(e) = docker.connect_network(&endpoint.network, request).await {
             let _ = remove(docker, &id, Some(Duration::ZERO)).await;
-            return Err(DockerError::call(format!("connect {name} to {}", endpoint.network), e));
+            return Err(DockerError::call(
+                format!("connect {name} to {}", endpoint.network),
+                e,
+            ));
         }
     }
 
@@ -143,7 +149,9 @@ pub async fn start(docker: &Docker, id: &str) -> Result<(), DockerError> {
     match docker.start_container(id, None).await {
         Ok(()) => Ok(()),
         // 304: already running.
-        Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 304, ..
+        }) => Ok(()),
         Err(e) => Err(DockerError::call(format!("start container {id}"), e)),
     }
 }
@@ -154,14 +162,20 @@ pub async fn stop(docker: &Docker, id: &str, timeout: Option<Duration>) -> Resul
     let options = StopContainerOptionsBuilder::default().t(secs).build();
     match docker.stop_container(id, Some(options)).await {
         Ok(()) => Ok(()),
-        Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 304, ..
+        }) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
         Err(e) => Err(DockerError::call(format!("stop container {id}"), e)),
     }
 }
 
 /// Restart a container.
-pub async fn restart(docker: &Docker, id: &str, timeout: Option<Duration>) -> Result<(), DockerError> {
+pub async fn restart(
+    docker: &Docker,
+    id: &str,
+    timeout: Option<Duration>,
+) -> Result<(), DockerError> {
     let secs = timeout.map_or(10, |t| t.as_secs() as i32);
     let options = RestartContainerOptionsBuilder::default().t(secs).build();
     docker
@@ -171,14 +185,23 @@ pub async fn restart(docker: &Docker, id: &str, timeout: Option<Duration>) -> Re
 }
 
 /// Stop then remove a container (anonymous volumes go with it; named ones stay).
-pub async fn remove(docker: &Docker, id: &str, timeout: Option<Duration>) -> Result<(), DockerError> {
+pub async fn remove(
+    docker: &Docker,
+    id: &str,
+    timeout: Option<Duration>,
+) -> Result<(), DockerError> {
     stop(docker, id, timeout).await?;
-    let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+    let options = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
     match docker.remove_container(id, Some(options)).await {
         Ok(()) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
         // 409: removal already in progress.
-        Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 409, ..
+        }) => Ok(()),
         Err(e) => Err(DockerError::call(format!("remove container {id}"), e)),
     }
 }

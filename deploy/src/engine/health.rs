@@ -84,7 +84,15 @@ pub async fn wait_ready(
         let ready = match wanted {
             Readiness::Started => running || (exited && exit_code == Some(0)),
             Readiness::Healthy => {
-                running && matches!(health, None | Some(HealthStatusEnum::HEALTHY | HealthStatusEnum::NONE | HealthStatusEnum::EMPTY))
+                running
+                    && matches!(
+                        health,
+                        None | Some(
+                            HealthStatusEnum::HEALTHY
+                                | HealthStatusEnum::NONE
+                                | HealthStatusEnum::EMPTY
+                        )
+                    )
             }
             Readiness::Completed => exited && exit_code == Some(0),
         };
@@ -93,7 +101,10 @@ pub async fn wait_ready(
         }
         let hopeless = match wanted {
             Readiness::Completed => exited && exit_code != Some(0),
-            _ => (exited && !state.restarting.unwrap_or(false)) || health == Some(HealthStatusEnum::UNHEALTHY),
+            _ => {
+                (exited && !state.restarting.unwrap_or(false))
+                    || health == Some(HealthStatusEnum::UNHEALTHY)
+            }
         };
         let timed_out = Instant::now() >= deadline;
         if hopeless || timed_out {
@@ -121,7 +132,9 @@ pub async fn log_tail(docker: &Docker, container: &str, lines: usize) -> Vec<Str
     let mut out = Vec::new();
     while let Some(Ok(chunk)) = stream.next().await {
         let bytes = match chunk {
-            LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message } => message,
+            LogOutput::StdOut { message }
+            | LogOutput::StdErr { message }
+            | LogOutput::Console { message } => message,
             LogOutput::StdIn { .. } => continue,
         };
         out.extend(String::from_utf8_lossy(&bytes).lines().map(str::to_string));

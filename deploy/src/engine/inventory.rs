@@ -50,9 +50,15 @@ impl Inventory {
     pub async fn load(docker: &Docker, project: &str) -> Result<Inventory, DockerError> {
         let filters = HashMap::from([(
             "label".to_string(),
-            vec![labels::filter(labels::PROJECT, project), labels::filter(labels::ONEOFF, "False")],
+            vec![
+                labels::filter(labels::PROJECT, project),
+                labels::filter(labels::ONEOFF, "False"),
+            ],
         )]);
-        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
         let containers = docker
             .list_containers(Some(options))
             .await
@@ -82,7 +88,10 @@ impl Inventory {
                 id,
                 name,
                 service,
-                number: labels.get(labels::CONTAINER_NUMBER).and_then(|n| n.parse().ok()).unwrap_or(0),
+                number: labels
+                    .get(labels::CONTAINER_NUMBER)
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0),
                 config_hash: labels.get(labels::CONFIG_HASH).cloned().unwrap_or_default(),
                 ports,
                 state: c.state.map(|s| s.to_string()).unwrap_or_default(),
@@ -98,7 +107,11 @@ impl Inventory {
 
     /// Every host port any container of the project publishes.
     pub fn used_ports(&self) -> Vec<u16> {
-        self.services.values().flatten().flat_map(|e| e.host_ports.iter().copied()).collect()
+        self.services
+            .values()
+            .flatten()
+            .flat_map(|e| e.host_ports.iter().copied())
+            .collect()
     }
 
     /// Every container, in service then replica order.

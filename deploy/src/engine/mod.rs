@@ -22,7 +22,9 @@ use bollard::Docker;
 use crate::proxy::Proxy;
 
 pub use apply::{Applied, Change, ServiceOutcome};
-pub use spec::{Dependency, Endpoint, NetworkSpec, PortBlock, PublishedPort, ServiceSpec, StackSpec, VolumeSpec};
+pub use spec::{
+    Dependency, Endpoint, NetworkSpec, PortBlock, PublishedPort, ServiceSpec, StackSpec, VolumeSpec,
+};
 
 /// Tunables of the orchestrator.
 #[derive(Debug, Clone)]
@@ -51,7 +53,11 @@ pub struct Engine {
 impl Engine {
     /// An engine on `docker`; `proxy` is `None` when nginx is not managed here.
     pub fn new(docker: Docker, proxy: Option<Proxy>, options: EngineOptions) -> Self {
-        Engine { docker, proxy, options }
+        Engine {
+            docker,
+            proxy,
+            options,
+        }
     }
 
     /// The engine client.

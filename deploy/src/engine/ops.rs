@@ -19,17 +19,32 @@ use hostkit_proto::Domain;
 impl Engine {
     /// Restart one service (or every service), then wait until each replica
     /// is ready again.
-    pub async fn restart(&self, stack: &StackSpec, service: Option<&str>, sink: &dyn ProgressSink) -> Result<(), DeployError> {
+    pub async fn restart(
+        &self,
+        stack: &StackSpec,
+        service: Option<&str>,
+        sink: &dyn ProgressSink,
+    ) -> Result<(), DeployError> {
         if let Some(name) = service {
             if stack.service(name).is_none() {
-                return Err(DeployError::UnknownService { service: name.into() });
+                return Err(DeployError::UnknownService {
+                    service: name.into(),
+                });
             }
         }
         let inventory = Inventory::load(&self.docker, &stack.project).await?;
         let deadline = Instant::now() + stack.health_timeout;
         let mut failures = Vec::new();
-        for spec in stack.services.iter().filter(|s| service.is_none_or(|n| n == s.name)) {
-            let replicas = inventory.services.get(&spec.name).cloned().unwrap_or_default();
+        for spec in stack
+            .services
+            .iter()
+            .filter(|s| service.is_none_or(|n| n == s.name))
+        {
+            let replicas = inventory
+                .services
+                .get(&spec.name)
+                .cloned()
+                .unwrap_or_default();
             for replica in &replicas {
                 container::restart(&self.docker, &replica.id, spec.stop_timeout).await?;
                 sink.report(Progress::Service {
@@ -80,7 +95,13 @@ impl Engine {
 
     /// Remove the stack: containers, networks, nginx file; named volumes only
     /// when `purge_volumes`.
-    pub async fn remove(&self, domain: &Domain, project: &str, purge_volumes: bool, sink: &dyn ProgressSink) -> Result<(), DeployError> {
+    pub async fn remove(
+        &self,
+        domain: &Domain,
+        project: &str,
+        purge_volumes: bool,
+        sink: &dyn ProgressSink,
+    ) -> Result<(), DeployError> {
         if let Some(proxy) = &self.proxy {
             proxy.remove(domain).await?;
         }
@@ -101,13 +122,19 @@ impl Engine {
     }
 
     /// The replicas of each service of `stack` as they run now.
-    pub async fn replicas(&self, stack: &StackSpec) -> Result<Vec<(String, Vec<Replica>)>, DeployError> {
+    pub async fn replicas(
+        &self,
+        stack: &StackSpec,
+    ) -> Result<Vec<(String, Vec<Replica>)>, DeployError> {
         let inventory = Inventory::load(&self.docker, &stack.project).await?;
         Ok(stack
             .services
             .iter()
             .map(|s| {
-                let replicas = inventory.services.get(&s.name).map(|e| e.iter().map(|e| replica_of(e, s)).collect());
+                let replicas = inventory
+                    .services
+                    .get(&s.name)
+                    .map(|e| e.iter().map(|e| replica_of(e, s)).collect());
                 (s.name.clone(), replicas.unwrap_or_default())
             })
             .collect())

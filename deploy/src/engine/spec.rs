@@ -9,6 +9,7 @@ use bollard::models::ContainerCreateBody;
 use hostkit_proto::Domain;
 
 use super::health::Readiness;
+pub use crate::ports::PortBlock;
 
 /// A whole stack, ready to apply.
 #[derive(Debug, Clone)]
@@ -42,23 +43,6 @@ impl StackSpec {
     /// The service named `name`, mutably (for scale).
     pub fn service_mut(&mut self, name: &str) -> Option<&mut ServiceSpec> {
         self.services.iter_mut().find(|s| s.name == name)
-    }
-}
-
-/// A contiguous block of host ports owned by one domain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PortBlock {
-    /// First port.
-    pub start: u16,
-    /// How many ports.
-    pub len: u16,
-}
-
-impl PortBlock {
-    /// Every port of the block, in order.
-    pub fn ports(&self) -> impl Iterator<Item = u16> {
-        let end = self.start.saturating_add(self.len);
-        self.start..end
     }
 }
 
