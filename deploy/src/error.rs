@@ -1,8 +1,11 @@
 //! The one error type of stack operations, with its stable wire code and hint.
 
+use crate::compose::ComposeError;
+use crate::convert::ConvertError;
 use crate::docker::DockerError;
 use crate::engine::health::NotReady;
 use crate::images::ImageError;
+use crate::policy::PolicyDenied;
 use crate::proxy::ProxyError;
 
 /// A service that did not become ready, with what it last printed.
@@ -43,6 +46,12 @@ impl std::fmt::Display for ServiceFailure {
 /// Why a stack operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
+    /// The compose file cannot be deployed as written.
+    #[error(transparent)]
+    Compose(#[from] ComposeError),
+    /// The compose file asks for something the host's policy denies.
+    #[error(transparent)]
+    Policy(#[from] PolicyDenied),
     /// Images could not be made available.
     #[error(transparent)]
     Image(#[from] ImageError),
@@ -72,6 +81,8 @@ impl DeployError {
     /// Stable wire code of this error.
     pub fn code(&self) -> &'static str {
         match self {
+            DeployError::Compose(e) => e.code(),
+            DeployError::Policy(e) => e.code(),
             DeployError::Image(e) => e.code(),
             DeployError::Docker(e) => e.code(),
             DeployError::Proxy(e) => e.code(),
@@ -84,6 +95,11 @@ impl DeployError {
     /// What the operator can do about it.
     pub fn hint(&self) -> String {
         match self {
+            DeployError::Compose(e) => e
+                .hint()
+                .unwrap_or("fix the compose file; see the supported keys in the README")
+                .into(),
+            DeployError::Policy(_) => "each denial names its rule; change the compose file or the worker's policy".into(),
             DeployError::Image(e) => e.hint().into(),
             DeployError::Docker(_) => "is the Docker Engine running on this host?".into(),
             DeployError::Proxy(e) => e.hint().into(),
@@ -94,6 +110,15 @@ impl DeployError {
                 "fewer replicas or published ports, or a larger port block in the worker config".into()
             }
             DeployError::UnknownService { .. } => "see `hostkit compose services` for the stack's services".into(),
+        }
+    }
+}
+
+impl From<ConvertError> for DeployError {
+    fn from(e: ConvertError) -> Self {
+        match e {
+            ConvertError::Image(e) => DeployError::Image(e),
+            ConvertError::Compose(e) => DeployError::Compose(e),
         }
     }
 }

@@ -14,3 +14,4 @@ pub mod policy;
 pub mod ports;
 pub mod progress;
 pub mod proxy;
+pub mod stack;

@@ -1,0 +1,99 @@
+//! The front door of the crate: from compose text to a checked project
+//! (no engine needed: the CLI runs this before it uploads anything), and
+//! from a checked project and the engine's images to a [`StackSpec`].
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use bollard::Docker;
+use hostkit_proto::Domain;
+
+use crate::compose::{self, Env, MainService, Project, Warning};
+use crate::convert::{self, StackInput};
+use crate::engine::StackSpec;
+use crate::error::DeployError;
+use crate::images::{self, PullPolicy};
+use crate::policy::Policy;
+use crate::ports::PortBlock;
+use crate::progress::ProgressSink;
+
+/// A compose file that loaded, passed the policy and has a main service
+/// decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    /// The normalized project (env files applied).
+    pub project: Project,
+    /// What the user should be told.
+    pub warnings: Vec<Warning>,
+    /// The service nginx fronts, if any.
+    pub main: Option<MainService>,
+}
+
+impl Checked {
+    /// Every image reference the project needs, once each, sorted.
+    pub fn image_references(&self) -> Vec<String> {
+        let mut refs: Vec<String> = self.project.services.values().map(|s| s.image.clone()).collect();
+        refs.sort();
+        refs.dedup();
+        refs
+    }
+}
+
+/// Load `compose` with `env`, apply env files from `domain_dir`, check the
+/// policy and decide the main service. Pure apart from reading env files.
+pub fn check(
+    compose: &str,
+    env: &Env,
+    domain_dir: &Path,
+    main_service: Option<&str>,
+    policy: &Policy,
+) -> Result<Checked, DeployError> {
+    let compose::Loaded { mut project, warnings } = compose::load(compose, env)?;
+    project.apply_env_files(domain_dir)?;
+    policy.check(&project, domain_dir)?;
+    let main = project.main_service(main_service)?;
+    Ok(Checked {
+        project,
+        warnings,
+        main,
+    })
+}
+
+/// Where and how a checked project is to run.
+#[derive(Debug, Clone)]
+pub struct Placement<'a> {
+    /// The domain.
+    pub domain: &'a Domain,
+    /// The domain directory (bind mounts, secrets, env files).
+    pub domain_dir: &'a Path,
+    /// The domain's host ports.
+    pub ports: PortBlock,
+    /// Deadline of the health gate.
+    pub health_timeout: Duration,
+    /// Labels for every container (version, job).
+    pub labels: HashMap<String, String>,
+}
+
+/// Make sure every image is in the engine (pulling when allowed; failing
+/// with `image.missing` before any container is touched) and build the spec.
+pub async fn resolve(
+    docker: &Docker,
+    checked: &Checked,
+    placement: &Placement<'_>,
+    pull: PullPolicy,
+    sink: &dyn ProgressSink,
+) -> Result<StackSpec, DeployError> {
+    let image_ids = images::ensure_present(docker, &checked.image_references(), pull, sink).await?;
+    let input = StackInput {
+        domain: placement.domain,
+        project: &checked.project,
+        image_ids: &image_ids,
+        main: checked.main.as_ref(),
+        ports: placement.ports,
+        health_timeout: placement.health_timeout,
+        domain_dir: placement.domain_dir,
+        labels: placement.labels.clone(),
+    };
+    Ok(convert::stack_spec(&input)?)
+}
