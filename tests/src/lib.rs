@@ -1,2 +1,26 @@
 //! Test harness for HostKit's end-to-end suite: real nats-server, Docker
 //! Engine and nginx, each started or reached per test and cleaned up on drop.
+//!
+//! - [`TestNats`]: a nats-server with JetStream on a free port and a temporary store.
+//! - [`TestDocker`]: the Docker Engine with a per-test label, unique domains and cleanup.
+//! - [`TestNginx`]: nginx with its own prefix, a default 404 server and a `conf.d`.
+//! - [`image`]: `docker save` tarballs built without a registry; [`fixtures`]:
+//!   ready-made web, api and db images.
+//! - [`util`]: free ports, bounded waits, a minimal HTTP client.
+//!
+//! A test that needs one of the real parts fails with a clear message (what
+//! is missing and how to install it) when it is not there; nothing is skipped.
+
+pub mod docker;
+pub mod fixtures;
+pub mod image;
+pub mod nats;
+pub mod nginx;
+mod process;
+pub mod util;
+
+pub use docker::{TestDocker, compose_project, connect_docker};
+pub use image::{BuiltImage, Healthcheck, ImageSpec, TarballBuilder, TarballInfo};
+pub use nats::TestNats;
+pub use nginx::TestNginx;
+pub use util::{HttpResponder, free_port, http_get, wait_for, wait_until};

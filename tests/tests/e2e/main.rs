@@ -1,1 +1,3 @@
 //! HostKit's end-to-end suite: one test binary, one module per area.
+
+mod harness;
