@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use hostkit_proto::Domain;
 use serde::Deserialize;
@@ -26,6 +27,9 @@ pub struct ProxyConfig {
     /// Directory with `<domain>/fullchain.pem` and `<domain>/privkey.pem`;
     /// a TLS block is rendered when both exist.
     pub certs_dir: Option<PathBuf>,
+    /// After a reload, wait (bounded) until nginx answers with the new
+    /// configuration: `nginx -s reload` returns before new workers serve it.
+    pub verify_reload: bool,
 }
 
 impl Default for ProxyConfig {
@@ -37,6 +41,7 @@ impl Default for ProxyConfig {
             listen: "80".into(),
             listen_tls: "443 ssl".into(),
             certs_dir: Some(PathBuf::from("/etc/letsencrypt/live")),
+            verify_reload: true,
         }
     }
 }
@@ -120,6 +125,34 @@ impl Proxy {
         render(&self.config, domain, upstreams, self.certificates(domain))
     }
 
+    /// Poll nginx's plain-HTTP listener until it answers `domain`'s config
+    /// probe with `config_id`, i.e. the reloaded workers serve the new file.
+    async fn wait_until_serving(&self, domain: &Domain, config_id: &str) -> Result<(), ProxyError> {
+        let addr = probe_address(&self.config.listen);
+        let deadline = tokio::time::Instant::now() + RELOAD_WAIT;
+        // Old workers keep accepting for a moment after a reload: several
+        // answers in a row must come from the new configuration.
+        let mut in_a_row = 0;
+        loop {
+            if probe(&addr, domain).await.as_deref() == Some(config_id) {
+                in_a_row += 1;
+                if in_a_row == 5 {
+                    return Ok(());
+                }
+            } else {
+                in_a_row = 0;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ProxyError::Reload {
+                    message: format!(
+                        "nginx on {addr} did not serve the new configuration within {RELOAD_WAIT:?}"
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Route `domain` to `upstreams`: write, check, reload. When nginx
     /// rejects the result, the previous file is restored and nginx is left
     /// as it was.
@@ -143,7 +176,12 @@ impl Proxy {
                 message,
             });
         }
-        self.reload().await
+        self.reload().await?;
+        if self.config.verify_reload {
+            self.wait_until_serving(domain, &config_id(&rendered))
+                .await?;
+        }
+        Ok(())
     }
 
     /// Stop routing `domain` (its file is removed and nginx reloaded).
@@ -175,7 +213,73 @@ impl Proxy {
     }
 }
 
+/// Path nginx answers with the id of the domain's current configuration.
+pub const PROBE_PATH: &str = "/.well-known/hostkit-config";
+/// How long a reload may take to be served.
+const RELOAD_WAIT: Duration = Duration::from_secs(10);
+
+/// A short id of the rendered upstream list and server blocks.
+fn config_id(rendered: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let body: Vec<&str> = rendered
+        .lines()
+        .filter(|l| !l.contains(PROBE_PATH))
+        .collect();
+    hex::encode(&Sha256::digest(body.join("\n").as_bytes())[..8])
+}
+
+/// Where the plain-HTTP listener can be reached from this host.
+fn probe_address(listen: &str) -> String {
+    let first = listen.split_whitespace().next().unwrap_or("80");
+    if first.contains(':') {
+        first
+            .replace("0.0.0.0:", "127.0.0.1:")
+            .replace("*:", "127.0.0.1:")
+    } else {
+        format!("127.0.0.1:{first}")
+    }
+}
+
+/// GET the probe path with `domain` as Host; the body, when nginx answers 200.
+async fn probe(addr: &str, domain: &Domain) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let request = format!("GET {PROBE_PATH} HTTP/1.0\r\nHost: {domain}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = Vec::new();
+        stream.take(4096).read_to_end(&mut response).await.ok()?;
+        let text = String::from_utf8_lossy(&response);
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        head.starts_with("HTTP/1.1 200")
+            .then(|| body.trim().to_string())
+    };
+    tokio::time::timeout(Duration::from_secs(1), attempt)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The domain's file: upstream, server blocks, and the reload probe.
 fn render(
+    config: &ProxyConfig,
+    domain: &Domain,
+    upstreams: &[String],
+    certs: Option<(PathBuf, PathBuf)>,
+) -> String {
+    let body = render_blocks(config, domain, upstreams, certs);
+    let id = config_id(&body);
+    // The probe answers on the plain listener, whatever the TLS setup.
+    body.replacen(
+        &format!("    server_name {domain};\n"),
+        &format!(
+            "    server_name {domain};\n    location = {PROBE_PATH} {{ access_log off; default_type text/plain; return 200 \"{id}\"; }}\n"
+        ),
+        1,
+    )
+}
+
+fn render_blocks(
     config: &ProxyConfig,
     domain: &Domain,
     upstreams: &[String],
@@ -315,6 +419,18 @@ mod tests {
         assert!(text.contains("server_name example.com;"), "{text}");
         assert!(text.contains("listen 80;"), "{text}");
         assert!(!text.contains("ssl_certificate"), "{text}");
+        let id = config_id(&text);
+        assert!(text.contains(&format!("location = {PROBE_PATH} {{ access_log off; default_type text/plain; return 200 \"{id}\"; }}")), "{text}");
+    }
+
+    #[test]
+    fn probe_addresses_come_from_the_listen_directive() {
+        assert_eq!(probe_address("80"), "127.0.0.1:80");
+        assert_eq!(
+            probe_address("127.0.0.1:8080 default_server"),
+            "127.0.0.1:8080"
+        );
+        assert_eq!(probe_address("0.0.0.0:80"), "127.0.0.1:80");
     }
 
     #[test]
@@ -341,6 +457,7 @@ mod tests {
             test_command: vec!["true".into()],
             reload_command: vec!["true".into()],
             certs_dir: None,
+            verify_reload: false,
             ..ProxyConfig::default()
         };
         let proxy = Proxy::new(config.clone());
@@ -377,6 +494,7 @@ mod tests {
             test_command: vec!["false".into()],
             reload_command: vec!["true".into()],
             certs_dir: None,
+            verify_reload: false,
             ..ProxyConfig::default()
         };
         let proxy = Proxy::new(config);

@@ -33,7 +33,12 @@ pub struct Checked {
 impl Checked {
     /// Every image reference the project needs, once each, sorted.
     pub fn image_references(&self) -> Vec<String> {
-        let mut refs: Vec<String> = self.project.services.values().map(|s| s.image.clone()).collect();
+        let mut refs: Vec<String> = self
+            .project
+            .services
+            .values()
+            .map(|s| s.image.clone())
+            .collect();
         refs.sort();
         refs.dedup();
         refs
@@ -49,7 +54,10 @@ pub fn check(
     main_service: Option<&str>,
     policy: &Policy,
 ) -> Result<Checked, DeployError> {
-    let compose::Loaded { mut project, warnings } = compose::load(compose, env)?;
+    let compose::Loaded {
+        mut project,
+        warnings,
+    } = compose::load(compose, env)?;
     project.apply_env_files(domain_dir)?;
     policy.check(&project, domain_dir)?;
     let main = project.main_service(main_service)?;

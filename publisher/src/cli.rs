@@ -7,6 +7,11 @@ use clap::Parser;
 #[command(name = "hostkit", version, about, long_about = None)]
 pub struct Cli {
     /// NATS server URL.
-    #[arg(long, global = true, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long,
+        global = true,
+        env = "NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     pub server: String,
 }

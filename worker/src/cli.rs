@@ -9,7 +9,12 @@ use clap::{Parser, Subcommand};
 #[command(name = "hostkit-worker", version, about, long_about = None)]
 pub struct Cli {
     /// Path to the worker's TOML configuration.
-    #[arg(long, short, env = "HOSTKIT_WORKER_CONFIG", default_value = "/etc/hostkit/worker.toml")]
+    #[arg(
+        long,
+        short,
+        env = "HOSTKIT_WORKER_CONFIG",
+        default_value = "/etc/hostkit/worker.toml"
+    )]
     pub config: PathBuf,
 
     #[command(subcommand)]

@@ -1,3 +1,4 @@
 //! HostKit's end-to-end suite: one test binary, one module per area.
 
 mod harness;
+mod stack;

@@ -1,0 +1,10 @@
+//! End-to-end tests of the `deploy` crate: real Docker Engine, real nginx,
+//! real stacks built from the harness's busybox images.
+
+mod site;
+
+mod deploy;
+mod failures;
+mod isolation;
+mod scale;
+mod zero_downtime;
