@@ -311,6 +311,48 @@ pub async fn image_id(docker: &Docker, reference: &str) -> Result<Option<String>
     }
 }
 
+/// `<project>/<service>:v<version>`: the tag that keeps a version's image
+/// from being pruned while the version is retained.
+pub fn version_tag(project: &str, service: &str, version: u32) -> String {
+    format!("{project}/{}:v{version}", service.to_ascii_lowercase())
+}
+
+/// Tag `image_id` as [`version_tag`].
+pub async fn tag_version(
+    docker: &Docker,
+    image_id: &str,
+    project: &str,
+    service: &str,
+    version: u32,
+) -> Result<String, ImageError> {
+    let tag = version_tag(project, service, version);
+    let (repo, version_label) = split_reference(&tag);
+    let options = bollard::query_parameters::TagImageOptionsBuilder::default()
+        .repo(repo)
+        .tag(version_label)
+        .build();
+    docker
+        .tag_image(image_id, Some(options))
+        .await
+        .map_err(|e| DockerError::call(format!("tag {image_id} as {tag}"), e))?;
+    Ok(tag)
+}
+
+/// Remove one tag (never the image by id: other tags may share it). The
+/// image itself goes only when no tag and no container uses it any more.
+pub async fn untag(docker: &Docker, tag: &str) -> Result<(), ImageError> {
+    let options = bollard::query_parameters::RemoveImageOptionsBuilder::default()
+        .noprune(false)
+        .build();
+    match docker.remove_image(tag, Some(options), None).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        // 409: a container still uses it; the tag stays until it is gone.
+        Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+        Err(e) => Err(DockerError::call(format!("remove tag {tag}"), e).into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

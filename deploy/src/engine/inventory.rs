@@ -29,6 +29,11 @@ pub struct Existing {
     pub host_ports: Vec<u16>,
     /// Stack version label.
     pub version: Option<u32>,
+    /// The image reference the service asked for.
+    pub image: String,
+    /// Health from the engine's status line (`healthy`, `unhealthy`,
+    /// `starting`), when the container has a healthcheck.
+    pub health: Option<String>,
 }
 
 impl Existing {
@@ -97,6 +102,8 @@ impl Inventory {
                 state: c.state.map(|s| s.to_string()).unwrap_or_default(),
                 host_ports,
                 version: labels.get(labels::VERSION).and_then(|v| v.parse().ok()),
+                image: labels.get(labels::IMAGE).cloned().unwrap_or_default(),
+                health: c.status.as_deref().and_then(health_of_status),
             });
         }
         for replicas in services.values_mut() {
@@ -117,5 +124,29 @@ impl Inventory {
     /// Every container, in service then replica order.
     pub fn all(&self) -> impl Iterator<Item = &Existing> {
         self.services.values().flatten()
+    }
+}
+
+/// `Up 3 minutes (healthy)` → `healthy`; `(health: starting)` → `starting`.
+fn health_of_status(status: &str) -> Option<String> {
+    let inner = status.rsplit_once('(')?.1.strip_suffix(')')?;
+    match inner {
+        "healthy" | "unhealthy" => Some(inner.to_string()),
+        "health: starting" => Some("starting".to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::health_of_status;
+
+    #[test]
+    fn health_comes_from_the_status_line() {
+        assert_eq!(health_of_status("Up 3 minutes (healthy)").as_deref(), Some("healthy"));
+        assert_eq!(health_of_status("Up 1 second (health: starting)").as_deref(), Some("starting"));
+        assert_eq!(health_of_status("Up 2 hours (unhealthy)").as_deref(), Some("unhealthy"));
+        assert_eq!(health_of_status("Exited (0) 3 seconds ago"), None);
+        assert_eq!(health_of_status("Up 5 seconds"), None);
     }
 }

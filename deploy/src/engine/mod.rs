@@ -11,6 +11,7 @@ pub mod container;
 pub mod health;
 pub mod inventory;
 pub mod labels;
+pub mod observe;
 pub mod ops;
 pub mod resources;
 pub mod spec;
