@@ -3,3 +3,5 @@
 //! publishes progress and health events.
 
 pub mod cli;
+pub mod config;
+pub mod logging;

@@ -1,16 +1,51 @@
-//! Entry point of `hostkit-worker`.
+//! Entry point of `hostkit-worker`: parse the command line, then check the
+//! configuration (`check-config`) or run the daemon (`run`, the default).
+//!
+//! Exit codes: 0 success, 64 invalid configuration (EX_USAGE), 66
+//! unreadable configuration file (EX_NOINPUT), 2 bad command line (clap),
+//! 1 anything else.
+
+use std::path::Path;
+use std::process::ExitCode;
 
 use clap::Parser;
-use hostkit_worker::cli::Cli;
+use hostkit_worker::cli::{Cli, Command};
+use hostkit_worker::config::{self, Config, ConfigError, Overrides};
+use hostkit_worker::logging;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        None | Some(hostkit_worker::cli::Command::Run) => {
-            anyhow::bail!(
-                "the worker daemon is not built yet (config {})",
-                cli.config.display()
-            )
-        }
+    let overrides = cli.overrides.to_overrides();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::CheckConfig => ExitCode::from(config::check::check_config(
+            &cli.config,
+            &overrides,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        )),
+        Command::Run => match run(&cli.config, &overrides) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hostkit-worker: {e:#}");
+                ExitCode::from(exit_code(&e))
+            }
+        },
     }
+}
+
+/// 64/66 for configuration errors (so systemd's `RestartPreventExitStatus`
+/// stops a restart loop on a broken file), 1 otherwise.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    e.downcast_ref::<ConfigError>()
+        .map_or(1, ConfigError::exit_code)
+}
+
+fn run(path: &Path, overrides: &Overrides) -> anyhow::Result<()> {
+    let config = Config::load(path, overrides)?;
+    logging::init(config.log.format, &config.log.filter)?;
+    anyhow::bail!(
+        "running the worker is not implemented in this build (the configuration {} is valid: \
+         `hostkit-worker check-config` shows it)",
+        path.display()
+    )
 }
