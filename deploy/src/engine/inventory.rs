@@ -6,7 +6,7 @@ use bollard::Docker;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 
 use super::labels;
-use crate::docker::DockerError;
+use crate::docker::{DockerError, is_not_found};
 
 /// One existing container of the project.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +50,32 @@ pub struct Inventory {
     pub services: BTreeMap<String, Vec<Existing>>,
 }
 
+/// The host ports a container's configuration binds: (container port, host port).
+async fn configured_ports(docker: &Docker, id: &str) -> Result<Vec<(u16, u16)>, DockerError> {
+    let inspect = match docker.inspect_container(id, None).await {
+        Ok(inspect) => inspect,
+        // Removed since it was listed: it binds nothing.
+        Err(e) if is_not_found(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(DockerError::call(format!("inspect container {id}"), e)),
+    };
+    let bindings = inspect
+        .host_config
+        .and_then(|h| h.port_bindings)
+        .unwrap_or_default();
+    let mut ports = Vec::new();
+    for (key, bound) in bindings {
+        let Some(target) = key.split('/').next().and_then(|p| p.parse().ok()) else {
+            continue;
+        };
+        for binding in bound.unwrap_or_default() {
+            if let Some(host) = binding.host_port.and_then(|p| p.parse().ok()) {
+                ports.push((target, host));
+            }
+        }
+    }
+    Ok(ports)
+}
+
 impl Inventory {
     /// List the project's containers (running or not).
     pub async fn load(docker: &Docker, project: &str) -> Result<Inventory, DockerError> {
@@ -79,12 +105,18 @@ impl Inventory {
                 .and_then(|n| n.into_iter().next())
                 .map(|n| n.trim_start_matches('/').to_string())
                 .unwrap_or_default();
+            let state = c.state.map(|s| s.to_string()).unwrap_or_default();
             let mut ports: Vec<(u16, u16)> = c
                 .ports
                 .unwrap_or_default()
                 .into_iter()
                 .filter_map(|p| Some((p.private_port, p.public_port?)))
                 .collect();
+            if ports.is_empty() && state != "running" {
+                // The listing shows no ports for a stopped container, yet
+                // starting it binds its configured host ports again.
+                ports = configured_ports(docker, &id).await?;
+            }
             ports.sort_unstable();
             ports.dedup();
             let mut host_ports: Vec<u16> = ports.iter().map(|p| p.1).collect();
@@ -99,7 +131,7 @@ impl Inventory {
                     .unwrap_or(0),
                 config_hash: labels.get(labels::CONFIG_HASH).cloned().unwrap_or_default(),
                 ports,
-                state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                state,
                 host_ports,
                 version: labels.get(labels::VERSION).and_then(|v| v.parse().ok()),
                 image: labels.get(labels::IMAGE).cloned().unwrap_or_default(),

@@ -6,5 +6,6 @@ mod site;
 mod deploy;
 mod failures;
 mod isolation;
+mod ops;
 mod scale;
 mod zero_downtime;
