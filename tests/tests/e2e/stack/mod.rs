@@ -3,9 +3,11 @@
 
 mod site;
 
+mod compose_features;
 mod deploy;
 mod failures;
 mod isolation;
+mod oneshot;
 mod ops;
 mod scale;
 mod zero_downtime;
