@@ -17,10 +17,12 @@ pub mod image;
 pub mod nats;
 pub mod nginx;
 mod process;
+pub mod registry;
 pub mod util;
 
 pub use docker::{TestDocker, compose_project, connect_docker};
 pub use image::{BuiltImage, Healthcheck, ImageSpec, TarballBuilder, TarballInfo};
 pub use nats::TestNats;
 pub use nginx::TestNginx;
+pub use registry::TestRegistry;
 pub use util::{HttpResponder, free_port, http_get, wait_for, wait_until};

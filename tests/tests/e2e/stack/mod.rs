@@ -9,5 +9,6 @@ mod failures;
 mod isolation;
 mod oneshot;
 mod ops;
+mod registry;
 mod scale;
 mod zero_downtime;
