@@ -1,0 +1,218 @@
+//! `deploy`: images in, stack applied, health gated, version recorded. A
+//! deploy that fails once it started changing containers restores the
+//! previous version (auto-rollback) or, on a first deploy, removes what it
+//! created; the job then ends `failed` with `rolled_back_to`.
+
+use std::time::{Duration, Instant};
+
+use hostkit_deploy::compose::{Env, parse_env_file};
+use hostkit_deploy::error::DeployError;
+use hostkit_deploy::images::{self, PullPolicy};
+use hostkit_deploy::progress::{Progress, ProgressSink};
+use hostkit_deploy::stack::{self, Placement};
+use hostkit_proto::job::{DeployPayload, DeploySource, ImageSource};
+use hostkit_proto::{ErrorCode, Job};
+
+use super::stack::{domain_dir, spec_for_version, version_labels};
+use super::{Done, Failure};
+use crate::runtime::Worker;
+use crate::store::{Change, NewVersion, VersionService};
+
+/// Name of the one service of a single-image deploy.
+pub const SINGLE_IMAGE_SERVICE: &str = "web";
+
+/// Compose text for a deploy: inline, or a one-service stack for a single
+/// image (so old single-container sites keep working).
+pub fn compose_text(source: &DeploySource) -> String {
+    match source {
+        DeploySource::Compose(c) => c.text.clone(),
+        DeploySource::Image(single) => {
+            let ports = single.port.map(|p| format!("    ports: [\"{p}\"]\n")).unwrap_or_default();
+            format!(
+                "services:\n  {SINGLE_IMAGE_SERVICE}:\n    image: \"{}\"\n    restart: unless-stopped\n{ports}",
+                single.reference.replace('"', "")
+            )
+        }
+    }
+}
+
+pub async fn run(worker: &Worker, job: &Job, payload: &DeployPayload, sink: &dyn ProgressSink) -> Result<Done, Failure> {
+    let domain = &job.domain;
+    let dir = domain_dir(worker, domain);
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| Failure::new(ErrorCode::Internal, format!("cannot create {}: {e}", dir.display())))?;
+
+    // 1. Check before anything is loaded or touched.
+    sink.report(Progress::Step {
+        name: "check",
+        message: "loading the compose file and checking the policy".into(),
+    });
+    let env = deploy_env(&dir, &payload.env).await?;
+    let text = compose_text(&payload.source);
+    let checked = {
+        let (text, env, dir, policy) = (text.clone(), env.clone(), dir.clone(), worker.settings.policy.clone());
+        let main = payload.options.main_service.clone();
+        tokio::task::spawn_blocking(move || stack::check(&text, &env, &dir, main.as_deref(), &policy))
+            .await
+            .map_err(|e| Failure::new(ErrorCode::Internal, format!("compose check panicked: {e}")))??
+    };
+    for warning in &checked.warnings {
+        sink.report(Progress::Warning {
+            message: format!("{}: {}", warning.path, warning.message),
+        });
+    }
+
+    // 2. Images: stream blobs and files into the engine; pulls happen in resolve.
+    let pull = load_images(worker, &payload.images, sink).await?;
+
+    // 3. Resolve and apply.
+    let record = worker.store.ensure_domain(domain.clone(), worker.settings.ports).await?;
+    let previous = worker.store.current_version(domain.clone()).await?;
+    let version = worker.store.next_version(domain.clone()).await?;
+    let timeout = payload
+        .options
+        .health_timeout_secs
+        .map(|s| Duration::from_secs(u64::from(s)))
+        .unwrap_or(worker.settings.health_timeout);
+    let placement = Placement {
+        domain,
+        domain_dir: &dir,
+        ports: record.ports,
+        health_timeout: timeout,
+        labels: version_labels(version, &job.id),
+    };
+    let spec = stack::resolve(&worker.docker, &checked, &placement, pull, sink).await?;
+
+    let started = Instant::now();
+    match worker.engine.apply(&spec, sink).await {
+        Ok(applied) => {
+            tracing::info!(version, touched = applied.touched_anything(), elapsed = ?started.elapsed(), "stack applied");
+            for service in &spec.services {
+                images::tag_version(&worker.docker, &service.image_id, &spec.project, &service.name, version)
+                    .await
+                    .map_err(|e| Failure::from(DeployError::from(e)))?;
+            }
+            let services = spec
+                .services
+                .iter()
+                .map(|s| VersionService {
+                    service: s.name.clone(),
+                    image_ref: s.image_reference.clone(),
+                    image_id: s.image_id.clone(),
+                    replicas: s.replicas,
+                    config_hash: s.config_hash.clone(),
+                })
+                .collect();
+            let new = NewVersion {
+                domain: job.domain.clone(),
+                version,
+                compose_text: text,
+                project: checked.project,
+                main_service: checked.main,
+                services,
+                env_hash: env_hash(&env),
+                job_id: job.id,
+            };
+            Ok(Done {
+                version: Some(version),
+                changes: vec![Change::RecordDeployed(Box::new(new))],
+            })
+        }
+        Err(error) if !payload.options.auto_rollback => Err(error.into()),
+        Err(error) => {
+            let mut failure = Failure::from(error);
+            match previous {
+                Some(previous) => {
+                    sink.report(Progress::Step {
+                        name: "rollback",
+                        message: format!("restoring version {}", previous.version),
+                    });
+                    let restore = spec_for_version(worker, &record, &previous, None, &job.id, Some(timeout))?;
+                    match worker.engine.apply(&restore, sink).await {
+                        Ok(_) => failure.rolled_back_to = Some(previous.version),
+                        Err(e) => {
+                            failure.message = format!("{}; restoring version {} failed too: {e}", failure.message, previous.version)
+                        }
+                    }
+                }
+                None => {
+                    sink.report(Progress::Step {
+                        name: "rollback",
+                        message: "first deploy failed: removing what it created".into(),
+                    });
+                    if let Err(e) = worker.engine.remove(domain, &spec.project, false, sink).await {
+                        failure.message = format!("{}; cleaning up failed too: {e}", failure.message);
+                    }
+                }
+            }
+            Err(failure)
+        }
+    }
+}
+
+/// The domain's env file (`<domain dir>/.env`, optional) overlaid by the job's env.
+async fn deploy_env(dir: &std::path::Path, job_env: &hostkit_proto::job::Env) -> Result<Env, Failure> {
+    let path = dir.join(".env");
+    let domain_env = match tokio::fs::read_to_string(&path).await {
+        Ok(text) => parse_env_file(".env", &text).map_err(|e| Failure::from(DeployError::from(e)))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Env::new(),
+        Err(e) => return Err(Failure::new(ErrorCode::Internal, format!("cannot read {}: {e}", path.display()))),
+    };
+    let job_env: Env = job_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Ok(hostkit_deploy::compose::merge_env(&domain_env, &job_env))
+}
+
+/// Stream every blob and file into the engine; answers whether registry
+/// pulls are wanted (and allowed).
+async fn load_images(worker: &Worker, sources: &[ImageSource], sink: &dyn ProgressSink) -> Result<PullPolicy, Failure> {
+    let mut pull = PullPolicy::Never;
+    for source in sources {
+        match source {
+            ImageSource::Object { object, size } => {
+                sink.report(Progress::Step {
+                    name: "images",
+                    message: format!("loading {object} ({size} bytes) from the object store"),
+                });
+                let reader = worker.images.get(object.as_str()).await.map_err(|e| {
+                    Failure::new(ErrorCode::ImageMissing, format!("image blob {object} is not in the object store: {e}"))
+                })?;
+                images::load_reader(&worker.docker, reader, Some(*size), sink)
+                    .await
+                    .map_err(|e| Failure::from(DeployError::from(e)))?;
+            }
+            ImageSource::Path { path } => {
+                sink.report(Progress::Step {
+                    name: "images",
+                    message: format!("loading {path}"),
+                });
+                images::load_file(&worker.docker, std::path::Path::new(path), sink)
+                    .await
+                    .map_err(|e| Failure::from(DeployError::from(e)))?;
+            }
+            ImageSource::Registry { registry } => {
+                if !worker.settings.allow_pull {
+                    return Err(Failure::new(
+                        ErrorCode::PolicyDenied,
+                        format!("registry pulls are disabled on this node (asked for {registry})"),
+                    ));
+                }
+                pull = PullPolicy::Missing;
+            }
+        }
+    }
+    Ok(pull)
+}
+
+/// A hash of the env (never the values themselves) for display and diffing.
+fn env_hash(env: &Env) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for (k, v) in env {
+        hasher.update(k.as_bytes());
+        hasher.update([0]);
+        hasher.update(v.as_bytes());
+        hasher.update([0]);
+    }
+    hex::encode(&hasher.finalize()[..8])
+}

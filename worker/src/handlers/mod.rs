@@ -1,0 +1,85 @@
+//! One handler per job kind. A handler does the work through
+//! `hostkit-deploy` and answers what to commit to SQLite; the runner
+//! (`runtime::job`) commits it together with the job's terminal event.
+
+mod deploy;
+mod remove;
+mod restart;
+mod rollback;
+mod scale;
+mod stack;
+mod start_stop;
+
+use hostkit_deploy::error::DeployError;
+use hostkit_deploy::progress::ProgressSink;
+use hostkit_proto::{ErrorCode, Job, JobSpec};
+
+use crate::runtime::Worker;
+use crate::store::{Change, StoreError};
+
+pub use stack::{domain_dir, spec_for_version};
+
+/// A job that succeeded.
+#[derive(Debug)]
+pub struct Done {
+    /// The stack version now current (if the job has one).
+    pub version: Option<u32>,
+    /// What to record, in the same transaction as the job's end.
+    pub changes: Vec<Change>,
+}
+
+/// A job that failed, in the terms of the wire (code, safe message, hint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Stable error code.
+    pub code: ErrorCode,
+    /// Human message (never contains env values).
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+    /// The version serving again after an automatic rollback.
+    pub rolled_back_to: Option<u32>,
+}
+
+impl Failure {
+    /// A failure with `code`'s default hint.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Failure {
+            code,
+            message: message.into(),
+            hint: code.hint().map(str::to_string),
+            rolled_back_to: None,
+        }
+    }
+}
+
+impl From<DeployError> for Failure {
+    fn from(e: DeployError) -> Self {
+        Failure {
+            code: e.code().parse().unwrap_or(ErrorCode::Internal),
+            message: e.to_string(),
+            hint: Some(e.hint()),
+            rolled_back_to: None,
+        }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "state store failed");
+        Failure::new(ErrorCode::Internal, "the worker's state store failed; see the worker's log")
+    }
+}
+
+/// Run `job` to its outcome.
+pub async fn run(worker: &Worker, job: &Job, sink: &dyn ProgressSink) -> Result<Done, Failure> {
+    match &job.spec {
+        JobSpec::Deploy(payload) => deploy::run(worker, job, payload, sink).await,
+        JobSpec::Rollback(payload) => rollback::run(worker, job, payload.to_version, sink).await,
+        JobSpec::Scale(payload) => scale::run(worker, job, &payload.service, payload.replicas, sink).await,
+        JobSpec::Restart(payload) => restart::run(worker, job, payload.service.as_deref(), sink).await,
+        JobSpec::Stop(_) => start_stop::stop(worker, job, sink).await,
+        JobSpec::Start(_) => start_stop::start(worker, job, sink).await,
+        JobSpec::Remove(payload) => remove::run(worker, job, payload.purge_volumes, sink).await,
+    }
+}

@@ -1,0 +1,18 @@
+//! `restart`: restart one service or all, then wait until they are ready.
+
+use hostkit_deploy::progress::ProgressSink;
+use hostkit_proto::Job;
+
+use super::stack::{current, spec_for_version};
+use super::{Done, Failure};
+use crate::runtime::Worker;
+
+pub async fn run(worker: &Worker, job: &Job, service: Option<&str>, sink: &dyn ProgressSink) -> Result<Done, Failure> {
+    let (domain, current) = current(worker, &job.domain).await?;
+    let spec = spec_for_version(worker, &domain, &current, None, &job.id, None)?;
+    worker.engine.restart(&spec, service, sink).await?;
+    Ok(Done {
+        version: Some(current.version),
+        changes: Vec::new(),
+    })
+}

@@ -1,0 +1,28 @@
+//! `stop` and `start`: stop every container of the stack (nothing removed),
+//! and bring the current version back (an apply: stopped containers start).
+
+use hostkit_deploy::progress::ProgressSink;
+use hostkit_proto::Job;
+
+use super::stack::{current, spec_for_version};
+use super::{Done, Failure};
+use crate::runtime::Worker;
+
+pub async fn stop(worker: &Worker, job: &Job, sink: &dyn ProgressSink) -> Result<Done, Failure> {
+    let (_, current) = current(worker, &job.domain).await?;
+    worker.engine.stop(&job.domain.token(), sink).await?;
+    Ok(Done {
+        version: Some(current.version),
+        changes: Vec::new(),
+    })
+}
+
+pub async fn start(worker: &Worker, job: &Job, sink: &dyn ProgressSink) -> Result<Done, Failure> {
+    let (domain, current) = current(worker, &job.domain).await?;
+    let spec = spec_for_version(worker, &domain, &current, None, &job.id, None)?;
+    worker.engine.apply(&spec, sink).await?;
+    Ok(Done {
+        version: Some(current.version),
+        changes: Vec::new(),
+    })
+}

@@ -1,0 +1,300 @@
+//! Control replies (request/reply on `<root>.ctl.<node>.<verb>`, not queued):
+//! ping, status, services, versions, logs. Each request is answered in its
+//! own task, so answers come while jobs run; logs stream in bounded chunks
+//! ending with an `end` marker.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use hostkit_deploy::engine::inventory::Inventory;
+use hostkit_deploy::engine::observe;
+use hostkit_proto::control::{
+    ContainerState, DomainHealth, DomainStatus, HealthState, LOG_FOLLOW_MAX, LastJob, LogBatcher, LogStream,
+    LogsRequest, PingReply, PortMapping, PortProtocol, ReplicaStatus, ServiceStatus, ServicesReply, ServicesRequest,
+    StatusReply, StatusRequest, VersionInfo, VersionsReply, VersionsRequest,
+};
+use hostkit_proto::{ControlVerb, Domain, ErrorBody, ErrorCode, Reply};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use super::Worker;
+
+/// Answer control requests until `shutdown`.
+pub async fn run(worker: Arc<Worker>, nats: async_nats::Client, mut shutdown: watch::Receiver<bool>) {
+    let started = Instant::now();
+    let subject = worker.names.ctl_filter(&worker.node);
+    let mut requests = match nats.subscribe(subject.clone()).await {
+        Ok(requests) => requests,
+        Err(error) => {
+            tracing::error!(%error, subject, "cannot answer control requests");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            next = requests.next() => {
+                let Some(request) = next else { return };
+                let Some(reply_to) = request.reply.clone() else { continue };
+                let Some((_, verb)) = worker.names.parse_ctl_subject(&request.subject) else { continue };
+                let (worker, nats) = (Arc::clone(&worker), nats.clone());
+                tokio::spawn(async move {
+                    answer(&worker, &nats, verb, &request.payload, reply_to.to_string(), started).await;
+                });
+            }
+        }
+    }
+}
+
+fn parse<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ErrorBody> {
+    let payload = if payload.is_empty() { b"{}".as_slice() } else { payload };
+    serde_json::from_slice(payload).map_err(|e| ErrorBody::new(ErrorCode::RequestInvalid, e.to_string()))
+}
+
+async fn send<T: Serialize>(nats: &async_nats::Client, reply_to: String, reply: Reply<T>) {
+    match serde_json::to_vec(&reply) {
+        Ok(bytes) => {
+            if let Err(error) = nats.publish(reply_to, bytes.into()).await {
+                tracing::debug!(%error, "control reply not sent");
+            }
+        }
+        Err(error) => tracing::error!(%error, "control reply not serializable"),
+    }
+}
+
+async fn answer(worker: &Worker, nats: &async_nats::Client, verb: ControlVerb, payload: &[u8], reply_to: String, started: Instant) {
+    match verb {
+        ControlVerb::Ping => {
+            let reply = PingReply {
+                node: worker.node.clone(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                uptime_secs: started.elapsed().as_secs(),
+            };
+            send(nats, reply_to, Reply::Ok(reply)).await;
+        }
+        ControlVerb::Status => {
+            let reply = match parse::<StatusRequest>(payload) {
+                Ok(request) => status(worker, request.domain).await,
+                Err(e) => Err(e),
+            };
+            send(nats, reply_to, reply.into()).await;
+        }
+        ControlVerb::Services => {
+            let reply = match parse::<ServicesRequest>(payload) {
+                Ok(request) => services(worker, request.domain).await,
+                Err(e) => Err(e),
+            };
+            send(nats, reply_to, reply.into()).await;
+        }
+        ControlVerb::Versions => {
+            let reply = match parse::<VersionsRequest>(payload) {
+                Ok(request) => versions(worker, request.domain).await,
+                Err(e) => Err(e),
+            };
+            send(nats, reply_to, reply.into()).await;
+        }
+        ControlVerb::Logs => match parse::<LogsRequest>(payload) {
+            Ok(request) => logs(worker, nats, request, reply_to).await,
+            Err(e) => send(nats, reply_to, Reply::<()>::Error(e)).await,
+        },
+    }
+}
+
+fn store_failed(error: crate::store::StoreError) -> ErrorBody {
+    tracing::error!(%error, "control: store failed");
+    ErrorBody::new(ErrorCode::Internal, "the worker's state store failed")
+}
+
+fn unknown_domain(worker: &Worker, domain: &Domain) -> ErrorBody {
+    ErrorBody::new(ErrorCode::DomainNotFound, format!("{domain} has no stack on node {}", worker.node))
+}
+
+async fn status(worker: &Worker, only: Option<Domain>) -> Result<StatusReply, ErrorBody> {
+    let mut domains = Vec::new();
+    for record in worker.store.domains().await.map_err(store_failed)? {
+        if only.as_ref().is_some_and(|d| *d != record.domain) {
+            continue;
+        }
+        let inventory = Inventory::load(&worker.docker, &record.domain.token())
+            .await
+            .map_err(|e| ErrorBody::new(ErrorCode::DockerUnavailable, e.to_string()))?;
+        let last_job = worker.store.last_job(record.domain.clone()).await.map_err(store_failed)?;
+        domains.push(DomainStatus {
+            health: domain_health(record.current_version.is_some(), &inventory),
+            domain: record.domain,
+            version: record.current_version,
+            last_job: last_job.map(|j| LastJob {
+                id: j.job_id,
+                kind: j.kind,
+                outcome: j.state.to_wire(),
+                finished_at: j.finished_at.map(chrono::DateTime::<chrono::Utc>::from),
+            }),
+        });
+    }
+    if let Some(domain) = only {
+        if domains.is_empty() {
+            return Err(unknown_domain(worker, &domain));
+        }
+    }
+    Ok(StatusReply {
+        node: worker.node.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        domains,
+    })
+}
+
+fn domain_health(deployed: bool, inventory: &Inventory) -> DomainHealth {
+    let all: Vec<_> = inventory.all().collect();
+    if !deployed {
+        return DomainHealth::NotDeployed;
+    }
+    if all.is_empty() || all.iter().all(|c| !c.is_running()) {
+        return DomainHealth::Stopped;
+    }
+    if all.iter().any(|c| c.health.as_deref() == Some("starting")) {
+        return DomainHealth::Starting;
+    }
+    let bad = all
+        .iter()
+        .filter(|c| !c.is_running() || c.health.as_deref() == Some("unhealthy"))
+        .count();
+    match bad {
+        0 => DomainHealth::Healthy,
+        n if n == all.len() => DomainHealth::Unhealthy,
+        _ => DomainHealth::Degraded,
+    }
+}
+
+async fn services(worker: &Worker, domain: Domain) -> Result<ServicesReply, ErrorBody> {
+    if worker.store.domain(domain.clone()).await.map_err(store_failed)?.is_none() {
+        return Err(unknown_domain(worker, &domain));
+    }
+    let inventory = Inventory::load(&worker.docker, &domain.token())
+        .await
+        .map_err(|e| ErrorBody::new(ErrorCode::DockerUnavailable, e.to_string()))?;
+    let services = inventory
+        .services
+        .iter()
+        .map(|(service, replicas)| ServiceStatus {
+            service: service.clone(),
+            image: replicas.first().map(|r| r.image.clone()).unwrap_or_default(),
+            version: replicas.iter().filter_map(|r| r.version).max(),
+            replicas: replicas
+                .iter()
+                .map(|r| ReplicaStatus {
+                    number: r.number,
+                    container: r.name.clone(),
+                    state: container_state(&r.state),
+                    health: r.health.as_deref().map(health_state),
+                    ports: r
+                        .ports
+                        .iter()
+                        .map(|(container, host)| PortMapping {
+                            container_port: *container,
+                            protocol: PortProtocol::Tcp,
+                            host_ip: Some("127.0.0.1".into()),
+                            host_port: Some(*host),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(ServicesReply { domain, services })
+}
+
+fn container_state(state: &str) -> ContainerState {
+    match state {
+        "created" => ContainerState::Created,
+        "running" => ContainerState::Running,
+        "paused" => ContainerState::Paused,
+        "restarting" => ContainerState::Restarting,
+        "removing" => ContainerState::Removing,
+        "exited" => ContainerState::Exited,
+        "dead" => ContainerState::Dead,
+        _ => ContainerState::Unknown,
+    }
+}
+
+fn health_state(health: &str) -> HealthState {
+    match health {
+        "starting" => HealthState::Starting,
+        "healthy" => HealthState::Healthy,
+        "unhealthy" => HealthState::Unhealthy,
+        _ => HealthState::Unknown,
+    }
+}
+
+async fn versions(worker: &Worker, domain: Domain) -> Result<VersionsReply, ErrorBody> {
+    let Some(record) = worker.store.domain(domain.clone()).await.map_err(store_failed)? else {
+        return Err(unknown_domain(worker, &domain));
+    };
+    let versions = worker
+        .store
+        .versions(domain.clone())
+        .await
+        .map_err(store_failed)?
+        .into_iter()
+        .map(|v| VersionInfo {
+            current: Some(v.version) == record.current_version,
+            version: v.version,
+            created_at: chrono::DateTime::<chrono::Utc>::from(v.created_at),
+            job_id: v.job_id,
+            images: v.images.clone(),
+            status: v.status.to_wire(),
+        })
+        .collect();
+    Ok(VersionsReply { domain, versions })
+}
+
+/// Stream the service's logs (every replica, one after the other for a
+/// tail; with `follow`, the first replica live) in bounded chunks.
+async fn logs(worker: &Worker, nats: &async_nats::Client, request: LogsRequest, reply_to: String) {
+    let inventory = match Inventory::load(&worker.docker, &request.domain.token()).await {
+        Ok(inventory) => inventory,
+        Err(e) => {
+            let error = ErrorBody::new(ErrorCode::DockerUnavailable, e.to_string());
+            return send(nats, reply_to, Reply::<()>::Error(error)).await;
+        }
+    };
+    let Some(replicas) = inventory.services.get(&request.service) else {
+        let error = ErrorBody::new(
+            ErrorCode::ServiceNotFound,
+            format!("{} has no service {} on node {}", request.domain, request.service, worker.node),
+        );
+        return send(nats, reply_to, Reply::<()>::Error(error)).await;
+    };
+    let mut batcher = LogBatcher::new();
+    let tail = request.effective_tail();
+    let targets: Vec<String> = if request.follow {
+        replicas.iter().take(1).map(|r| r.id.clone()).collect()
+    } else {
+        replicas.iter().map(|r| r.id.clone()).collect()
+    };
+    let deadline = tokio::time::sleep(LOG_FOLLOW_MAX);
+    tokio::pin!(deadline);
+    for container in targets {
+        let lines = observe::logs(&worker.docker, &container, tail, request.follow);
+        tokio::pin!(lines);
+        loop {
+            let next = tokio::select! {
+                next = lines.next() => next,
+                _ = &mut deadline => None,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(250)), if request.follow => {
+                    if let Some(chunk) = batcher.flush() {
+                        send(nats, reply_to.clone(), Reply::Ok(chunk)).await;
+                    }
+                    continue;
+                }
+            };
+            let Some(line) = next else { break };
+            let stream = if line.stderr { LogStream::Stderr } else { LogStream::Stdout };
+            if let Some(chunk) = batcher.push(stream, &line.text) {
+                send(nats, reply_to.clone(), Reply::Ok(chunk)).await;
+            }
+        }
+    }
+    send(nats, reply_to, Reply::Ok(batcher.finish())).await;
+}

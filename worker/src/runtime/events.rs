@@ -1,0 +1,162 @@
+//! Publishing events: every event is numbered (a per-node sequence that
+//! survives restarts), written to the SQLite outbox, then published to
+//! JetStream by one task, in order, with `Nats-Msg-Id = <node>:<seq>` so a
+//! re-publish after a crash is de-duplicated by the server. While NATS is
+//! away the outbox grows; once it is back, everything goes out in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, message::PublishMessage};
+use hostkit_proto::{Domain, Event, EventKind, JobId, Names, NodeId};
+use tokio::sync::{Notify, watch};
+
+use crate::store::{OutboxEntry, Store, StoreError};
+
+/// How many outbox entries are published per batch.
+const BATCH: usize = 256;
+/// How long to wait for the server's ack of one event.
+const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Emits events; cheap to clone.
+#[derive(Clone)]
+pub struct Events {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node: NodeId,
+    names: Names,
+    store: Store,
+    wake: Notify,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events").field("node", &self.inner.node).finish()
+    }
+}
+
+impl Events {
+    /// Events of `node`, queued through `store`.
+    pub fn new(node: NodeId, names: Names, store: Store) -> Self {
+        Events {
+            inner: Arc::new(Inner {
+                node,
+                names,
+                store,
+                wake: Notify::new(),
+            }),
+        }
+    }
+
+    /// Number, persist and queue an event; answers it as published.
+    pub async fn emit(&self, domain: Option<&Domain>, job_id: Option<&JobId>, kind: EventKind) -> Result<Event, StoreError> {
+        let seq = self.inner.store.next_event_seq().await?;
+        let mut event = Event::new(self.inner.node.clone(), seq, kind);
+        if let Some(domain) = domain {
+            event = event.with_domain(domain.clone());
+        }
+        if let Some(job_id) = job_id {
+            event = event.with_job_id(*job_id);
+        }
+        self.enqueue(&event).await?;
+        Ok(event)
+    }
+
+    /// Number an event without queuing it: for the terminal event, which the
+    /// store writes to the outbox in the same transaction as the job's
+    /// outcome (then call [`wake`](Self::wake)).
+    pub async fn build(&self, domain: &Domain, job_id: &JobId, kind: EventKind) -> Result<Event, StoreError> {
+        let seq = self.inner.store.next_event_seq().await?;
+        Ok(Event::for_job(self.inner.node.clone(), seq, domain.clone(), *job_id, kind))
+    }
+
+    /// The subject an event is published on.
+    pub fn subject(&self, event: &Event) -> Option<String> {
+        self.inner.names.event_subject(event)
+    }
+
+    /// Tell the publisher that the outbox has new entries.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Queue an already-built event again (the terminal event of a job that
+    /// was redelivered after it finished). Same msg id: NATS de-duplicates.
+    pub async fn republish(&self, event: &Event) -> Result<(), StoreError> {
+        self.enqueue(event).await
+    }
+
+    async fn enqueue(&self, event: &Event) -> Result<(), StoreError> {
+        let Some(subject) = self.inner.names.event_subject(event) else {
+            tracing::warn!(kind = event.kind.kind_str(), "event has no subject; dropped");
+            return Ok(());
+        };
+        self.inner.store.outbox_push(subject, event.msg_id(), event.to_vec()).await?;
+        self.inner.wake.notify_one();
+        Ok(())
+    }
+
+    /// Publish the outbox to JetStream until `shutdown` turns true and the
+    /// outbox is empty (or the server stays away past the shutdown).
+    pub async fn publish_loop(&self, js: jetstream::Context, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let pending = match self.inner.store.outbox_pending(BATCH).await {
+                Ok(pending) => pending,
+                Err(error) => {
+                    tracing::error!(%error, "reading the event outbox failed");
+                    Vec::new()
+                }
+            };
+            if pending.is_empty() {
+                if *shutdown.borrow() {
+                    return;
+                }
+                tokio::select! {
+                    _ = self.inner.wake.notified() => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+            match self.publish_batch(&js, pending).await {
+                Ok(()) => backoff = Duration::from_millis(100),
+                Err(reason) => {
+                    if *shutdown.borrow() {
+                        tracing::warn!(%reason, "shutting down with events still in the outbox; they go out after the restart");
+                        return;
+                    }
+                    tracing::warn!(%reason, retry_in = ?backoff, "publishing events failed; they wait in the outbox");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn publish_batch(&self, js: &jetstream::Context, pending: Vec<OutboxEntry>) -> Result<(), String> {
+        for entry in pending {
+            let message = PublishMessage::build()
+                .payload(entry.payload.clone().into())
+                .message_id(&entry.msg_id);
+            let ack = js
+                .send_publish(entry.subject.clone(), message)
+                .await
+                .map_err(|e| format!("publish to {}: {e}", entry.subject))?;
+            tokio::time::timeout(ACK_TIMEOUT, ack)
+                .await
+                .map_err(|_| format!("no ack for {} within {ACK_TIMEOUT:?}", entry.subject))?
+                .map_err(|e| format!("ack for {}: {e}", entry.subject))?;
+            self.inner
+                .store
+                .outbox_delete(entry.id)
+                .await
+                .map_err(|e| format!("outbox delete: {e}"))?;
+        }
+        Ok(())
+    }
+}

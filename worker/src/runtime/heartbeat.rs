@@ -1,0 +1,58 @@
+//! Heartbeats: every few seconds a `heartbeat` node event and the node's
+//! record in the `hostkit_nodes` KV bucket (version, domains, capacity).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use hostkit_proto::registry::NodeInfo;
+use hostkit_proto::subjects::settings::HEARTBEAT_INTERVAL;
+use hostkit_proto::EventKind;
+use tokio::sync::watch;
+
+use super::Worker;
+use super::lanes::Lanes;
+
+/// Beat until `shutdown`.
+pub async fn run(worker: Arc<Worker>, lanes: Arc<Lanes>, mut shutdown: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(HEARTBEAT_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => beat(&worker, &lanes).await,
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn beat(worker: &Worker, lanes: &Lanes) {
+    let domains: Vec<_> = match worker.store.domains().await {
+        Ok(records) => records.into_iter().map(|r| r.domain).collect(),
+        Err(error) => {
+            tracing::warn!(%error, "heartbeat without domains: store unreadable");
+            Vec::new()
+        }
+    };
+    let version = env!("CARGO_PKG_VERSION").to_string();
+    let capacity = worker.settings.max_lanes as u32;
+    let kind = EventKind::Heartbeat {
+        version: version.clone(),
+        domains: domains.clone(),
+        running_jobs: lanes.busy.load(Ordering::Relaxed) as u32,
+        queue_depth: lanes.waiting.load(Ordering::Relaxed) as u32,
+        capacity,
+    };
+    if let Err(error) = worker.events.emit(None, None, kind).await {
+        tracing::warn!(%error, "heartbeat not recorded");
+    }
+    let info = NodeInfo {
+        node: worker.node.clone(),
+        version,
+        domains,
+        capacity,
+        last_heartbeat: chrono::Utc::now(),
+    };
+    if let Ok(value) = serde_json::to_vec(&info) {
+        if let Err(error) = worker.nodes.put(worker.names.node_key(&worker.node), value.into()).await {
+            tracing::debug!(%error, "node record not updated (NATS away?)");
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Pulling jobs: the node's durable consumer delivers each job; it is
+//! checked (shape, subject, signature) and handed to its domain's lane in
+//! stream order. A malformed, misaddressed or unauthorized job ends with a
+//! `failed` event and is terminated, never redelivered.
+
+use std::sync::Arc;
+
+use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
+use futures_util::StreamExt;
+use hostkit_proto::subjects::settings::JOBS_MAX_DELIVER;
+use hostkit_proto::{ErrorBody, ErrorCode, EventKind, Job};
+use tokio::sync::watch;
+
+use super::Worker;
+use super::job::Delivery;
+use super::lanes::Lanes;
+
+/// Pull until `shutdown`; then stop pulling (lanes finish their jobs).
+pub async fn run(worker: Arc<Worker>, consumer: PullConsumer, lanes: Arc<Lanes>, mut shutdown: watch::Receiver<bool>) {
+    let mut backoff = std::time::Duration::from_millis(200);
+    while !*shutdown.borrow() {
+        let mut messages = match consumer.messages().await {
+            Ok(messages) => messages,
+            Err(error) => {
+                tracing::warn!(%error, "cannot pull jobs; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => {}
+                }
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+                continue;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                next = messages.next() => match next {
+                    Some(Ok(message)) => {
+                        backoff = std::time::Duration::from_millis(200);
+                        accept(&worker, &lanes, message).await;
+                    }
+                    Some(Err(error)) => {
+                        tracing::warn!(%error, "pulling jobs failed; re-subscribing");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+        }
+    }
+}
+
+async fn accept(worker: &Worker, lanes: &Arc<Lanes>, message: jetstream::Message) {
+    let (stream_seq, delivered) = match message.info() {
+        Ok(info) => (info.stream_sequence, info.delivered),
+        Err(error) => {
+            tracing::warn!(%error, "a job message without JetStream metadata; terminated");
+            let _ = message.ack_with(AckKind::Term).await;
+            return;
+        }
+    };
+    let raw = message.payload.to_vec();
+    let job = match check(worker, &message.subject, &raw) {
+        Ok(job) => job,
+        Err(error) => {
+            reject(worker, &raw, error).await;
+            let _ = message.ack_with(AckKind::Term).await;
+            return;
+        }
+    };
+    if delivered >= JOBS_MAX_DELIVER {
+        tracing::error!(job_id = %job.id, delivered, "job delivered too often; giving up");
+        let body = ErrorBody::new(ErrorCode::Internal, format!("the job was delivered {delivered} times without finishing"));
+        let _ = worker
+            .events
+            .emit(Some(&job.domain), Some(&job.id), EventKind::failed(body, None))
+            .await;
+        let _ = message.ack_with(AckKind::Term).await;
+        return;
+    }
+    lanes.dispatch(Delivery {
+        job,
+        raw,
+        stream_seq,
+        message,
+    });
+}
+
+/// Parse and validate a job, check it was addressed to this node and domain,
+/// and its signature when signing is required.
+fn check(worker: &Worker, subject: &str, raw: &[u8]) -> Result<Job, ErrorBody> {
+    let settings = &worker.settings;
+    let job = if settings.require_signed {
+        let job = hostkit_proto::verify_job_bytes(raw, &settings.trusted_keys)
+            .map_err(|e| ErrorBody::new(e.code(), e.to_string()))?;
+        job.validate().map_err(|e| ErrorBody::new(ErrorCode::JobInvalid, e.to_string()))?;
+        job
+    } else {
+        Job::from_slice(raw).map_err(|e| ErrorBody::new(ErrorCode::JobInvalid, e.to_string()))?
+    };
+    match worker.names.parse_jobs_subject(subject) {
+        Some((node, domain)) if node == worker.node && domain == job.domain => Ok(job),
+        _ => Err(ErrorBody::new(
+            ErrorCode::JobInvalid,
+            format!("job for {} arrived on {subject}, which is not its subject on node {}", job.domain, worker.node),
+        )),
+    }
+}
+
+/// Tell whoever follows the job why it was refused (when the job says
+/// enough to know where to tell it).
+async fn reject(worker: &Worker, raw: &[u8], error: ErrorBody) {
+    let peek = Job::peek(raw);
+    tracing::warn!(code = error.code.as_str(), message = %error.message, job_id = ?peek.id, "job refused");
+    if let (Some(domain), Some(id)) = (peek.domain, peek.id) {
+        let _ = worker.events.emit(Some(&domain), Some(&id), EventKind::failed(error, None)).await;
+    }
+}

@@ -1,0 +1,140 @@
+//! Running one delivered job to exactly one outcome (DESIGN §4): record it
+//! before acting, re-publish the outcome of a job that already finished,
+//! resume one a crash interrupted, commit the outcome and the terminal
+//! event in one SQLite transaction, and only then ack the message.
+
+use std::time::Instant;
+
+use async_nats::jetstream;
+use hostkit_proto::{EventKind, Job};
+use tracing::Instrument;
+
+use super::Worker;
+use super::progress::job_progress;
+use crate::handlers::{self, Done, Failure};
+use crate::store::{Change, JobEnd, JobStart, NewJob};
+
+/// A job taken off the stream, with its message (for acks).
+#[derive(Debug)]
+pub struct Delivery {
+    /// The validated job.
+    pub job: Job,
+    /// The raw JSON, as recorded.
+    pub raw: Vec<u8>,
+    /// Its position in the jobs stream.
+    pub stream_seq: u64,
+    /// The message, acked once the outcome is committed.
+    pub message: jetstream::Message,
+}
+
+/// Run a delivered job; logs (never panics) when the store or NATS fail,
+/// leaving the message unacked so it is redelivered and resumed.
+pub async fn run(worker: &Worker, delivery: &Delivery) {
+    let job = &delivery.job;
+    let span = tracing::info_span!("job", domain = %job.domain, job_id = %job.id, kind = job.kind().as_str());
+    async {
+        match run_inner(worker, delivery).await {
+            Ok(()) => {
+                if let Err(error) = delivery.message.ack().await {
+                    tracing::warn!(%error, "ack failed; the job will be redelivered and answered from the store");
+                }
+            }
+            Err(error) => tracing::error!(%error, "job left unacked; it will be redelivered and resumed"),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn run_inner(worker: &Worker, delivery: &Delivery) -> Result<(), crate::store::StoreError> {
+    let job = &delivery.job;
+    match worker.store.begin_job(new_job(delivery)).await? {
+        JobStart::Finished(finished) => {
+            tracing::info!(state = finished.state.as_str(), "already finished; re-publishing its outcome");
+            if let Ok(event) = hostkit_proto::Event::from_slice(&finished.terminal_event) {
+                worker.events.republish(&event).await?;
+            }
+            return Ok(());
+        }
+        JobStart::Resume { attempts } => tracing::warn!(attempts, "resuming a job a restart interrupted"),
+        JobStart::New => {}
+    }
+    worker
+        .events
+        .emit(Some(&job.domain), Some(&job.id), EventKind::Started { job_kind: job.kind() })
+        .await?;
+
+    let started = Instant::now();
+    let (sink, forwarder) = job_progress(worker.events.clone(), job.domain.clone(), job.id);
+    let outcome = handlers::run(worker, job, &sink).await;
+    drop(sink);
+    forwarder.finish().await;
+    let duration_ms = started.elapsed().as_millis() as u64;
+
+    let (end, kind, changes) = match outcome {
+        Ok(Done { version, changes }) => {
+            tracing::info!(?version, duration_ms, "job succeeded");
+            (JobEnd::Succeeded, EventKind::Succeeded { version, duration_ms }, changes)
+        }
+        Err(Failure {
+            code,
+            message,
+            hint,
+            rolled_back_to,
+        }) => {
+            tracing::warn!(code = code.as_str(), %message, ?rolled_back_to, "job failed");
+            let kind = EventKind::Failed {
+                code,
+                message,
+                hint,
+                rolled_back_to,
+            };
+            (JobEnd::Failed, kind, Vec::new())
+        }
+    };
+    finish(worker, job, end, kind, changes).await?;
+    after_commit(worker, job).await;
+    Ok(())
+}
+
+/// The store's record of a delivered job.
+pub fn new_job(delivery: &Delivery) -> NewJob {
+    NewJob {
+        job_id: delivery.job.id,
+        domain: delivery.job.domain.clone(),
+        kind: delivery.job.kind(),
+        stream_seq: delivery.stream_seq,
+        raw: delivery.raw.clone(),
+    }
+}
+
+/// Commit the outcome, its changes and its terminal event (into the
+/// outbox) in one transaction.
+async fn finish(
+    worker: &Worker,
+    job: &Job,
+    end: JobEnd,
+    kind: EventKind,
+    mut changes: Vec<Change>,
+) -> Result<(), crate::store::StoreError> {
+    let event = worker.events.build(&job.domain, &job.id, kind).await?;
+    let payload = event.to_vec();
+    if let Some(subject) = worker.events.subject(&event) {
+        changes.push(Change::Outbox {
+            subject,
+            msg_id: event.msg_id(),
+            payload: payload.clone(),
+        });
+    }
+    worker.store.finish_job_with(job.id, end, payload, changes).await?;
+    worker.events.wake();
+    Ok(())
+}
+
+/// Work that follows a committed outcome and may be redone safely: pruning
+/// old versions, the on-disk view, the placement record.
+async fn after_commit(worker: &Worker, job: &Job) {
+    if let Err(error) = super::aftercare::run(worker, &job.domain).await {
+        tracing::warn!(%error, "post-job housekeeping failed; it is retried after the next job");
+    }
+}

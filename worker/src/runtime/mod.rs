@@ -1,0 +1,181 @@
+//! The running worker: JetStream setup, the event publisher, job intake and
+//! lanes, heartbeats, the health monitor and control replies, all stopped by
+//! one shutdown signal that the caller owns (`serve(startup, shutdown)`).
+
+pub mod aftercare;
+pub mod control;
+pub mod events;
+pub mod heartbeat;
+pub mod intake;
+pub mod job;
+pub mod lanes;
+pub mod monitor;
+pub mod progress;
+pub mod setup;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, object_store};
+use bollard::Docker;
+use hostkit_deploy::engine::{Engine, EngineOptions};
+use hostkit_deploy::policy::Policy;
+use hostkit_deploy::proxy::{Proxy, ProxyConfig};
+use hostkit_proto::{EventKind, Names, NodeId};
+use tokio::sync::watch;
+
+use crate::store::{PortPool, Store};
+use events::Events;
+
+/// Settings the job handlers and lanes read.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `<domains_root>/<domain>/`: bind mounts, env files, on-disk view.
+    pub domains_root: PathBuf,
+    /// Where domains' port blocks come from.
+    pub ports: PortPool,
+    /// Versions kept per domain.
+    pub retention: usize,
+    /// Health gate deadline when the job does not set one.
+    pub health_timeout: Duration,
+    /// Whether `registry` image sources may be pulled.
+    pub allow_pull: bool,
+    /// The compose policy.
+    pub policy: Policy,
+    /// Public nkeys whose job signatures are accepted.
+    pub trusted_keys: Vec<String>,
+    /// Refuse unsigned jobs.
+    pub require_signed: bool,
+    /// Domains whose jobs may run at once.
+    pub max_lanes: usize,
+    /// How long shutdown waits for running jobs.
+    pub grace: Duration,
+    /// How long an old replica drains after nginx switched away from it.
+    pub drain: Duration,
+}
+
+/// Everything a job handler may use.
+pub struct Worker {
+    /// This node.
+    pub node: NodeId,
+    /// Subject and bucket names.
+    pub names: Names,
+    /// The SQLite store.
+    pub store: Store,
+    /// Event emitter.
+    pub events: Events,
+    /// The engine client.
+    pub docker: Docker,
+    /// The orchestrator.
+    pub engine: Engine,
+    /// Image blobs.
+    pub images: object_store::ObjectStore,
+    /// Domain → node.
+    pub placement: kv::Store,
+    /// Node registry.
+    pub nodes: kv::Store,
+    /// Settings.
+    pub settings: Settings,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("node", &self.node).finish()
+    }
+}
+
+/// What `serve` starts from: connections and settings, already made.
+#[derive(Debug)]
+pub struct Startup {
+    /// This node.
+    pub node: NodeId,
+    /// Subject root.
+    pub names: Names,
+    /// A connected NATS client.
+    pub nats: async_nats::Client,
+    /// A connected engine client.
+    pub docker: Docker,
+    /// The opened store.
+    pub store: Store,
+    /// nginx, or `None` when this node does not manage a proxy.
+    pub proxy: Option<ProxyConfig>,
+    /// Settings.
+    pub settings: Settings,
+}
+
+/// Why the worker could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// JetStream objects could not be set up.
+    #[error(transparent)]
+    Setup(#[from] setup::SetupError),
+    /// The store failed at startup.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Run the worker until `shutdown` turns true; then stop pulling, let
+/// running jobs end within the grace period, flush events and return.
+pub async fn serve(startup: Startup, shutdown: watch::Receiver<bool>) -> Result<(), ServeError> {
+    let Startup {
+        node,
+        names,
+        nats,
+        docker,
+        store,
+        proxy,
+        settings,
+    } = startup;
+    let js = jetstream::new(nats.clone());
+    let objects = setup::ensure(&js, &names, &node).await?;
+    let engine = Engine::new(
+        docker.clone(),
+        proxy.map(Proxy::new),
+        EngineOptions {
+            drain: settings.drain,
+        },
+    );
+    let events = Events::new(node.clone(), names.clone(), store.clone());
+    let worker = Arc::new(Worker {
+        node: node.clone(),
+        names: names.clone(),
+        store,
+        events: events.clone(),
+        docker,
+        engine,
+        images: objects.images,
+        placement: objects.placement,
+        nodes: objects.nodes,
+        settings,
+    });
+
+    let (publisher_stop, publisher_stopped) = watch::channel(false);
+    let publisher = {
+        let (events, js) = (events.clone(), js.clone());
+        tokio::spawn(async move { events.publish_loop(js, publisher_stopped).await })
+    };
+    let version = env!("CARGO_PKG_VERSION").to_string();
+    events.emit(None, None, EventKind::Online { version }).await?;
+    tracing::info!(node = %node, "worker online");
+
+    monitor::reconcile(&worker).await;
+    let lanes = lanes::Lanes::new(Arc::clone(&worker), worker.settings.max_lanes, shutdown.clone());
+    let mut helpers = tokio::task::JoinSet::new();
+    helpers.spawn(monitor::run(Arc::clone(&worker), shutdown.clone()));
+    helpers.spawn(control::run(Arc::clone(&worker), nats.clone(), shutdown.clone()));
+    helpers.spawn(heartbeat::run(Arc::clone(&worker), Arc::clone(&lanes), shutdown.clone()));
+    intake::run(Arc::clone(&worker), objects.consumer, Arc::clone(&lanes), shutdown).await;
+
+    tracing::info!(grace = ?worker.settings.grace, "stopping: waiting for running jobs");
+    if tokio::time::timeout(worker.settings.grace, lanes.drain()).await.is_err() {
+        tracing::warn!("running jobs did not end within the grace period; they resume after the restart");
+    }
+    helpers.shutdown().await;
+    events.emit(None, None, EventKind::Offline {}).await?;
+    let _ = publisher_stop.send(true);
+    if tokio::time::timeout(Duration::from_secs(5), publisher).await.is_err() {
+        tracing::warn!("events still unpublished at exit stay in the outbox");
+    }
+    Ok(())
+}
