@@ -19,6 +19,7 @@ pub mod nginx;
 mod process;
 pub mod registry;
 pub mod util;
+pub mod worker;
 
 pub use docker::{TestDocker, compose_project, connect_docker};
 pub use image::{BuiltImage, Healthcheck, ImageSpec, TarballBuilder, TarballInfo};
@@ -26,3 +27,4 @@ pub use nats::TestNats;
 pub use nginx::TestNginx;
 pub use registry::TestRegistry;
 pub use util::{HttpResponder, free_port, http_get, wait_for, wait_until};
+pub use worker::{JobEvents, TestWorker, publish_job};

@@ -44,6 +44,31 @@ pub fn free_port() -> u16 {
     panic!("could not find a free 127.0.0.1 port in 100 attempts");
 }
 
+/// The first port of `len` consecutive ports on 127.0.0.1 that were free a
+/// moment ago (all bound once to check), picked at random between 30000 and
+/// 60000 so that parallel tests rarely collide, and never handed out twice.
+pub fn free_port_block(len: u16) -> u16 {
+    for attempt in 0..500u32 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(attempt);
+        let slots = (30000 / u32::from(len.max(1))).max(1);
+        let start =
+            30000 + ((nanos ^ std::process::id().rotate_left(7) ^ attempt) % slots) as u16 * len;
+        let end = start.saturating_add(len);
+        let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if (start..end).any(|p| handed.contains(&p)) {
+            continue;
+        }
+        if (start..end).all(|p| StdTcpListener::bind((Ipv4Addr::LOCALHOST, p)).is_ok()) {
+            handed.extend(start..end);
+            return start;
+        }
+    }
+    panic!("no block of {len} free ports between 30000 and 60000");
+}
+
 /// Polls `check` until it returns `true`; panics naming `description` when
 /// `timeout` passes first (also when one call of `check` hangs past it).
 /// Polls start every 20 ms and back off to every 250 ms.

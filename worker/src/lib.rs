@@ -5,3 +5,6 @@
 pub mod cli;
 pub mod config;
 pub mod logging;
+pub mod store;
+pub mod handlers;
+pub mod runtime;

@@ -93,7 +93,9 @@ async fn run_inner(worker: &Worker, delivery: &Delivery) -> Result<(), crate::st
         }
     };
     finish(worker, job, end, kind, changes).await?;
+    // The on-disk view is current before the outcome goes out.
     after_commit(worker, job).await;
+    worker.events.wake();
     Ok(())
 }
 
@@ -109,7 +111,7 @@ pub fn new_job(delivery: &Delivery) -> NewJob {
 }
 
 /// Commit the outcome, its changes and its terminal event (into the
-/// outbox) in one transaction.
+/// outbox) in one transaction. The caller wakes the publisher.
 async fn finish(
     worker: &Worker,
     job: &Job,
@@ -127,7 +129,6 @@ async fn finish(
         });
     }
     worker.store.finish_job_with(job.id, end, payload, changes).await?;
-    worker.events.wake();
     Ok(())
 }
 

@@ -2,7 +2,6 @@
 //! port block, plus the compose files the stack tests deploy.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::TcpListener;
 use std::time::Duration;
 
 use bollard::exec::StartExecResults;
@@ -250,22 +249,10 @@ impl Site {
     }
 }
 
-/// `len` consecutive free ports on 127.0.0.1, found by binding them.
+/// A block of `len` free ports on 127.0.0.1.
 pub fn free_port_block(len: u16) -> PortBlock {
-    for _ in 0..200 {
-        let start = 30000 + (rand_u16() % 3000) * 10;
-        let free = (start..start + len).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok());
-        if free {
-            return PortBlock { start, len };
-        }
+    PortBlock {
+        start: hostkit_tests::util::free_port_block(len),
+        len,
     }
-    panic!("no block of {len} free ports between 30000 and 60000");
-}
-
-fn rand_u16() -> u16 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    (nanos ^ std::process::id()) as u16
 }

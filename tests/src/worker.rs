@@ -1,0 +1,301 @@
+//! `TestWorker`: a real `hostkit-worker` runtime (in this process) against a
+//! [`TestNats`], the Docker Engine and a [`TestNginx`], with its own data
+//! dir, domains root and port pool; plus helpers to publish jobs the way the
+//! CLI does and to follow their events.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, message::PublishMessage};
+use futures_util::StreamExt;
+use hostkit_deploy::policy::Policy;
+use hostkit_deploy::proxy::ProxyConfig;
+use hostkit_proto::{Event, Job, Names, NodeId};
+use hostkit_worker::runtime::{Settings, Startup, serve};
+use hostkit_worker::store::{PortPool, Store};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::{TestDocker, TestNats, TestNginx};
+
+/// A worker runtime owned by one test; shut down (gracefully) on drop.
+#[derive(Debug)]
+pub struct TestWorker {
+    /// The node id.
+    pub node: NodeId,
+    /// Subject names (root `hostkit`).
+    pub names: Names,
+    /// Its SQLite file's directory.
+    pub data_dir: tempfile::TempDir,
+    /// `<domains_root>/<domain>/` for each domain.
+    pub domains_root: tempfile::TempDir,
+    shutdown: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+    settings: Settings,
+    proxy: ProxyConfig,
+}
+
+/// Settings for a test worker: a private port pool, short timeouts.
+pub fn test_settings(domains_root: &std::path::Path) -> Settings {
+    let start = crate::util::free_port_block(100);
+    Settings {
+        domains_root: domains_root.to_path_buf(),
+        ports: PortPool {
+            start,
+            end: start + 99,
+            block_len: 10,
+        },
+        retention: 5,
+        health_timeout: Duration::from_secs(30),
+        allow_pull: true,
+        policy: Policy::default(),
+        trusted_keys: Vec::new(),
+        require_signed: false,
+        max_lanes: 4,
+        grace: Duration::from_secs(30),
+        drain: Duration::from_millis(300),
+    }
+}
+
+impl TestWorker {
+    /// Start a worker for a fresh node id.
+    pub async fn start(nats: &TestNats, docker: &TestDocker, nginx: &TestNginx) -> TestWorker {
+        let node: NodeId = format!("node-{}", &docker.id()[..10])
+            .parse()
+            .expect("valid node id");
+        let domains_root = tempfile::tempdir().expect("domains root");
+        let settings = test_settings(domains_root.path());
+        let proxy = ProxyConfig {
+            conf_dir: nginx.conf_dir(),
+            test_command: nginx.test_command(),
+            reload_command: nginx.reload_command(),
+            listen: nginx.listen(),
+            certs_dir: None,
+            ..ProxyConfig::default()
+        };
+        let (shutdown, _) = watch::channel(false);
+        let mut worker = TestWorker {
+            node,
+            names: Names::default(),
+            data_dir: tempfile::tempdir().expect("data dir"),
+            domains_root,
+            shutdown,
+            task: None,
+            settings,
+            proxy,
+        };
+        worker.spawn(nats, docker).await;
+        worker
+    }
+
+    async fn spawn(&mut self, nats: &TestNats, docker: &TestDocker) {
+        let store = Store::open(&self.data_dir.path().join("hostkit.db"))
+            .await
+            .expect("open the worker's store");
+        let (tx, rx) = watch::channel(false);
+        self.shutdown = tx;
+        let startup = Startup {
+            node: self.node.clone(),
+            names: self.names.clone(),
+            nats: nats.client().await,
+            docker: docker.client().clone(),
+            store,
+            proxy: Some(self.proxy.clone()),
+            settings: self.settings.clone(),
+        };
+        self.task = Some(tokio::spawn(async move {
+            if let Err(error) = serve(startup, rx).await {
+                panic!("worker failed: {error:#}");
+            }
+        }));
+        // Ready when the node's consumer exists.
+        let js = jetstream::new(nats.client().await);
+        let names = self.names.clone();
+        let consumer = names.jobs_consumer(&self.node);
+        crate::wait_until(
+            Duration::from_secs(20),
+            "the worker's consumer exists",
+            async || match js.get_stream(names.jobs_stream()).await {
+                Ok(stream) => stream.consumer_info(&consumer).await.is_ok(),
+                Err(_) => false,
+            },
+        )
+        .await;
+    }
+
+    /// Graceful stop (as SIGTERM would), waiting for running jobs.
+    pub async fn stop(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(task) = self.task.take() {
+            task.await.expect("worker task");
+        }
+    }
+
+    /// Abort the runtime at once, mid-job (a crash, as far as this process
+    /// can tell), then start it again on the same store.
+    pub async fn crash_and_restart(&mut self, nats: &TestNats, docker: &TestDocker) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+        self.spawn(nats, docker).await;
+    }
+}
+
+impl Drop for TestWorker {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Publish `job` to `node` as the CLI does (msg id = job id); answers the
+/// stream sequence and whether the server saw it as a duplicate.
+pub async fn publish_job(
+    js: &jetstream::Context,
+    names: &Names,
+    node: &NodeId,
+    job: &Job,
+) -> (u64, bool) {
+    let subject = names.jobs_subject(node, &job.domain);
+    let message = PublishMessage::build()
+        .payload(job.to_vec().into())
+        .message_id(job.id.to_string());
+    let ack = js
+        .send_publish(subject, message)
+        .await
+        .expect("publish the job")
+        .await
+        .expect("the jobs stream acks the job");
+    (ack.sequence, ack.duplicate)
+}
+
+/// Events of one job, collected from a subscription made before publishing.
+#[derive(Debug)]
+pub struct JobEvents {
+    subscriber: async_nats::Subscriber,
+    /// Every event so far.
+    pub events: Vec<Event>,
+}
+
+impl JobEvents {
+    /// Subscribe to every job event of `domain` (before publishing).
+    pub async fn subscribe(
+        client: &async_nats::Client,
+        names: &Names,
+        domain: &hostkit_proto::Domain,
+    ) -> JobEvents {
+        let subscriber = client
+            .subscribe(names.job_events_all(domain))
+            .await
+            .expect("subscribe to job events");
+        JobEvents {
+            subscriber,
+            events: Vec::new(),
+        }
+    }
+
+    /// Wait (bounded) for `job_id`'s terminal event; answers it.
+    pub async fn terminal(&mut self, job_id: &hostkit_proto::JobId, timeout: Duration) -> Event {
+        if let Some(done) = self
+            .events
+            .iter()
+            .find(|e| e.job_id.as_ref() == Some(job_id) && e.is_terminal())
+        {
+            return done.clone();
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.subscriber.next())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "no terminal event for {job_id} within {timeout:?}; got {:#?}",
+                        self.events
+                    )
+                })
+                .expect("event subscription ended");
+            let event = Event::from_slice(&message.payload).expect("events parse");
+            let done = event.job_id.as_ref() == Some(job_id) && event.is_terminal();
+            self.events.push(event.clone());
+            if done {
+                return event;
+            }
+        }
+    }
+
+    /// Wait (bounded) until `job_id` reports `started`.
+    pub async fn started(&mut self, job_id: &hostkit_proto::JobId, timeout: Duration) {
+        let is_start = |e: &Event| {
+            e.job_id.as_ref() == Some(job_id) && matches!(e.kind, hostkit_proto::EventKind::Started { .. })
+        };
+        if self.events.iter().any(is_start) {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.subscriber.next())
+                .await
+                .unwrap_or_else(|_| panic!("{job_id} did not start within {timeout:?}; got {:#?}", self.events))
+                .expect("event subscription ended");
+            let event = Event::from_slice(&message.payload).expect("events parse");
+            let started = is_start(&event);
+            self.events.push(event);
+            if started {
+                return;
+            }
+        }
+    }
+
+    /// Collect whatever arrives during `period`.
+    pub async fn collect_for(&mut self, period: Duration) {
+        let deadline = tokio::time::Instant::now() + period;
+        while let Ok(Some(message)) = tokio::time::timeout_at(deadline, self.subscriber.next()).await {
+            self.events.push(Event::from_slice(&message.payload).expect("events parse"));
+        }
+    }
+
+    /// The events of `job_id` received so far, in order.
+    pub fn of(&self, job_id: &hostkit_proto::JobId) -> Vec<&Event> {
+        self.events
+            .iter()
+            .filter(|e| e.job_id.as_ref() == Some(job_id))
+            .collect()
+    }
+}
+
+/// Put a tarball into the image object store under its content name
+/// (`sha256-<hex>`), streaming it; answers the job's image source.
+pub async fn upload_tarball(
+    js: &jetstream::Context,
+    names: &Names,
+    path: &std::path::Path,
+) -> hostkit_proto::job::ImageSource {
+    use sha2::Digest;
+    use tokio::io::AsyncReadExt;
+    let mut file = tokio::fs::File::open(path).await.expect("open the tarball");
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buffer).await.expect("read the tarball");
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        size += n as u64;
+    }
+    let object = hostkit_proto::ImageObjectName::from_sha256_hex(&hex::encode(hasher.finalize()))
+        .expect("a sha256 object name");
+    let store = js
+        .get_object_store(names.images_bucket())
+        .await
+        .expect("the image bucket exists (the worker creates it)");
+    let mut file = tokio::fs::File::open(path).await.expect("open the tarball");
+    store
+        .put(object.as_str(), &mut file)
+        .await
+        .expect("upload the tarball");
+    hostkit_proto::job::ImageSource::Object { object, size }
+}

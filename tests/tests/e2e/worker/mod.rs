@@ -1,0 +1,11 @@
+//! End-to-end tests of `hostkit-worker`: jobs published straight to a real
+//! nats-server (the CLI's way), run by the worker against the real Docker
+//! Engine and nginx.
+
+mod env;
+
+mod control;
+mod flow;
+mod intake;
+mod lanes;
+mod resilience;
