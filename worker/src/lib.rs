@@ -8,3 +8,6 @@ pub mod logging;
 pub mod store;
 pub mod handlers;
 pub mod runtime;
+pub mod run;
+
+pub use run::run;

@@ -8,6 +8,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Parser;
 use hostkit_worker::cli::{Cli, Command};
 use hostkit_worker::config::{self, Config, ConfigError, Overrides};
@@ -43,9 +44,35 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 fn run(path: &Path, overrides: &Overrides) -> anyhow::Result<()> {
     let config = Config::load(path, overrides)?;
     logging::init(config.log.format, &config.log.filter)?;
-    anyhow::bail!(
-        "running the worker is not implemented in this build (the configuration {} is valid: \
-         `hostkit-worker check-config` shows it)",
-        path.display()
-    )
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown signal received: finishing running jobs");
+            let _ = stop.send(true);
+        });
+        hostkit_worker::run(config, shutdown).await
+    })?;
+    Ok(())
+}
+
+/// SIGTERM (systemd) or SIGINT (Ctrl-C).
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the worker");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }

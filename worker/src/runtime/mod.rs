@@ -128,7 +128,25 @@ pub async fn serve(startup: Startup, shutdown: watch::Receiver<bool>) -> Result<
         settings,
     } = startup;
     let js = jetstream::new(nats.clone());
-    let objects = setup::ensure(&js, &names, &node).await?;
+    let objects = {
+        // NATS may be down at boot: retry until it is back or we are stopped.
+        let mut backoff = Duration::from_millis(200);
+        let mut shutdown = shutdown.clone();
+        loop {
+            match setup::ensure(&js, &names, &node).await {
+                Ok(objects) => break objects,
+                Err(error) if !*shutdown.borrow() => {
+                    tracing::warn!(%error, retry_in = ?backoff, "JetStream not ready");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    };
     let engine = Engine::new(
         docker.clone(),
         proxy.map(Proxy::new),

@@ -1,0 +1,82 @@
+//! `run(config, shutdown)`: connect to NATS and the Docker Engine, open the
+//! store, and serve until `shutdown` turns true. The binary passes a signal
+//! (SIGTERM/SIGINT); tests pass their own.
+
+use tokio::sync::watch;
+
+use crate::config::{Config, ConfigError};
+use crate::runtime::{ServeError, Settings, Startup, serve};
+use crate::store::{PortPool, Store, StoreError};
+
+/// Why the worker stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The configuration cannot be turned into connections.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// NATS did not accept the connection.
+    #[error("cannot connect to NATS at {servers}: {message}")]
+    Nats {
+        /// The configured servers (passwords hidden).
+        servers: String,
+        /// What the client said.
+        message: String,
+    },
+    /// No Docker Engine.
+    #[error(transparent)]
+    Docker(#[from] hostkit_deploy::docker::DockerError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The runtime failed.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+/// The runtime's settings from the validated configuration.
+pub fn settings(config: &Config) -> Settings {
+    Settings {
+        domains_root: config.domains_root.clone(),
+        ports: PortPool {
+            start: config.ports.start,
+            end: config.ports.end,
+            block_len: config.ports.block_size,
+        },
+        retention: config.jobs.keep_versions as usize,
+        health_timeout: config.jobs.health_timeout,
+        allow_pull: config.security.allow_registry_pulls,
+        policy: config.policy.clone(),
+        trusted_keys: config.security.trusted_job_keys.clone(),
+        require_signed: config.security.signing_required(),
+        max_lanes: config.jobs.lanes,
+        grace: config.jobs.shutdown_grace,
+        drain: config.jobs.drain_time,
+    }
+}
+
+/// Run the worker described by `config` until `shutdown`.
+pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), RunError> {
+    let servers = config.nats.urls.iter().map(|u| u.redacted()).collect::<Vec<_>>().join(", ");
+    let options = config.connect_options()?;
+    let nats = options
+        .connect(config.nats_servers())
+        .await
+        .map_err(|e| RunError::Nats {
+            servers: servers.clone(),
+            message: e.to_string(),
+        })?;
+    tracing::info!(node = %config.node, %servers, "connected to NATS");
+    let docker = hostkit_deploy::docker::connect().await?;
+    let store = Store::open(&config.database_path()).await?;
+    let startup = Startup {
+        node: config.node.clone(),
+        names: config.names.clone(),
+        nats,
+        docker,
+        store,
+        proxy: config.proxy.clone(),
+        settings: settings(&config),
+    };
+    serve(startup, shutdown).await?;
+    Ok(())
+}
