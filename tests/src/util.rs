@@ -45,18 +45,46 @@ pub fn free_port() -> u16 {
 }
 
 /// The first port of `len` consecutive ports on 127.0.0.1 that were free a
-/// moment ago (all bound once to check), picked at random between 30000 and
-/// 60000 so that parallel tests rarely collide, and never handed out twice.
+/// moment ago, picked at random between 20000 and 32000 and reserved across
+/// the test processes running at once (a lock file per block under the temp
+/// dir, naming its owner's pid; a dead owner's block is taken over).
 pub fn free_port_block(len: u16) -> u16 {
-    for attempt in 0..500u32 {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(attempt);
-        let slots = (30000 / u32::from(len.max(1))).max(1);
-        let start =
-            30000 + ((nanos ^ std::process::id().rotate_left(7) ^ attempt) % slots) as u16 * len;
+    let dir = std::env::temp_dir().join("hostkit-test-port-blocks");
+    std::fs::create_dir_all(&dir).expect("create the port block lock dir");
+    let me = std::process::id();
+    for attempt in 0..1000u32 {
+        let random = ulid::Ulid::new().random() as u32 ^ attempt;
+        // Below the kernel's ephemeral range (32768+), where bind(0) ports come from.
+        let slots = (12000 / u32::from(len.max(1))).max(1);
+        let start = 20000 + (random % slots) as u16 * len;
         let end = start.saturating_add(len);
+        let lock = dir.join(format!("{start}-{len}"));
+        let owned = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+        {
+            Ok(mut file) => {
+                use std::io::Write;
+                let _ = write!(file, "{me}");
+                true
+            }
+            Err(_) => {
+                let owner: Option<u32> = std::fs::read_to_string(&lock)
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok());
+                let alive =
+                    owner.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+                if alive {
+                    false
+                } else {
+                    std::fs::write(&lock, me.to_string()).is_ok()
+                }
+            }
+        };
+        if !owned {
+            continue;
+        }
         let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
         if (start..end).any(|p| handed.contains(&p)) {
             continue;
@@ -66,7 +94,7 @@ pub fn free_port_block(len: u16) -> u16 {
             return start;
         }
     }
-    panic!("no block of {len} free ports between 30000 and 60000");
+    panic!("no block of {len} free ports between 20000 and 32000");
 }
 
 /// Polls `check` until it returns `true`; panics naming `description` when

@@ -228,7 +228,8 @@ impl JobEvents {
     /// Wait (bounded) until `job_id` reports `started`.
     pub async fn started(&mut self, job_id: &hostkit_proto::JobId, timeout: Duration) {
         let is_start = |e: &Event| {
-            e.job_id.as_ref() == Some(job_id) && matches!(e.kind, hostkit_proto::EventKind::Started { .. })
+            e.job_id.as_ref() == Some(job_id)
+                && matches!(e.kind, hostkit_proto::EventKind::Started { .. })
         };
         if self.events.iter().any(is_start) {
             return;
@@ -237,7 +238,12 @@ impl JobEvents {
         loop {
             let message = tokio::time::timeout_at(deadline, self.subscriber.next())
                 .await
-                .unwrap_or_else(|_| panic!("{job_id} did not start within {timeout:?}; got {:#?}", self.events))
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "{job_id} did not start within {timeout:?}; got {:#?}",
+                        self.events
+                    )
+                })
                 .expect("event subscription ended");
             let event = Event::from_slice(&message.payload).expect("events parse");
             let started = is_start(&event);
@@ -251,8 +257,11 @@ impl JobEvents {
     /// Collect whatever arrives during `period`.
     pub async fn collect_for(&mut self, period: Duration) {
         let deadline = tokio::time::Instant::now() + period;
-        while let Ok(Some(message)) = tokio::time::timeout_at(deadline, self.subscriber.next()).await {
-            self.events.push(Event::from_slice(&message.payload).expect("events parse"));
+        while let Ok(Some(message)) =
+            tokio::time::timeout_at(deadline, self.subscriber.next()).await
+        {
+            self.events
+                .push(Event::from_slice(&message.payload).expect("events parse"));
         }
     }
 
@@ -298,4 +307,148 @@ pub async fn upload_tarball(
         .await
         .expect("upload the tarball");
     hostkit_proto::job::ImageSource::Object { object, size }
+}
+
+/// The `hostkit-worker` binary next to the test binary (built by
+/// `cargo nextest run --workspace` / `cargo build -p hostkit-worker`).
+pub fn worker_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps/<test binary>");
+    let binary = profile_dir.join("hostkit-worker");
+    assert!(
+        binary.exists(),
+        "{} is missing: build it first (`cargo build -p hostkit-worker`; `cargo nextest run --workspace` does)",
+        binary.display()
+    );
+    binary
+}
+
+/// A `hostkit-worker` process with its own config file: for what only a
+/// real process shows (SIGKILL, SIGTERM).
+#[derive(Debug)]
+pub struct WorkerProcess {
+    /// The node id.
+    pub node: NodeId,
+    /// The config file.
+    pub config: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl WorkerProcess {
+    /// Write a config for `nats` and `nginx` and start the binary.
+    pub async fn start(nats: &TestNats, docker: &TestDocker, nginx: &TestNginx) -> WorkerProcess {
+        let node: NodeId = format!("proc-{}", &docker.id()[..10])
+            .parse()
+            .expect("valid node id");
+        let dir = tempfile::tempdir().expect("worker dir");
+        let start = crate::util::free_port_block(100);
+        let quote = |argv: Vec<String>| {
+            argv.iter()
+                .map(|a| format!("{a:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let text = format!(
+            r#"node = "{node}"
+data_dir = "{data}"
+domains_root = "{domains}"
+
+[nats]
+urls = ["{url}"]
+
+[proxy]
+enabled = true
+conf_dir = "{conf_dir}"
+test_command = [{test}]
+reload_command = [{reload}]
+listen = "{listen}"
+
+[ports]
+start = {start}
+end = {end}
+block_size = 10
+
+[jobs]
+health_timeout = "30s"
+drain_time = "300ms"
+shutdown_grace = "30s"
+"#,
+            data = dir.path().join("data").display(),
+            domains = dir.path().join("domains").display(),
+            url = nats.url(),
+            conf_dir = nginx.conf_dir().display(),
+            test = quote(nginx.test_command()),
+            reload = quote(nginx.reload_command()),
+            listen = nginx.listen(),
+            end = start + 99,
+        );
+        let config = dir.path().join("worker.toml");
+        std::fs::write(&config, text).expect("write worker.toml");
+        let mut worker = WorkerProcess {
+            node,
+            config,
+            dir,
+            child: None,
+        };
+        worker.spawn(nats).await;
+        worker
+    }
+
+    /// Start the process (again) and wait until its consumer exists.
+    pub async fn spawn(&mut self, nats: &TestNats) {
+        let log = std::fs::File::create(self.dir.path().join("worker.log")).expect("worker log");
+        let child = std::process::Command::new(worker_binary())
+            .arg("--config")
+            .arg(&self.config)
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start hostkit-worker");
+        self.child = Some(child);
+        let js = jetstream::new(nats.client().await);
+        let names = Names::default();
+        let consumer = names.jobs_consumer(&self.node);
+        let log_path = self.dir.path().join("worker.log");
+        crate::wait_until(
+            Duration::from_secs(30),
+            "the worker process creates its consumer",
+            async || match js.get_stream(names.jobs_stream()).await {
+                Ok(stream) => stream.consumer_info(&consumer).await.is_ok(),
+                Err(_) => false,
+            },
+        )
+        .await;
+        let _ = log_path;
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for the exit; answers the exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let pid = rustix::process::Pid::from_child(&child);
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        child.wait().ok()
+    }
+
+    /// What the process logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("worker.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

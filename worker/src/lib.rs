@@ -4,10 +4,10 @@
 
 pub mod cli;
 pub mod config;
-pub mod logging;
-pub mod store;
 pub mod handlers;
-pub mod runtime;
+pub mod logging;
 pub mod run;
+pub mod runtime;
+pub mod store;
 
 pub use run::run;

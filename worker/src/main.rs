@@ -13,6 +13,7 @@ use clap::Parser;
 use hostkit_worker::cli::{Cli, Command};
 use hostkit_worker::config::{self, Config, ConfigError, Overrides};
 use hostkit_worker::logging;
+use hostkit_worker::run::RunError;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -35,10 +36,16 @@ fn main() -> ExitCode {
 }
 
 /// 64/66 for configuration errors (so systemd's `RestartPreventExitStatus`
-/// stops a restart loop on a broken file), 1 otherwise.
+/// stops a restart loop on a broken file), also when one shows only while
+/// connecting (a credentials file gone), 1 otherwise.
 fn exit_code(e: &anyhow::Error) -> u8 {
-    e.downcast_ref::<ConfigError>()
-        .map_or(1, ConfigError::exit_code)
+    if let Some(config) = e.downcast_ref::<ConfigError>() {
+        return config.exit_code();
+    }
+    match e.downcast_ref::<RunError>() {
+        Some(RunError::Config(config)) => config.exit_code(),
+        _ => 1,
+    }
 }
 
 fn run(path: &Path, overrides: &Overrides) -> anyhow::Result<()> {

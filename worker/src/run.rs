@@ -56,7 +56,13 @@ pub fn settings(config: &Config) -> Settings {
 
 /// Run the worker described by `config` until `shutdown`.
 pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), RunError> {
-    let servers = config.nats.urls.iter().map(|u| u.redacted()).collect::<Vec<_>>().join(", ");
+    let servers = config
+        .nats
+        .urls
+        .iter()
+        .map(|u| u.redacted())
+        .collect::<Vec<_>>()
+        .join(", ");
     let options = config.connect_options()?;
     let nats = options
         .connect(config.nats_servers())

@@ -795,3 +795,31 @@ fn the_shipped_sample_mentions_every_key() {
         assert!(mentioned, "dist/worker.toml does not describe `{key}`");
     }
 }
+
+/// The sample server configuration gives the sample node's worker a user
+/// and, as its only inbox, the worker's default inbox prefix.
+#[test]
+fn the_sample_server_config_matches_the_sample_worker() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let config = Config::load(&root.join("dist/worker.toml"), &Overrides::default()).unwrap();
+    let server = std::fs::read_to_string(root.join("dist/nats-server.conf")).unwrap();
+    let node = config.node.as_str();
+    assert!(
+        server.contains(&format!("user: worker-{node}\n")),
+        "no user for {node}"
+    );
+    assert!(
+        server.contains(&format!("\"{}.>\"", config.nats.inbox_prefix)),
+        "the server does not let worker-{node} read {}.>",
+        config.nats.inbox_prefix
+    );
+    let names = &config.names;
+    let create = format!(
+        "\"$JS.API.CONSUMER.CREATE.{}.{}.{}\"",
+        names.jobs_stream(),
+        names.jobs_consumer(&config.node),
+        names.jobs_filter(&config.node)
+    );
+    assert!(server.contains(&create), "no {create}");
+    assert!(server.contains("sync_interval: always"));
+}

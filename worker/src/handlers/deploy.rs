@@ -27,7 +27,10 @@ pub fn compose_text(source: &DeploySource) -> String {
     match source {
         DeploySource::Compose(c) => c.text.clone(),
         DeploySource::Image(single) => {
-            let ports = single.port.map(|p| format!("    ports: [\"{p}\"]\n")).unwrap_or_default();
+            let ports = single
+                .port
+                .map(|p| format!("    ports: [\"{p}\"]\n"))
+                .unwrap_or_default();
             format!(
                 "services:\n  {SINGLE_IMAGE_SERVICE}:\n    image: \"{}\"\n    restart: unless-stopped\n{ports}",
                 single.reference.replace('"', "")
@@ -36,12 +39,20 @@ pub fn compose_text(source: &DeploySource) -> String {
     }
 }
 
-pub async fn run(worker: &Worker, job: &Job, payload: &DeployPayload, sink: &dyn ProgressSink) -> Result<Done, Failure> {
+pub async fn run(
+    worker: &Worker,
+    job: &Job,
+    payload: &DeployPayload,
+    sink: &dyn ProgressSink,
+) -> Result<Done, Failure> {
     let domain = &job.domain;
     let dir = domain_dir(worker, domain);
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(|e| Failure::new(ErrorCode::Internal, format!("cannot create {}: {e}", dir.display())))?;
+    tokio::fs::create_dir_all(&dir).await.map_err(|e| {
+        Failure::new(
+            ErrorCode::Internal,
+            format!("cannot create {}: {e}", dir.display()),
+        )
+    })?;
 
     // 1. Check before anything is loaded or touched.
     sink.report(Progress::Step {
@@ -51,11 +62,18 @@ pub async fn run(worker: &Worker, job: &Job, payload: &DeployPayload, sink: &dyn
     let env = deploy_env(&dir, &payload.env).await?;
     let text = compose_text(&payload.source);
     let checked = {
-        let (text, env, dir, policy) = (text.clone(), env.clone(), dir.clone(), worker.settings.policy.clone());
+        let (text, env, dir, policy) = (
+            text.clone(),
+            env.clone(),
+            dir.clone(),
+            worker.settings.policy.clone(),
+        );
         let main = payload.options.main_service.clone();
-        tokio::task::spawn_blocking(move || stack::check(&text, &env, &dir, main.as_deref(), &policy))
-            .await
-            .map_err(|e| Failure::new(ErrorCode::Internal, format!("compose check panicked: {e}")))??
+        tokio::task::spawn_blocking(move || {
+            stack::check(&text, &env, &dir, main.as_deref(), &policy)
+        })
+        .await
+        .map_err(|e| Failure::new(ErrorCode::Internal, format!("compose check panicked: {e}")))??
     };
     for warning in &checked.warnings {
         sink.report(Progress::Warning {
@@ -67,7 +85,10 @@ pub async fn run(worker: &Worker, job: &Job, payload: &DeployPayload, sink: &dyn
     let pull = load_images(worker, &payload.images, sink).await?;
 
     // 3. Resolve and apply.
-    let record = worker.store.ensure_domain(domain.clone(), worker.settings.ports).await?;
+    let record = worker
+        .store
+        .ensure_domain(domain.clone(), worker.settings.ports)
+        .await?;
     let previous = worker.store.current_version(domain.clone()).await?;
     let version = worker.store.next_version(domain.clone()).await?;
     let timeout = payload
@@ -89,9 +110,15 @@ pub async fn run(worker: &Worker, job: &Job, payload: &DeployPayload, sink: &dyn
         Ok(applied) => {
             tracing::info!(version, touched = applied.touched_anything(), elapsed = ?started.elapsed(), "stack applied");
             for service in &spec.services {
-                images::tag_version(&worker.docker, &service.image_id, &spec.project, &service.name, version)
-                    .await
-                    .map_err(|e| Failure::from(DeployError::from(e)))?;
+                images::tag_version(
+                    &worker.docker,
+                    &service.image_id,
+                    &spec.project,
+                    &service.name,
+                    version,
+                )
+                .await
+                .map_err(|e| Failure::from(DeployError::from(e)))?;
             }
             let services = spec
                 .services
@@ -128,11 +155,15 @@ pub async fn run(worker: &Worker, job: &Job, payload: &DeployPayload, sink: &dyn
                         name: "rollback",
                         message: format!("restoring version {}", previous.version),
                     });
-                    let restore = spec_for_version(worker, &record, &previous, None, &job.id, Some(timeout))?;
+                    let restore =
+                        spec_for_version(worker, &record, &previous, None, &job.id, Some(timeout))?;
                     match worker.engine.apply(&restore, sink).await {
                         Ok(_) => failure.rolled_back_to = Some(previous.version),
                         Err(e) => {
-                            failure.message = format!("{}; restoring version {} failed too: {e}", failure.message, previous.version)
+                            failure.message = format!(
+                                "{}; restoring version {} failed too: {e}",
+                                failure.message, previous.version
+                            )
                         }
                     }
                 }
@@ -141,8 +172,13 @@ pub async fn run(worker: &Worker, job: &Job, payload: &DeployPayload, sink: &dyn
                         name: "rollback",
                         message: "first deploy failed: removing what it created".into(),
                     });
-                    if let Err(e) = worker.engine.remove(domain, &spec.project, false, sink).await {
-                        failure.message = format!("{}; cleaning up failed too: {e}", failure.message);
+                    if let Err(e) = worker
+                        .engine
+                        .remove(domain, &spec.project, false, sink)
+                        .await
+                    {
+                        failure.message =
+                            format!("{}; cleaning up failed too: {e}", failure.message);
                     }
                 }
             }
@@ -152,20 +188,37 @@ pub async fn run(worker: &Worker, job: &Job, payload: &DeployPayload, sink: &dyn
 }
 
 /// The domain's env file (`<domain dir>/.env`, optional) overlaid by the job's env.
-async fn deploy_env(dir: &std::path::Path, job_env: &hostkit_proto::job::Env) -> Result<Env, Failure> {
+async fn deploy_env(
+    dir: &std::path::Path,
+    job_env: &hostkit_proto::job::Env,
+) -> Result<Env, Failure> {
     let path = dir.join(".env");
     let domain_env = match tokio::fs::read_to_string(&path).await {
-        Ok(text) => parse_env_file(".env", &text).map_err(|e| Failure::from(DeployError::from(e)))?,
+        Ok(text) => {
+            parse_env_file(".env", &text).map_err(|e| Failure::from(DeployError::from(e)))?
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Env::new(),
-        Err(e) => return Err(Failure::new(ErrorCode::Internal, format!("cannot read {}: {e}", path.display()))),
+        Err(e) => {
+            return Err(Failure::new(
+                ErrorCode::Internal,
+                format!("cannot read {}: {e}", path.display()),
+            ));
+        }
     };
-    let job_env: Env = job_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let job_env: Env = job_env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     Ok(hostkit_deploy::compose::merge_env(&domain_env, &job_env))
 }
 
 /// Stream every blob and file into the engine; answers whether registry
 /// pulls are wanted (and allowed).
-async fn load_images(worker: &Worker, sources: &[ImageSource], sink: &dyn ProgressSink) -> Result<PullPolicy, Failure> {
+async fn load_images(
+    worker: &Worker,
+    sources: &[ImageSource],
+    sink: &dyn ProgressSink,
+) -> Result<PullPolicy, Failure> {
     let mut pull = PullPolicy::Never;
     for source in sources {
         match source {
@@ -175,7 +228,10 @@ async fn load_images(worker: &Worker, sources: &[ImageSource], sink: &dyn Progre
                     message: format!("loading {object} ({size} bytes) from the object store"),
                 });
                 let reader = worker.images.get(object.as_str()).await.map_err(|e| {
-                    Failure::new(ErrorCode::ImageMissing, format!("image blob {object} is not in the object store: {e}"))
+                    Failure::new(
+                        ErrorCode::ImageMissing,
+                        format!("image blob {object} is not in the object store: {e}"),
+                    )
                 })?;
                 images::load_reader(&worker.docker, reader, Some(*size), sink)
                     .await

@@ -67,7 +67,10 @@ impl From<DeployError> for Failure {
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "state store failed");
-        Failure::new(ErrorCode::Internal, "the worker's state store failed; see the worker's log")
+        Failure::new(
+            ErrorCode::Internal,
+            "the worker's state store failed; see the worker's log",
+        )
     }
 }
 
@@ -76,8 +79,12 @@ pub async fn run(worker: &Worker, job: &Job, sink: &dyn ProgressSink) -> Result<
     match &job.spec {
         JobSpec::Deploy(payload) => deploy::run(worker, job, payload, sink).await,
         JobSpec::Rollback(payload) => rollback::run(worker, job, payload.to_version, sink).await,
-        JobSpec::Scale(payload) => scale::run(worker, job, &payload.service, payload.replicas, sink).await,
-        JobSpec::Restart(payload) => restart::run(worker, job, payload.service.as_deref(), sink).await,
+        JobSpec::Scale(payload) => {
+            scale::run(worker, job, &payload.service, payload.replicas, sink).await
+        }
+        JobSpec::Restart(payload) => {
+            restart::run(worker, job, payload.service.as_deref(), sink).await
+        }
         JobSpec::Stop(_) => start_stop::stop(worker, job, sink).await,
         JobSpec::Start(_) => start_stop::start(worker, job, sink).await,
         JobSpec::Remove(payload) => remove::run(worker, job, payload.purge_volumes, sink).await,

@@ -5,10 +5,15 @@ use hostkit_deploy::progress::ProgressSink;
 use hostkit_proto::{ErrorCode, Job};
 
 use super::{Done, Failure};
-use crate::store::Change;
 use crate::runtime::Worker;
+use crate::store::Change;
 
-pub async fn run(worker: &Worker, job: &Job, purge_volumes: bool, sink: &dyn ProgressSink) -> Result<Done, Failure> {
+pub async fn run(
+    worker: &Worker,
+    job: &Job,
+    purge_volumes: bool,
+    sink: &dyn ProgressSink,
+) -> Result<Done, Failure> {
     if worker.store.domain(job.domain.clone()).await?.is_none() {
         return Err(Failure::new(
             ErrorCode::DomainNotFound,

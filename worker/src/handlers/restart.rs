@@ -7,7 +7,12 @@ use super::stack::{current, spec_for_version};
 use super::{Done, Failure};
 use crate::runtime::Worker;
 
-pub async fn run(worker: &Worker, job: &Job, service: Option<&str>, sink: &dyn ProgressSink) -> Result<Done, Failure> {
+pub async fn run(
+    worker: &Worker,
+    job: &Job,
+    service: Option<&str>,
+    sink: &dyn ProgressSink,
+) -> Result<Done, Failure> {
     let (domain, current) = current(worker, &job.domain).await?;
     let spec = spec_for_version(worker, &domain, &current, None, &job.id, None)?;
     worker.engine.restart(&spec, service, sink).await?;

@@ -7,31 +7,48 @@ use hostkit_proto::{ErrorCode, Job};
 
 use super::stack::{current, spec_for_version};
 use super::{Done, Failure};
-use crate::store::Change;
 use crate::runtime::Worker;
+use crate::store::Change;
 
-pub async fn run(worker: &Worker, job: &Job, to: Option<u32>, sink: &dyn ProgressSink) -> Result<Done, Failure> {
+pub async fn run(
+    worker: &Worker,
+    job: &Job,
+    to: Option<u32>,
+    sink: &dyn ProgressSink,
+) -> Result<Done, Failure> {
     let (domain, current) = current(worker, &job.domain).await?;
     let target = match to {
         Some(n) => worker.store.version(job.domain.clone(), n).await?,
         None => worker.store.previous_version(job.domain.clone()).await?,
     }
     .ok_or_else(|| match to {
-        Some(n) => Failure::new(ErrorCode::VersionNotFound, format!("{} has no version {n} to roll back to", job.domain)),
+        Some(n) => Failure::new(
+            ErrorCode::VersionNotFound,
+            format!("{} has no version {n} to roll back to", job.domain),
+        ),
         None => Failure::new(
             ErrorCode::VersionNotFound,
-            format!("{} has no version before {} to roll back to", job.domain, current.version),
+            format!(
+                "{} has no version before {} to roll back to",
+                job.domain, current.version
+            ),
         ),
     })?;
     if !target.status.is_restorable() {
         return Err(Failure::new(
             ErrorCode::VersionNotFound,
-            format!("version {} of {} was pruned; its images are gone", target.version, job.domain),
+            format!(
+                "version {} of {} was pruned; its images are gone",
+                target.version, job.domain
+            ),
         ));
     }
     sink.report(Progress::Step {
         name: "rollback",
-        message: format!("applying version {} (current is {})", target.version, current.version),
+        message: format!(
+            "applying version {} (current is {})",
+            target.version, current.version
+        ),
     });
     let spec = spec_for_version(worker, &domain, &target, None, &job.id, None)?;
     worker.engine.apply(&spec, sink).await?;

@@ -10,14 +10,28 @@ use super::{Done, Failure};
 use crate::runtime::Worker;
 use crate::store::Change;
 
-pub async fn run(worker: &Worker, job: &Job, service: &str, replicas: u32, sink: &dyn ProgressSink) -> Result<Done, Failure> {
+pub async fn run(
+    worker: &Worker,
+    job: &Job,
+    service: &str,
+    replicas: u32,
+    sink: &dyn ProgressSink,
+) -> Result<Done, Failure> {
     let (domain, current) = current(worker, &job.domain).await?;
     let (mut project, _) = recorded_project(&current)?;
     let Some(definition) = project.services.get_mut(service) else {
-        let known = project.services.keys().cloned().collect::<Vec<_>>().join(", ");
+        let known = project
+            .services
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
         return Err(Failure::new(
             ErrorCode::ServiceNotFound,
-            format!("{} has no service {service}; its services: {known}", job.domain),
+            format!(
+                "{} has no service {service}; its services: {known}",
+                job.domain
+            ),
         ));
     };
     if definition.container_name.is_some() && replicas > 1 {

@@ -32,7 +32,10 @@ pub fn version_labels(version: u32, job: &JobId) -> HashMap<String, String> {
 /// counts the version has now (a scale changes them after the fact).
 pub fn recorded_project(record: &VersionRecord) -> Result<(Project, Option<MainService>), Failure> {
     let unreadable = |e: serde_json::Error| {
-        Failure::new(ErrorCode::Internal, format!("version {} is unreadable: {e}", record.version))
+        Failure::new(
+            ErrorCode::Internal,
+            format!("version {} is unreadable: {e}", record.version),
+        )
     };
     let mut project = record.project().map_err(unreadable)?;
     let main = record.main_service().map_err(unreadable)?;
@@ -61,7 +64,10 @@ pub fn spec_for_version(
         let Some(id) = record.images.get(service) else {
             return Err(Failure::new(
                 ErrorCode::Internal,
-                format!("version {} has no image id for service {service}", record.version),
+                format!(
+                    "version {} has no image id for service {service}",
+                    record.version
+                ),
             ));
         };
         image_ids.insert(definition.image.clone(), id.clone());
@@ -77,16 +83,30 @@ pub fn spec_for_version(
         domain_dir: &dir,
         labels: version_labels(record.version, job),
     };
-    convert::stack_spec(&input).map_err(|e| Failure::from(hostkit_deploy::error::DeployError::from(e)))
+    convert::stack_spec(&input)
+        .map_err(|e| Failure::from(hostkit_deploy::error::DeployError::from(e)))
 }
 
 /// The domain's record and current version, or a clear failure.
-pub async fn current(worker: &Worker, domain: &Domain) -> Result<(DomainRecord, VersionRecord), Failure> {
+pub async fn current(
+    worker: &Worker,
+    domain: &Domain,
+) -> Result<(DomainRecord, VersionRecord), Failure> {
     let record = worker.store.domain(domain.clone()).await?.ok_or_else(|| {
-        Failure::new(ErrorCode::DomainNotFound, format!("{domain} has no stack on node {}", worker.node))
+        Failure::new(
+            ErrorCode::DomainNotFound,
+            format!("{domain} has no stack on node {}", worker.node),
+        )
     })?;
-    let version = worker.store.current_version(domain.clone()).await?.ok_or_else(|| {
-        Failure::new(ErrorCode::VersionNotFound, format!("{domain} has no deployed version"))
-    })?;
+    let version = worker
+        .store
+        .current_version(domain.clone())
+        .await?
+        .ok_or_else(|| {
+            Failure::new(
+                ErrorCode::VersionNotFound,
+                format!("{domain} has no deployed version"),
+            )
+        })?;
     Ok((record, version))
 }

@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use hostkit_deploy::images;
-use hostkit_proto::registry::Placement;
 use hostkit_proto::Domain;
+use hostkit_proto::registry::Placement;
 
 use super::Worker;
 use crate::handlers::domain_dir;
@@ -43,10 +43,17 @@ pub async fn run(worker: &Worker, domain: &Domain) -> Result<(), AftercareError>
     let Some(_) = worker.store.domain(domain.clone()).await? else {
         // Removed: the view goes, the placement is released.
         remove_view(&dir).await?;
-        let _ = worker.placement.delete(worker.names.placement_key(domain)).await;
+        let _ = worker
+            .placement
+            .delete(worker.names.placement_key(domain))
+            .await;
         return Ok(());
     };
-    for pruned in worker.store.prune(domain.clone(), worker.settings.retention).await? {
+    for pruned in worker
+        .store
+        .prune(domain.clone(), worker.settings.retention)
+        .await?
+    {
         for service in pruned.images.keys() {
             let tag = images::version_tag(&domain.token(), service, pruned.version);
             if let Err(error) = images::untag(&worker.docker, &tag).await {
@@ -88,7 +95,9 @@ async fn write(path: &Path, contents: &[u8]) -> Result<(), AftercareError> {
 async fn write_view(worker: &Worker, domain: &Domain, dir: &Path) -> Result<(), AftercareError> {
     let record = worker.store.domain(domain.clone()).await?;
     let versions = worker.store.versions(domain.clone()).await?;
-    let current = versions.iter().find(|v| Some(v.version) == record.as_ref().and_then(|r| r.current_version));
+    let current = versions
+        .iter()
+        .find(|v| Some(v.version) == record.as_ref().and_then(|r| r.current_version));
     let config = serde_json::json!({
         "domain": domain.as_str(),
         "project": domain.token(),
@@ -107,10 +116,16 @@ async fn write_view(worker: &Worker, domain: &Domain, dir: &Path) -> Result<(), 
     let pretty = serde_json::to_vec_pretty(&config).unwrap_or_default();
     write(&dir.join("config.json"), &pretty).await?;
     if let Some(current) = current {
-        write(&dir.join("docker-compose.yml"), current.compose_text.as_bytes()).await?;
+        write(
+            &dir.join("docker-compose.yml"),
+            current.compose_text.as_bytes(),
+        )
+        .await?;
     }
     for version in &versions {
-        let path = dir.join("versions").join(format!("v{}.yml", version.version));
+        let path = dir
+            .join("versions")
+            .join(format!("v{}.yml", version.version));
         if !version.status.is_restorable() {
             let _ = tokio::fs::remove_file(&path).await;
             continue;

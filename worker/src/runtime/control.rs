@@ -10,9 +10,10 @@ use futures_util::StreamExt;
 use hostkit_deploy::engine::inventory::Inventory;
 use hostkit_deploy::engine::observe;
 use hostkit_proto::control::{
-    ContainerState, DomainHealth, DomainStatus, HealthState, LOG_FOLLOW_MAX, LastJob, LogBatcher, LogStream,
-    LogsRequest, PingReply, PortMapping, PortProtocol, ReplicaStatus, ServiceStatus, ServicesReply, ServicesRequest,
-    StatusReply, StatusRequest, VersionInfo, VersionsReply, VersionsRequest,
+    ContainerState, DomainHealth, DomainStatus, HealthState, LOG_FOLLOW_MAX, LastJob, LogBatcher,
+    LogStream, LogsRequest, PingReply, PortMapping, PortProtocol, ReplicaStatus, ServiceStatus,
+    ServicesReply, ServicesRequest, StatusReply, StatusRequest, VersionInfo, VersionsReply,
+    VersionsRequest,
 };
 use hostkit_proto::{ControlVerb, Domain, ErrorBody, ErrorCode, Reply};
 use serde::Serialize;
@@ -22,7 +23,11 @@ use tokio::sync::watch;
 use super::Worker;
 
 /// Answer control requests until `shutdown`.
-pub async fn run(worker: Arc<Worker>, nats: async_nats::Client, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    worker: Arc<Worker>,
+    nats: async_nats::Client,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let started = Instant::now();
     let subject = worker.names.ctl_filter(&worker.node);
     let mut requests = match nats.subscribe(subject.clone()).await {
@@ -49,8 +54,13 @@ pub async fn run(worker: Arc<Worker>, nats: async_nats::Client, mut shutdown: wa
 }
 
 fn parse<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ErrorBody> {
-    let payload = if payload.is_empty() { b"{}".as_slice() } else { payload };
-    serde_json::from_slice(payload).map_err(|e| ErrorBody::new(ErrorCode::RequestInvalid, e.to_string()))
+    let payload = if payload.is_empty() {
+        b"{}".as_slice()
+    } else {
+        payload
+    };
+    serde_json::from_slice(payload)
+        .map_err(|e| ErrorBody::new(ErrorCode::RequestInvalid, e.to_string()))
 }
 
 async fn send<T: Serialize>(nats: &async_nats::Client, reply_to: String, reply: Reply<T>) {
@@ -64,7 +74,14 @@ async fn send<T: Serialize>(nats: &async_nats::Client, reply_to: String, reply: 
     }
 }
 
-async fn answer(worker: &Worker, nats: &async_nats::Client, verb: ControlVerb, payload: &[u8], reply_to: String, started: Instant) {
+async fn answer(
+    worker: &Worker,
+    nats: &async_nats::Client,
+    verb: ControlVerb,
+    payload: &[u8],
+    reply_to: String,
+    started: Instant,
+) {
     match verb {
         ControlVerb::Ping => {
             let reply = PingReply {
@@ -108,7 +125,10 @@ fn store_failed(error: crate::store::StoreError) -> ErrorBody {
 }
 
 fn unknown_domain(worker: &Worker, domain: &Domain) -> ErrorBody {
-    ErrorBody::new(ErrorCode::DomainNotFound, format!("{domain} has no stack on node {}", worker.node))
+    ErrorBody::new(
+        ErrorCode::DomainNotFound,
+        format!("{domain} has no stack on node {}", worker.node),
+    )
 }
 
 async fn status(worker: &Worker, only: Option<Domain>) -> Result<StatusReply, ErrorBody> {
@@ -120,7 +140,11 @@ async fn status(worker: &Worker, only: Option<Domain>) -> Result<StatusReply, Er
         let inventory = Inventory::load(&worker.docker, &record.domain.token())
             .await
             .map_err(|e| ErrorBody::new(ErrorCode::DockerUnavailable, e.to_string()))?;
-        let last_job = worker.store.last_job(record.domain.clone()).await.map_err(store_failed)?;
+        let last_job = worker
+            .store
+            .last_job(record.domain.clone())
+            .await
+            .map_err(store_failed)?;
         domains.push(DomainStatus {
             health: domain_health(record.current_version.is_some(), &inventory),
             domain: record.domain,
@@ -168,7 +192,13 @@ fn domain_health(deployed: bool, inventory: &Inventory) -> DomainHealth {
 }
 
 async fn services(worker: &Worker, domain: Domain) -> Result<ServicesReply, ErrorBody> {
-    if worker.store.domain(domain.clone()).await.map_err(store_failed)?.is_none() {
+    if worker
+        .store
+        .domain(domain.clone())
+        .await
+        .map_err(store_failed)?
+        .is_none()
+    {
         return Err(unknown_domain(worker, &domain));
     }
     let inventory = Inventory::load(&worker.docker, &domain.token())
@@ -179,7 +209,10 @@ async fn services(worker: &Worker, domain: Domain) -> Result<ServicesReply, Erro
         .iter()
         .map(|(service, replicas)| ServiceStatus {
             service: service.clone(),
-            image: replicas.first().map(|r| r.image.clone()).unwrap_or_default(),
+            image: replicas
+                .first()
+                .map(|r| r.image.clone())
+                .unwrap_or_default(),
             version: replicas.iter().filter_map(|r| r.version).max(),
             replicas: replicas
                 .iter()
@@ -228,7 +261,12 @@ fn health_state(health: &str) -> HealthState {
 }
 
 async fn versions(worker: &Worker, domain: Domain) -> Result<VersionsReply, ErrorBody> {
-    let Some(record) = worker.store.domain(domain.clone()).await.map_err(store_failed)? else {
+    let Some(record) = worker
+        .store
+        .domain(domain.clone())
+        .await
+        .map_err(store_failed)?
+    else {
         return Err(unknown_domain(worker, &domain));
     };
     let versions = worker
@@ -262,7 +300,10 @@ async fn logs(worker: &Worker, nats: &async_nats::Client, request: LogsRequest, 
     let Some(replicas) = inventory.services.get(&request.service) else {
         let error = ErrorBody::new(
             ErrorCode::ServiceNotFound,
-            format!("{} has no service {} on node {}", request.domain, request.service, worker.node),
+            format!(
+                "{} has no service {} on node {}",
+                request.domain, request.service, worker.node
+            ),
         );
         return send(nats, reply_to, Reply::<()>::Error(error)).await;
     };
@@ -290,7 +331,11 @@ async fn logs(worker: &Worker, nats: &async_nats::Client, request: LogsRequest, 
                 }
             };
             let Some(line) = next else { break };
-            let stream = if line.stderr { LogStream::Stderr } else { LogStream::Stdout };
+            let stream = if line.stderr {
+                LogStream::Stderr
+            } else {
+                LogStream::Stdout
+            };
             if let Some(chunk) = batcher.push(stream, &line.text) {
                 send(nats, reply_to.clone(), Reply::Ok(chunk)).await;
             }

@@ -33,7 +33,9 @@ struct Inner {
 
 impl std::fmt::Debug for Events {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Events").field("node", &self.inner.node).finish()
+        f.debug_struct("Events")
+            .field("node", &self.inner.node)
+            .finish()
     }
 }
 
@@ -51,7 +53,12 @@ impl Events {
     }
 
     /// Number, persist and queue an event; answers it as published.
-    pub async fn emit(&self, domain: Option<&Domain>, job_id: Option<&JobId>, kind: EventKind) -> Result<Event, StoreError> {
+    pub async fn emit(
+        &self,
+        domain: Option<&Domain>,
+        job_id: Option<&JobId>,
+        kind: EventKind,
+    ) -> Result<Event, StoreError> {
         let seq = self.inner.store.next_event_seq().await?;
         let mut event = Event::new(self.inner.node.clone(), seq, kind);
         if let Some(domain) = domain {
@@ -65,21 +72,21 @@ impl Events {
     }
 
     /// Number an event without queuing it: for the terminal event, which the
-    /// store writes to the outbox in the same transaction as the job's
-    /// outcome (then call [`wake`](Self::wake)).
-    pub async fn build(&self, domain: &Domain, job_id: &JobId, kind: EventKind) -> Result<Event, StoreError> {
+    /// store records with the job's outcome before it is published.
+    pub async fn build(
+        &self,
+        domain: &Domain,
+        job_id: &JobId,
+        kind: EventKind,
+    ) -> Result<Event, StoreError> {
         let seq = self.inner.store.next_event_seq().await?;
-        Ok(Event::for_job(self.inner.node.clone(), seq, domain.clone(), *job_id, kind))
-    }
-
-    /// The subject an event is published on.
-    pub fn subject(&self, event: &Event) -> Option<String> {
-        self.inner.names.event_subject(event)
-    }
-
-    /// Tell the publisher that the outbox has new entries.
-    pub fn wake(&self) {
-        self.inner.wake.notify_one();
+        Ok(Event::for_job(
+            self.inner.node.clone(),
+            seq,
+            domain.clone(),
+            *job_id,
+            kind,
+        ))
     }
 
     /// Queue an already-built event again (the terminal event of a job that
@@ -90,10 +97,16 @@ impl Events {
 
     async fn enqueue(&self, event: &Event) -> Result<(), StoreError> {
         let Some(subject) = self.inner.names.event_subject(event) else {
-            tracing::warn!(kind = event.kind.kind_str(), "event has no subject; dropped");
+            tracing::warn!(
+                kind = event.kind.kind_str(),
+                "event has no subject; dropped"
+            );
             return Ok(());
         };
-        self.inner.store.outbox_push(subject, event.msg_id(), event.to_vec()).await?;
+        self.inner
+            .store
+            .outbox_push(subject, event.msg_id(), event.to_vec())
+            .await?;
         self.inner.wake.notify_one();
         Ok(())
     }
@@ -138,7 +151,11 @@ impl Events {
         }
     }
 
-    async fn publish_batch(&self, js: &jetstream::Context, pending: Vec<OutboxEntry>) -> Result<(), String> {
+    async fn publish_batch(
+        &self,
+        js: &jetstream::Context,
+        pending: Vec<OutboxEntry>,
+    ) -> Result<(), String> {
         for entry in pending {
             let message = PublishMessage::build()
                 .payload(entry.payload.clone().into())

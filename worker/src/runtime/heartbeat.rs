@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use hostkit_proto::EventKind;
 use hostkit_proto::registry::NodeInfo;
 use hostkit_proto::subjects::settings::HEARTBEAT_INTERVAL;
-use hostkit_proto::EventKind;
 use tokio::sync::watch;
 
 use super::Worker;
@@ -51,7 +51,11 @@ async fn beat(worker: &Worker, lanes: &Lanes) {
         last_heartbeat: chrono::Utc::now(),
     };
     if let Ok(value) = serde_json::to_vec(&info) {
-        if let Err(error) = worker.nodes.put(worker.names.node_key(&worker.node), value.into()).await {
+        if let Err(error) = worker
+            .nodes
+            .put(worker.names.node_key(&worker.node), value.into())
+            .await
+        {
             tracing::debug!(%error, "node record not updated (NATS away?)");
         }
     }

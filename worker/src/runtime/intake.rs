@@ -16,7 +16,12 @@ use super::job::Delivery;
 use super::lanes::Lanes;
 
 /// Pull until `shutdown`; then stop pulling (lanes finish their jobs).
-pub async fn run(worker: Arc<Worker>, consumer: PullConsumer, lanes: Arc<Lanes>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    worker: Arc<Worker>,
+    consumer: PullConsumer,
+    lanes: Arc<Lanes>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut backoff = std::time::Duration::from_millis(200);
     while !*shutdown.borrow() {
         let mut messages = match consumer.messages().await {
@@ -70,10 +75,17 @@ async fn accept(worker: &Worker, lanes: &Arc<Lanes>, message: jetstream::Message
     };
     if delivered >= JOBS_MAX_DELIVER {
         tracing::error!(job_id = %job.id, delivered, "job delivered too often; giving up");
-        let body = ErrorBody::new(ErrorCode::Internal, format!("the job was delivered {delivered} times without finishing"));
+        let body = ErrorBody::new(
+            ErrorCode::Internal,
+            format!("the job was delivered {delivered} times without finishing"),
+        );
         let _ = worker
             .events
-            .emit(Some(&job.domain), Some(&job.id), EventKind::failed(body, None))
+            .emit(
+                Some(&job.domain),
+                Some(&job.id),
+                EventKind::failed(body, None),
+            )
             .await;
         let _ = message.ack_with(AckKind::Term).await;
         return;
@@ -82,7 +94,7 @@ async fn accept(worker: &Worker, lanes: &Arc<Lanes>, message: jetstream::Message
         job,
         raw,
         stream_seq,
-        message,
+        message: Some(message),
     });
 }
 
@@ -93,7 +105,8 @@ fn check(worker: &Worker, subject: &str, raw: &[u8]) -> Result<Job, ErrorBody> {
     let job = if settings.require_signed {
         let job = hostkit_proto::verify_job_bytes(raw, &settings.trusted_keys)
             .map_err(|e| ErrorBody::new(e.code(), e.to_string()))?;
-        job.validate().map_err(|e| ErrorBody::new(ErrorCode::JobInvalid, e.to_string()))?;
+        job.validate()
+            .map_err(|e| ErrorBody::new(ErrorCode::JobInvalid, e.to_string()))?;
         job
     } else {
         Job::from_slice(raw).map_err(|e| ErrorBody::new(ErrorCode::JobInvalid, e.to_string()))?
@@ -102,7 +115,10 @@ fn check(worker: &Worker, subject: &str, raw: &[u8]) -> Result<Job, ErrorBody> {
         Some((node, domain)) if node == worker.node && domain == job.domain => Ok(job),
         _ => Err(ErrorBody::new(
             ErrorCode::JobInvalid,
-            format!("job for {} arrived on {subject}, which is not its subject on node {}", job.domain, worker.node),
+            format!(
+                "job for {} arrived on {subject}, which is not its subject on node {}",
+                job.domain, worker.node
+            ),
         )),
     }
 }
@@ -113,6 +129,38 @@ async fn reject(worker: &Worker, raw: &[u8], error: ErrorBody) {
     let peek = Job::peek(raw);
     tracing::warn!(code = error.code.as_str(), message = %error.message, job_id = ?peek.id, "job refused");
     if let (Some(domain), Some(id)) = (peek.domain, peek.id) {
-        let _ = worker.events.emit(Some(&domain), Some(&id), EventKind::failed(error, None)).await;
+        let _ = worker
+            .events
+            .emit(Some(&domain), Some(&id), EventKind::failed(error, None))
+            .await;
+    }
+}
+
+/// Jobs a crash interrupted (recorded, not finished) go back to their lanes
+/// at once, in stream order, instead of waiting for the server to redeliver
+/// them after the ack wait. Their messages, when redelivered, are answered
+/// from the store.
+pub async fn resume_interrupted(worker: &Worker, lanes: &Arc<Lanes>) {
+    let unfinished = match worker.store.unfinished_jobs().await {
+        Ok(jobs) => jobs,
+        Err(error) => {
+            tracing::error!(%error, "cannot read interrupted jobs; they resume when redelivered");
+            return;
+        }
+    };
+    for record in unfinished {
+        let Ok(Some(raw)) = worker.store.job_raw(record.job_id).await else {
+            continue;
+        };
+        let Ok(job) = Job::from_slice(&raw) else {
+            continue;
+        };
+        tracing::info!(job_id = %job.id, domain = %job.domain, "resuming an interrupted job");
+        lanes.dispatch(Delivery {
+            job,
+            raw,
+            stream_seq: record.stream_seq,
+            message: None,
+        });
     }
 }

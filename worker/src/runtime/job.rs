@@ -23,8 +23,21 @@ pub struct Delivery {
     pub raw: Vec<u8>,
     /// Its position in the jobs stream.
     pub stream_seq: u64,
-    /// The message, acked once the outcome is committed.
-    pub message: jetstream::Message,
+    /// The message, acked once the outcome is committed; `None` for a job
+    /// resumed from the store at startup (its message, redelivered later,
+    /// is answered from the store).
+    pub message: Option<jetstream::Message>,
+}
+
+impl Delivery {
+    /// Ack the message (if there is one) with `kind`.
+    pub async fn ack_with(&self, kind: jetstream::AckKind) {
+        if let Some(message) = &self.message {
+            if let Err(error) = message.ack_with(kind).await {
+                tracing::debug!(%error, "ack not sent");
+            }
+        }
+    }
 }
 
 /// Run a delivered job; logs (never panics) when the store or NATS fail,
@@ -34,12 +47,10 @@ pub async fn run(worker: &Worker, delivery: &Delivery) {
     let span = tracing::info_span!("job", domain = %job.domain, job_id = %job.id, kind = job.kind().as_str());
     async {
         match run_inner(worker, delivery).await {
-            Ok(()) => {
-                if let Err(error) = delivery.message.ack().await {
-                    tracing::warn!(%error, "ack failed; the job will be redelivered and answered from the store");
-                }
+            Ok(()) => delivery.ack_with(jetstream::AckKind::Ack).await,
+            Err(error) => {
+                tracing::error!(%error, "job left unacked; it will be redelivered and resumed")
             }
-            Err(error) => tracing::error!(%error, "job left unacked; it will be redelivered and resumed"),
         }
     }
     .instrument(span)
@@ -50,18 +61,29 @@ async fn run_inner(worker: &Worker, delivery: &Delivery) -> Result<(), crate::st
     let job = &delivery.job;
     match worker.store.begin_job(new_job(delivery)).await? {
         JobStart::Finished(finished) => {
-            tracing::info!(state = finished.state.as_str(), "already finished; re-publishing its outcome");
+            tracing::info!(
+                state = finished.state.as_str(),
+                "already finished; re-publishing its outcome"
+            );
             if let Ok(event) = hostkit_proto::Event::from_slice(&finished.terminal_event) {
                 worker.events.republish(&event).await?;
             }
             return Ok(());
         }
-        JobStart::Resume { attempts } => tracing::warn!(attempts, "resuming a job a restart interrupted"),
+        JobStart::Resume { attempts } => {
+            tracing::warn!(attempts, "resuming a job a restart interrupted")
+        }
         JobStart::New => {}
     }
     worker
         .events
-        .emit(Some(&job.domain), Some(&job.id), EventKind::Started { job_kind: job.kind() })
+        .emit(
+            Some(&job.domain),
+            Some(&job.id),
+            EventKind::Started {
+                job_kind: job.kind(),
+            },
+        )
         .await?;
 
     let started = Instant::now();
@@ -74,7 +96,14 @@ async fn run_inner(worker: &Worker, delivery: &Delivery) -> Result<(), crate::st
     let (end, kind, changes) = match outcome {
         Ok(Done { version, changes }) => {
             tracing::info!(?version, duration_ms, "job succeeded");
-            (JobEnd::Succeeded, EventKind::Succeeded { version, duration_ms }, changes)
+            (
+                JobEnd::Succeeded,
+                EventKind::Succeeded {
+                    version,
+                    duration_ms,
+                },
+                changes,
+            )
         }
         Err(Failure {
             code,
@@ -92,10 +121,12 @@ async fn run_inner(worker: &Worker, delivery: &Delivery) -> Result<(), crate::st
             (JobEnd::Failed, kind, Vec::new())
         }
     };
-    finish(worker, job, end, kind, changes).await?;
-    // The on-disk view is current before the outcome goes out.
+    let terminal = finish(worker, job, end, kind, changes).await?;
+    // The on-disk view is current before the outcome goes out. Should the
+    // worker die right here, the job is recorded as finished with this
+    // event, and the redelivered message publishes it.
     after_commit(worker, job).await;
-    worker.events.wake();
+    worker.events.republish(&terminal).await?;
     Ok(())
 }
 
@@ -110,26 +141,22 @@ pub fn new_job(delivery: &Delivery) -> NewJob {
     }
 }
 
-/// Commit the outcome, its changes and its terminal event (into the
-/// outbox) in one transaction. The caller wakes the publisher.
+/// Commit the outcome and its changes in one transaction, with the
+/// terminal event recorded on the job; answers that event (the caller
+/// publishes it).
 async fn finish(
     worker: &Worker,
     job: &Job,
     end: JobEnd,
     kind: EventKind,
-    mut changes: Vec<Change>,
-) -> Result<(), crate::store::StoreError> {
+    changes: Vec<Change>,
+) -> Result<hostkit_proto::Event, crate::store::StoreError> {
     let event = worker.events.build(&job.domain, &job.id, kind).await?;
-    let payload = event.to_vec();
-    if let Some(subject) = worker.events.subject(&event) {
-        changes.push(Change::Outbox {
-            subject,
-            msg_id: event.msg_id(),
-            payload: payload.clone(),
-        });
-    }
-    worker.store.finish_job_with(job.id, end, payload, changes).await?;
-    Ok(())
+    worker
+        .store
+        .finish_job_with(job.id, end, event.to_vec(), changes)
+        .await?;
+    Ok(event)
 }
 
 /// Work that follows a committed outcome and may be redone safely: pruning

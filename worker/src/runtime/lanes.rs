@@ -33,13 +33,19 @@ pub struct Lanes {
 
 impl std::fmt::Debug for Lanes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lanes").field("permits", &self.permits).finish()
+        f.debug_struct("Lanes")
+            .field("permits", &self.permits)
+            .finish()
     }
 }
 
 impl Lanes {
     /// Lanes for `worker`, at most `max_lanes` running at once.
-    pub fn new(worker: Arc<Worker>, max_lanes: usize, shutdown: watch::Receiver<bool>) -> Arc<Lanes> {
+    pub fn new(
+        worker: Arc<Worker>,
+        max_lanes: usize,
+        shutdown: watch::Receiver<bool>,
+    ) -> Arc<Lanes> {
         Arc::new(Lanes {
             busy: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
@@ -87,7 +93,7 @@ impl Lanes {
             if *shutdown.borrow() {
                 for waiting in queue.drain(..) {
                     self.waiting.fetch_sub(1, Ordering::Relaxed);
-                    let _ = waiting.message.ack_with(AckKind::Nak(None)).await;
+                    waiting.ack_with(AckKind::Nak(None)).await;
                 }
                 return;
             }
@@ -104,7 +110,9 @@ impl Lanes {
                 queue.push_back(delivery);
             }
             self.coalesce(&mut queue).await;
-            let Some(current) = queue.pop_front() else { continue };
+            let Some(current) = queue.pop_front() else {
+                continue;
+            };
 
             let run = async {
                 let _permit = self.permits.acquire().await;
@@ -126,9 +134,9 @@ impl Lanes {
                         queue.push_back(delivery);
                     },
                     _ = ticker.tick() => {
-                        let _ = current.message.ack_with(AckKind::Progress).await;
+                        current.ack_with(AckKind::Progress).await;
                         for waiting in &queue {
-                            let _ = waiting.message.ack_with(AckKind::Progress).await;
+                            waiting.ack_with(AckKind::Progress).await;
                         }
                     }
                 }
@@ -138,11 +146,22 @@ impl Lanes {
 
     /// End `old` as superseded by `newest` (or, if it had already ended,
     /// re-publish how it ended).
-    async fn supersede(&self, old: &Delivery, newest: &hostkit_proto::JobId) -> Result<(), crate::store::StoreError> {
+    async fn supersede(
+        &self,
+        old: &Delivery,
+        newest: &hostkit_proto::JobId,
+    ) -> Result<(), crate::store::StoreError> {
         let worker = &self.worker;
         let kind = EventKind::Superseded { by: *newest };
-        let event = worker.events.build(&old.job.domain, &old.job.id, kind).await?;
-        match worker.store.mark_superseded(job::new_job(old), *newest, event.to_vec()).await? {
+        let event = worker
+            .events
+            .build(&old.job.domain, &old.job.id, kind)
+            .await?;
+        match worker
+            .store
+            .mark_superseded(job::new_job(old), *newest, event.to_vec())
+            .await?
+        {
             None => worker.events.republish(&event).await,
             Some(finished) => match hostkit_proto::Event::from_slice(&finished.terminal_event) {
                 Ok(earlier) => worker.events.republish(&earlier).await,
@@ -153,7 +172,10 @@ impl Lanes {
 
     /// Of the deploys at the front of the queue, only the newest runs.
     async fn coalesce(&self, queue: &mut VecDeque<Delivery>) {
-        let deploys = queue.iter().take_while(|d| d.job.kind() == JobKind::Deploy).count();
+        let deploys = queue
+            .iter()
+            .take_while(|d| d.job.kind() == JobKind::Deploy)
+            .count();
         if deploys < 2 {
             return;
         }
@@ -163,9 +185,11 @@ impl Lanes {
             tracing::info!(job_id = %old.job.id, by = %newest, "deploy superseded");
             match self.supersede(&old, &newest).await {
                 Ok(()) => {
-                    let _ = old.message.ack().await;
+                    old.ack_with(AckKind::Ack).await;
                 }
-                Err(error) => tracing::error!(%error, "superseding failed; the job will be redelivered"),
+                Err(error) => {
+                    tracing::error!(%error, "superseding failed; the job will be redelivered")
+                }
             }
         }
     }

@@ -174,25 +174,54 @@ pub async fn serve(startup: Startup, shutdown: watch::Receiver<bool>) -> Result<
         tokio::spawn(async move { events.publish_loop(js, publisher_stopped).await })
     };
     let version = env!("CARGO_PKG_VERSION").to_string();
-    events.emit(None, None, EventKind::Online { version }).await?;
+    events
+        .emit(None, None, EventKind::Online { version })
+        .await?;
     tracing::info!(node = %node, "worker online");
 
     monitor::reconcile(&worker).await;
-    let lanes = lanes::Lanes::new(Arc::clone(&worker), worker.settings.max_lanes, shutdown.clone());
+    let lanes = lanes::Lanes::new(
+        Arc::clone(&worker),
+        worker.settings.max_lanes,
+        shutdown.clone(),
+    );
     let mut helpers = tokio::task::JoinSet::new();
     helpers.spawn(monitor::run(Arc::clone(&worker), shutdown.clone()));
-    helpers.spawn(control::run(Arc::clone(&worker), nats.clone(), shutdown.clone()));
-    helpers.spawn(heartbeat::run(Arc::clone(&worker), Arc::clone(&lanes), shutdown.clone()));
-    intake::run(Arc::clone(&worker), objects.consumer, Arc::clone(&lanes), shutdown).await;
+    helpers.spawn(control::run(
+        Arc::clone(&worker),
+        nats.clone(),
+        shutdown.clone(),
+    ));
+    helpers.spawn(heartbeat::run(
+        Arc::clone(&worker),
+        Arc::clone(&lanes),
+        shutdown.clone(),
+    ));
+    intake::resume_interrupted(&worker, &lanes).await;
+    intake::run(
+        Arc::clone(&worker),
+        objects.consumer,
+        Arc::clone(&lanes),
+        shutdown,
+    )
+    .await;
 
     tracing::info!(grace = ?worker.settings.grace, "stopping: waiting for running jobs");
-    if tokio::time::timeout(worker.settings.grace, lanes.drain()).await.is_err() {
-        tracing::warn!("running jobs did not end within the grace period; they resume after the restart");
+    if tokio::time::timeout(worker.settings.grace, lanes.drain())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "running jobs did not end within the grace period; they resume after the restart"
+        );
     }
     helpers.shutdown().await;
     events.emit(None, None, EventKind::Offline {}).await?;
     let _ = publisher_stop.send(true);
-    if tokio::time::timeout(Duration::from_secs(5), publisher).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), publisher)
+        .await
+        .is_err()
+    {
         tracing::warn!("events still unpublished at exit stay in the outbox");
     }
     Ok(())

@@ -24,16 +24,32 @@ pub fn event_of(observed: Observed) -> EventKind {
         ..
     } = observed;
     match change {
-        HealthChange::Healthy => EventKind::Healthy { service, replica, container },
-        HealthChange::Unhealthy => EventKind::Unhealthy { service, replica, container },
+        HealthChange::Healthy => EventKind::Healthy {
+            service,
+            replica,
+            container,
+        },
+        HealthChange::Unhealthy => EventKind::Unhealthy {
+            service,
+            replica,
+            container,
+        },
         HealthChange::Exited { exit_code } => EventKind::Exited {
             service,
             replica,
             container,
             exit_code,
         },
-        HealthChange::Oom => EventKind::Oom { service, replica, container },
-        HealthChange::Restarting => EventKind::Restarting { service, replica, container },
+        HealthChange::Oom => EventKind::Oom {
+            service,
+            replica,
+            container,
+        },
+        HealthChange::Restarting => EventKind::Restarting {
+            service,
+            replica,
+            container,
+        },
     }
 }
 
@@ -78,7 +94,9 @@ pub async fn reconcile(worker: &Worker) {
         }
     };
     for record in domains {
-        let Ok(Some(current)) = worker.store.current_version(record.domain.clone()).await else { continue };
+        let Ok(Some(current)) = worker.store.current_version(record.domain.clone()).await else {
+            continue;
+        };
         let inventory = match Inventory::load(&worker.docker, &record.domain.token()).await {
             Ok(inventory) => inventory,
             Err(error) => {

@@ -66,13 +66,21 @@ pub fn event_of(progress: Progress) -> EventKind {
             name: "images".into(),
             message: format!("loaded {reference}"),
         },
-        Progress::ImagePull { reference, done, total } => EventKind::Progress {
+        Progress::ImagePull {
+            reference,
+            done,
+            total,
+        } => EventKind::Progress {
             what: format!("pull {reference}"),
             done,
             total,
             unit: ProgressUnit::Bytes,
         },
-        Progress::Service { service, replica, state } => EventKind::Service {
+        Progress::Service {
+            service,
+            replica,
+            state,
+        } => EventKind::Service {
             service,
             replica,
             state: replica_state(state),
@@ -81,14 +89,19 @@ pub fn event_of(progress: Progress) -> EventKind {
             name: "proxy".into(),
             message: format!("nginx routes to {}", upstreams.join(", ")),
         },
-        Progress::Warning { message } => EventKind::Warning { message, code: None },
+        Progress::Warning { message } => EventKind::Warning {
+            message,
+            code: None,
+        },
     }
 }
 
 fn replica_state(state: ServiceState) -> ReplicaState {
     match state {
         ServiceState::Created => ReplicaState::Created,
-        ServiceState::Started | ServiceState::Restarted | ServiceState::Unchanged => ReplicaState::Running,
+        ServiceState::Started | ServiceState::Restarted | ServiceState::Unchanged => {
+            ReplicaState::Running
+        }
         ServiceState::Healthy => ReplicaState::Healthy,
         ServiceState::Completed => ReplicaState::Exited,
         ServiceState::Stopped => ReplicaState::Stopped,

@@ -26,7 +26,9 @@ pub struct JetStreamObjects {
 
 impl std::fmt::Debug for JetStreamObjects {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JetStreamObjects").field("mismatches", &self.mismatches).finish()
+        f.debug_struct("JetStreamObjects")
+            .field("mismatches", &self.mismatches)
+            .finish()
     }
 }
 
@@ -89,20 +91,41 @@ pub fn consumer_config(names: &Names, node: &NodeId) -> consumer::pull::Config {
     }
 }
 
-async fn ensure_stream(js: &jetstream::Context, wanted: stream::Config, mismatches: &mut Vec<String>) -> Result<(), SetupError> {
+async fn ensure_stream(
+    js: &jetstream::Context,
+    wanted: stream::Config,
+    mismatches: &mut Vec<String>,
+) -> Result<(), SetupError> {
     let name = wanted.name.clone();
     match js.get_stream(&name).await {
         Ok(mut existing) => {
-            let info = existing.info().await.map_err(|e| setup_err(format!("stream {name}"))(e.to_string()))?;
+            let info = existing
+                .info()
+                .await
+                .map_err(|e| setup_err(format!("stream {name}"))(e.to_string()))?;
             let have = &info.config;
             let mut differ = |what: &str, have: String, want: String| {
                 if have != want {
-                    mismatches.push(format!("stream {name}: {what} is {have}, HostKit expects {want}"));
+                    mismatches.push(format!(
+                        "stream {name}: {what} is {have}, HostKit expects {want}"
+                    ));
                 }
             };
-            differ("subjects", format!("{:?}", have.subjects), format!("{:?}", wanted.subjects));
-            differ("retention", format!("{:?}", have.retention), format!("{:?}", wanted.retention));
-            differ("storage", format!("{:?}", have.storage), format!("{:?}", wanted.storage));
+            differ(
+                "subjects",
+                format!("{:?}", have.subjects),
+                format!("{:?}", wanted.subjects),
+            );
+            differ(
+                "retention",
+                format!("{:?}", have.retention),
+                format!("{:?}", wanted.retention),
+            );
+            differ(
+                "storage",
+                format!("{:?}", have.storage),
+                format!("{:?}", wanted.storage),
+            );
             if have.duplicate_window < wanted.duplicate_window {
                 mismatches.push(format!(
                     "stream {name}: duplicate_window is {:?}, HostKit expects at least {:?}",
@@ -119,7 +142,11 @@ async fn ensure_stream(js: &jetstream::Context, wanted: stream::Config, mismatch
     }
 }
 
-async fn ensure_kv(js: &jetstream::Context, bucket: String, history: i64) -> Result<kv::Store, SetupError> {
+async fn ensure_kv(
+    js: &jetstream::Context,
+    bucket: String,
+    history: i64,
+) -> Result<kv::Store, SetupError> {
     if let Ok(store) = js.get_key_value(&bucket).await {
         return Ok(store);
     }
@@ -134,7 +161,11 @@ async fn ensure_kv(js: &jetstream::Context, bucket: String, history: i64) -> Res
 }
 
 /// Create or verify everything the node needs.
-pub async fn ensure(js: &jetstream::Context, names: &Names, node: &NodeId) -> Result<JetStreamObjects, SetupError> {
+pub async fn ensure(
+    js: &jetstream::Context,
+    names: &Names,
+    node: &NodeId,
+) -> Result<JetStreamObjects, SetupError> {
     let mut mismatches = Vec::new();
     ensure_stream(js, jobs_stream_config(names), &mut mismatches).await?;
     ensure_stream(js, events_stream_config(names), &mut mismatches).await?;

@@ -8,7 +8,9 @@ use async_nats::jetstream;
 use hostkit_proto::job::{ComposeSource, DeployOptions, DeployPayload, DeploySource, ImageSource};
 use hostkit_proto::{Domain, Event, EventKind, Job, JobSpec};
 use hostkit_tests::worker::upload_tarball;
-use hostkit_tests::{JobEvents, TarballBuilder, TestDocker, TestNats, TestNginx, TestWorker, fixtures, publish_job};
+use hostkit_tests::{
+    JobEvents, TarballBuilder, TestDocker, TestNats, TestNginx, TestWorker, fixtures, publish_job,
+};
 
 /// A single web service on 8080 (the fixture image named by `image`).
 pub fn web(image: &str) -> String {
@@ -100,17 +102,28 @@ impl Env {
 
     /// GET `/` through nginx for `domain`.
     pub async fn get(&self, domain: &Domain) -> (u16, String) {
-        self.nginx.get(domain.as_str(), "/").await.expect("request through nginx")
+        self.nginx
+            .get(domain.as_str(), "/")
+            .await
+            .expect("request through nginx")
     }
 
     /// Image ids of the project's containers, by service.
     pub async fn image_ids(&self, domain: &Domain) -> BTreeMap<String, String> {
-        let inventory = hostkit_deploy::engine::inventory::Inventory::load(self.docker.client(), &domain.token())
-            .await
-            .expect("inventory");
+        let inventory = hostkit_deploy::engine::inventory::Inventory::load(
+            self.docker.client(),
+            &domain.token(),
+        )
+        .await
+        .expect("inventory");
         let mut ids = BTreeMap::new();
         for c in inventory.all() {
-            let inspect = self.docker.client().inspect_container(&c.id, None).await.expect("inspect");
+            let inspect = self
+                .docker
+                .client()
+                .inspect_container(&c.id, None)
+                .await
+                .expect("inspect");
             ids.insert(c.service.clone(), inspect.image.unwrap_or_default());
         }
         ids
@@ -125,24 +138,43 @@ impl Env {
 /// The version a `succeeded` event reports.
 pub fn succeeded_version(event: &Event) -> u32 {
     match &event.kind {
-        EventKind::Succeeded { version: Some(v), .. } => *v,
+        EventKind::Succeeded {
+            version: Some(v), ..
+        } => *v,
         other => panic!("expected succeeded with a version, got {other:?}"),
     }
 }
 
 /// The fixture images the worker tests ship.
 pub fn images_v1_v2() -> Vec<hostkit_tests::ImageSpec> {
-    vec![fixtures::web("v1"), fixtures::web("v2"), fixtures::web_unhealthy("v3")]
+    vec![
+        fixtures::web("v1"),
+        fixtures::web("v2"),
+        fixtures::web_unhealthy("v3"),
+    ]
 }
 
 impl Env {
     /// The version numbers the worker recorded for `domain`, newest first.
     pub async fn worker_versions(&self, domain: &Domain) -> Vec<u32> {
-        let subject = self.worker.names.ctl(&self.worker.node, hostkit_proto::ControlVerb::Versions);
+        let subject = self
+            .worker
+            .names
+            .ctl(&self.worker.node, hostkit_proto::ControlVerb::Versions);
         let body = serde_json::json!({ "domain": domain.as_str() }).to_string();
-        let reply = self.client.request(subject, body.into()).await.expect("versions request");
+        let reply = self
+            .client
+            .request(subject, body.into())
+            .await
+            .expect("versions request");
         let reply: hostkit_proto::Reply<hostkit_proto::control::VersionsReply> =
             serde_json::from_slice(&reply.payload).expect("versions reply");
-        reply.into_result().expect("versions").versions.iter().map(|v| v.version).collect()
+        reply
+            .into_result()
+            .expect("versions")
+            .versions
+            .iter()
+            .map(|v| v.version)
+            .collect()
     }
 }

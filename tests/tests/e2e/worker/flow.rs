@@ -20,15 +20,32 @@ async fn deploy_deploy_rollback_and_auto_rollback() {
     let job = env.deploy_job(&domain, &web("hostkit-test/web:v1"), vec![images.clone()]);
     let (done, events) = env.run(&job).await;
     assert_eq!(succeeded_version(&done), 1, "{events:#?}");
-    assert!(matches!(events[0].kind, EventKind::Started { .. }), "{events:#?}");
-    assert!(events.iter().any(|e| matches!(&e.kind, EventKind::Progress { what, .. } if what == "image")), "no byte progress: {events:#?}");
-    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq), "events out of order");
+    assert!(
+        matches!(events[0].kind, EventKind::Started { .. }),
+        "{events:#?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(&e.kind, EventKind::Progress { what, .. } if what == "image")),
+        "no byte progress: {events:#?}"
+    );
+    assert!(
+        events.windows(2).all(|w| w[0].seq < w[1].seq),
+        "events out of order"
+    );
     assert_eq!(env.get(&domain).await, (200, "web v1\n".into()));
     let v1_images = env.image_ids(&domain).await;
     let dir = env.domain_dir(&domain);
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).expect("config.json")).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).expect("config.json"))
+            .unwrap();
     assert_eq!(config["version"], 1);
-    assert!(std::fs::read_to_string(dir.join("docker-compose.yml")).unwrap().contains("web:v1"));
+    assert!(
+        std::fs::read_to_string(dir.join("docker-compose.yml"))
+            .unwrap()
+            .contains("web:v1")
+    );
     assert!(dir.join("versions/v1.yml").exists());
 
     // v2.
@@ -37,16 +54,24 @@ async fn deploy_deploy_rollback_and_auto_rollback() {
     assert_eq!(succeeded_version(&done), 2);
     assert_eq!(env.get(&domain).await, (200, "web v2\n".into()));
     assert_ne!(env.image_ids(&domain).await, v1_images);
-    assert!(std::fs::read_to_string(dir.join("docker-compose.yml")).unwrap().contains("web:v2"));
+    assert!(
+        std::fs::read_to_string(dir.join("docker-compose.yml"))
+            .unwrap()
+            .contains("web:v2")
+    );
     assert!(dir.join("versions/v2.yml").exists());
 
     // Rollback (to the previous version): v1's exact images serve again.
-    let job = env.job(&domain, JobSpec::Rollback(RollbackPayload { to_version: None }));
+    let job = env.job(
+        &domain,
+        JobSpec::Rollback(RollbackPayload { to_version: None }),
+    );
     let (done, _) = env.run(&job).await;
     assert_eq!(succeeded_version(&done), 1);
     assert_eq!(env.get(&domain).await, (200, "web v1\n".into()));
     assert_eq!(env.image_ids(&domain).await, v1_images);
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["version"], 1);
 
     // v3 never turns healthy: the job fails, v1 keeps serving throughout.
@@ -61,11 +86,20 @@ async fn deploy_deploy_rollback_and_auto_rollback() {
             bodies
         })
     };
-    let job = env.deploy_job(&domain, &web("hostkit-test/web-unhealthy:v3"), vec![images.clone()]);
+    let job = env.deploy_job(
+        &domain,
+        &web("hostkit-test/web-unhealthy:v3"),
+        vec![images.clone()],
+    );
     let (done, _) = env.run(&job).await;
     stop.store(true, Ordering::Relaxed);
     match &done.kind {
-        EventKind::Failed { code, rolled_back_to, hint, .. } => {
+        EventKind::Failed {
+            code,
+            rolled_back_to,
+            hint,
+            ..
+        } => {
             assert_eq!(*code, ErrorCode::HealthTimeout);
             assert_eq!(*rolled_back_to, Some(1));
             assert!(hint.is_some());
@@ -74,8 +108,17 @@ async fn deploy_deploy_rollback_and_auto_rollback() {
     }
     let bodies = watcher.await.unwrap();
     assert!(bodies.len() > 5, "only {} requests ran", bodies.len());
-    assert!(bodies.iter().all(|b| *b == (200, "web v1\n".to_string())), "v1 did not serve throughout: {:?}", bodies.iter().filter(|b| b.1 != "web v1\n").take(3).collect::<Vec<_>>());
+    assert!(
+        bodies.iter().all(|b| *b == (200, "web v1\n".to_string())),
+        "v1 did not serve throughout: {:?}",
+        bodies
+            .iter()
+            .filter(|b| b.1 != "web v1\n")
+            .take(3)
+            .collect::<Vec<_>>()
+    );
     assert_eq!(env.image_ids(&domain).await, v1_images);
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["version"], 1);
 }

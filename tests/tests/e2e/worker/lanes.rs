@@ -9,8 +9,16 @@ use hostkit_tests::{JobEvents, publish_job};
 use super::env::{Env, web};
 
 fn span(events: &[Event]) -> (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) {
-    let start = events.iter().find(|e| matches!(e.kind, EventKind::Started { .. })).expect("started").at;
-    let end = events.iter().find(|e| e.is_terminal()).expect("terminal").at;
+    let start = events
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::Started { .. }))
+        .expect("started")
+        .at;
+    let end = events
+        .iter()
+        .find(|e| e.is_terminal())
+        .expect("terminal")
+        .at;
     (start, end)
 }
 
@@ -18,10 +26,21 @@ fn span(events: &[Event]) -> (chrono::DateTime<chrono::Utc>, chrono::DateTime<ch
 async fn jobs_of_one_domain_never_overlap_while_domains_run_in_parallel() {
     let env = Env::new().await;
     let (a, b) = (env.domain(), env.domain());
-    let images = env.upload("v1", vec![hostkit_tests::fixtures::web("v1"), hostkit_tests::fixtures::web("v2")]).await;
+    let images = env
+        .upload(
+            "v1",
+            vec![
+                hostkit_tests::fixtures::web("v1"),
+                hostkit_tests::fixtures::web("v2"),
+            ],
+        )
+        .await;
     let jobs = [
         env.deploy_job(&a, &web("hostkit-test/web:v1"), vec![images.clone()]),
-        env.job(&a, hostkit_proto::JobSpec::Restart(hostkit_proto::job::RestartPayload { service: None })),
+        env.job(
+            &a,
+            hostkit_proto::JobSpec::Restart(hostkit_proto::job::RestartPayload { service: None }),
+        ),
         env.deploy_job(&b, &web("hostkit-test/web:v2"), vec![images.clone()]),
     ];
     let mut ea = JobEvents::subscribe(&env.client, &env.worker.names, &a).await;
@@ -37,16 +56,30 @@ async fn jobs_of_one_domain_never_overlap_while_domains_run_in_parallel() {
         .iter()
         .map(|(events, job)| span(&events.of(&job.id).into_iter().cloned().collect::<Vec<_>>()))
         .collect();
-    assert!(spans[0].1 <= spans[1].0, "two jobs of {a} overlapped: {spans:?}");
+    assert!(
+        spans[0].1 <= spans[1].0,
+        "two jobs of {a} overlapped: {spans:?}"
+    );
     let overlap = spans[2].0 < spans[0].1 && spans[0].0 < spans[2].1;
-    assert!(overlap, "jobs of {a} and {b} did not run in parallel: {spans:?}");
+    assert!(
+        overlap,
+        "jobs of {a} and {b} did not run in parallel: {spans:?}"
+    );
 }
 
 #[tokio::test]
 async fn five_waiting_deploys_run_once_and_supersede_four() {
     let env = Env::new().await;
     let domain = env.domain();
-    let images = env.upload("v1", vec![hostkit_tests::fixtures::web("v1"), hostkit_tests::fixtures::web("v2")]).await;
+    let images = env
+        .upload(
+            "v1",
+            vec![
+                hostkit_tests::fixtures::web("v1"),
+                hostkit_tests::fixtures::web("v2"),
+            ],
+        )
+        .await;
     let mut events = JobEvents::subscribe(&env.client, &env.worker.names, &domain).await;
     // The first deploy occupies the lane (a cold start with a health gate).
     let first = env.deploy_job(&domain, &web("hostkit-test/web:v1"), vec![images.clone()]);
@@ -64,8 +97,17 @@ async fn five_waiting_deploys_run_once_and_supersede_four() {
     assert!(matches!(done.kind, EventKind::Succeeded { .. }), "{done:?}");
     for old in &waiting[..4] {
         let end = events.terminal(&old.id, Duration::from_secs(30)).await;
-        assert!(matches!(&end.kind, EventKind::Superseded { by } if *by == newest.id), "{end:?}");
-        assert!(!events.of(&old.id).iter().any(|e| matches!(e.kind, EventKind::Started { .. })), "a superseded deploy ran");
+        assert!(
+            matches!(&end.kind, EventKind::Superseded { by } if *by == newest.id),
+            "{end:?}"
+        );
+        assert!(
+            !events
+                .of(&old.id)
+                .iter()
+                .any(|e| matches!(e.kind, EventKind::Started { .. })),
+            "a superseded deploy ran"
+        );
     }
     assert_eq!(env.get(&domain).await, (200, "web v2\n".into()));
     assert_eq!(env.worker_versions(&domain).await, vec![2, 1]);

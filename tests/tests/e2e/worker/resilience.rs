@@ -14,17 +14,26 @@ use super::env::{Env, succeeded_version, web};
 async fn a_worker_crashing_mid_deploy_finishes_the_job_exactly_once_after_restart() {
     let mut env = Env::new().await;
     let domain = env.domain();
-    let images = env.upload("v1", vec![hostkit_tests::fixtures::web("v1")]).await;
+    let images = env
+        .upload("v1", vec![hostkit_tests::fixtures::web("v1")])
+        .await;
     let job = env.deploy_job(&domain, &web("hostkit-test/web:v1"), vec![images]);
     let mut events = JobEvents::subscribe(&env.client, &env.worker.names, &domain).await;
     publish_job(&env.js, &env.worker.names, &env.worker.node, &job).await;
     // Crash once the deploy is under way (its first replica exists).
-    hostkit_tests::wait_until(Duration::from_secs(60), "the deploy creates a container", async || {
-        !hostkit_deploy::engine::inventory::Inventory::load(env.docker.client(), &domain.token())
+    hostkit_tests::wait_until(
+        Duration::from_secs(60),
+        "the deploy creates a container",
+        async || {
+            !hostkit_deploy::engine::inventory::Inventory::load(
+                env.docker.client(),
+                &domain.token(),
+            )
             .await
             .map(|i| i.services.is_empty())
             .unwrap_or(true)
-    })
+        },
+    )
     .await;
     let (nats, docker) = (&env.nats, &env.docker);
     env.worker.crash_and_restart(nats, docker).await;
@@ -33,7 +42,12 @@ async fn a_worker_crashing_mid_deploy_finishes_the_job_exactly_once_after_restar
     assert_eq!(succeeded_version(&done), 1, "{:#?}", events.of(&job.id));
     // Give a duplicate outcome the chance to show up, then count.
     events.collect_for(Duration::from_secs(2)).await;
-    let terminals: Vec<_> = events.of(&job.id).into_iter().filter(|e| e.is_terminal()).map(|e| e.seq).collect();
+    let terminals: Vec<_> = events
+        .of(&job.id)
+        .into_iter()
+        .filter(|e| e.is_terminal())
+        .map(|e| e.seq)
+        .collect();
     let mut unique = terminals.clone();
     unique.dedup();
     assert_eq!(unique.len(), 1, "more than one outcome: {terminals:?}");
@@ -45,15 +59,24 @@ async fn a_worker_crashing_mid_deploy_finishes_the_job_exactly_once_after_restar
 async fn nats_restarting_mid_job_loses_no_event() {
     let mut env = Env::new().await;
     let domain = env.domain();
-    let images = env.upload("v1", vec![hostkit_tests::fixtures::web("v1")]).await;
+    let images = env
+        .upload("v1", vec![hostkit_tests::fixtures::web("v1")])
+        .await;
     let job = env.deploy_job(&domain, &web("hostkit-test/web:v1"), vec![images]);
     publish_job(&env.js, &env.worker.names, &env.worker.node, &job).await;
-    hostkit_tests::wait_until(Duration::from_secs(60), "the deploy creates a container", async || {
-        !hostkit_deploy::engine::inventory::Inventory::load(env.docker.client(), &domain.token())
+    hostkit_tests::wait_until(
+        Duration::from_secs(60),
+        "the deploy creates a container",
+        async || {
+            !hostkit_deploy::engine::inventory::Inventory::load(
+                env.docker.client(),
+                &domain.token(),
+            )
             .await
             .map(|i| i.services.is_empty())
             .unwrap_or(true)
-    })
+        },
+    )
     .await;
     env.nats.stop();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -61,36 +84,58 @@ async fn nats_restarting_mid_job_loses_no_event() {
 
     // Every event of the job is in the events stream, in order, once.
     let js = async_nats::jetstream::new(env.nats.client().await);
-    let stream = js.get_stream(env.worker.names.events_stream()).await.expect("events stream");
+    let stream = js
+        .get_stream(env.worker.names.events_stream())
+        .await
+        .expect("events stream");
     let subject = env.worker.names.job_events(&domain, &job.id);
     let mut seen: Vec<Event> = Vec::new();
-    hostkit_tests::wait_until(Duration::from_secs(90), "the job's terminal event reaches the stream", async || {
-        let consumer = stream
-            .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
-                filter_subject: subject.clone(),
-                ..Default::default()
-            })
-            .await
-            .expect("ordered consumer");
-        let mut messages = consumer.messages().await.expect("messages");
-        seen.clear();
-        while let Ok(Some(Ok(message))) = tokio::time::timeout(Duration::from_millis(500), messages.next()).await {
-            seen.push(Event::from_slice(&message.payload).expect("event"));
-        }
-        seen.iter().any(|e| e.is_terminal())
-    })
+    hostkit_tests::wait_until(
+        Duration::from_secs(90),
+        "the job's terminal event reaches the stream",
+        async || {
+            let consumer = stream
+                .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+                    filter_subject: subject.clone(),
+                    ..Default::default()
+                })
+                .await
+                .expect("ordered consumer");
+            let mut messages = consumer.messages().await.expect("messages");
+            seen.clear();
+            while let Ok(Some(Ok(message))) =
+                tokio::time::timeout(Duration::from_millis(500), messages.next()).await
+            {
+                seen.push(Event::from_slice(&message.payload).expect("event"));
+            }
+            seen.iter().any(|e| e.is_terminal())
+        },
+    )
     .await;
-    assert!(matches!(seen[0].kind, EventKind::Started { .. }), "{seen:#?}");
-    assert!(seen.windows(2).all(|w| w[0].seq < w[1].seq), "events out of order or repeated: {:?}", seen.iter().map(|e| e.seq).collect::<Vec<_>>());
+    assert!(
+        matches!(seen[0].kind, EventKind::Started { .. }),
+        "{seen:#?}"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0].seq < w[1].seq),
+        "events out of order or repeated: {:?}",
+        seen.iter().map(|e| e.seq).collect::<Vec<_>>()
+    );
     assert_eq!(seen.iter().filter(|e| e.is_terminal()).count(), 1);
-    assert!(matches!(seen.last().unwrap().kind, EventKind::Succeeded { .. }), "{:?}", seen.last());
+    assert!(
+        matches!(seen.last().unwrap().kind, EventKind::Succeeded { .. }),
+        "{:?}",
+        seen.last()
+    );
 }
 
 #[tokio::test]
 async fn a_container_killed_from_outside_produces_a_health_event() {
     let env = Env::new().await;
     let domain = env.domain();
-    let images = env.upload("v1", vec![hostkit_tests::fixtures::web("v1")]).await;
+    let images = env
+        .upload("v1", vec![hostkit_tests::fixtures::web("v1")])
+        .await;
     let job = env.deploy_job(&domain, &web("hostkit-test/web:v1"), vec![images]);
     let (done, _) = env.run(&job).await;
     assert_eq!(succeeded_version(&done), 1);
@@ -102,7 +147,10 @@ async fn a_container_killed_from_outside_produces_a_health_event() {
     let container = format!("{}-web-1", domain.token());
     env.docker
         .client()
-        .kill_container(&container, None::<bollard::query_parameters::KillContainerOptions>)
+        .kill_container(
+            &container,
+            None::<bollard::query_parameters::KillContainerOptions>,
+        )
         .await
         .expect("kill the container");
     let event = tokio::time::timeout(Duration::from_secs(10), async {
@@ -117,5 +165,69 @@ async fn a_container_killed_from_outside_produces_a_health_event() {
     .await
     .expect("an exited health event within 10 s");
     assert_eq!(event.domain.as_ref(), Some(&domain));
-    assert!(matches!(&event.kind, EventKind::Exited { service, container: c, .. } if service == "web" && *c == container), "{event:?}");
+    assert!(
+        matches!(&event.kind, EventKind::Exited { service, container: c, .. } if service == "web" && *c == container),
+        "{event:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_worker_process_killed_with_sigkill_mid_deploy_finishes_the_job_exactly_once() {
+    let env = Env::new().await;
+    let mut process =
+        hostkit_tests::worker::WorkerProcess::start(&env.nats, &env.docker, &env.nginx).await;
+    let domain = env.domain();
+    let images = env
+        .upload("v1", vec![hostkit_tests::fixtures::web("v1")])
+        .await;
+    let job = env.deploy_job(&domain, &web("hostkit-test/web:v1"), vec![images]);
+    let mut events = JobEvents::subscribe(&env.client, &env.worker.names, &domain).await;
+    publish_job(&env.js, &env.worker.names, &process.node, &job).await;
+    hostkit_tests::wait_until(
+        Duration::from_secs(60),
+        "the deploy creates a container",
+        async || {
+            !hostkit_deploy::engine::inventory::Inventory::load(
+                env.docker.client(),
+                &domain.token(),
+            )
+            .await
+            .map(|i| i.services.is_empty())
+            .unwrap_or(true)
+        },
+    )
+    .await;
+    process.kill();
+    process.spawn(&env.nats).await;
+
+    let done = events.terminal(&job.id, Duration::from_secs(120)).await;
+    assert_eq!(
+        succeeded_version(&done),
+        1,
+        "{:#?}\n{}",
+        events.of(&job.id),
+        process.log()
+    );
+    events.collect_for(Duration::from_secs(2)).await;
+    let terminals: Vec<_> = events
+        .of(&job.id)
+        .into_iter()
+        .filter(|e| e.is_terminal())
+        .map(|e| e.seq)
+        .collect();
+    let mut unique = terminals.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), 1, "more than one outcome: {terminals:?}");
+    assert!(
+        process
+            .log()
+            .contains("resuming a job a restart interrupted"),
+        "the job was not resumed:\n{}",
+        process.log()
+    );
+    assert_eq!(env.get(&domain).await, (200, "web v1\n".into()));
+
+    // SIGTERM: a clean exit.
+    let status = process.terminate().expect("the worker was running");
+    assert!(status.success(), "exit {status:?}:\n{}", process.log());
 }
