@@ -348,7 +348,9 @@ pub async fn untag(docker: &Docker, tag: &str) -> Result<(), ImageError> {
         Ok(_) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
         // 409: a container still uses it; the tag stays until it is gone.
-        Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 409, ..
+        }) => Ok(()),
         Err(e) => Err(DockerError::call(format!("remove tag {tag}"), e).into()),
     }
 }

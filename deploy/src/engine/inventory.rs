@@ -175,9 +175,18 @@ mod tests {
 
     #[test]
     fn health_comes_from_the_status_line() {
-        assert_eq!(health_of_status("Up 3 minutes (healthy)").as_deref(), Some("healthy"));
-        assert_eq!(health_of_status("Up 1 second (health: starting)").as_deref(), Some("starting"));
-        assert_eq!(health_of_status("Up 2 hours (unhealthy)").as_deref(), Some("unhealthy"));
+        assert_eq!(
+            health_of_status("Up 3 minutes (healthy)").as_deref(),
+            Some("healthy")
+        );
+        assert_eq!(
+            health_of_status("Up 1 second (health: starting)").as_deref(),
+            Some("starting")
+        );
+        assert_eq!(
+            health_of_status("Up 2 hours (unhealthy)").as_deref(),
+            Some("unhealthy")
+        );
         assert_eq!(health_of_status("Exited (0) 3 seconds ago"), None);
         assert_eq!(health_of_status("Up 5 seconds"), None);
     }

@@ -46,10 +46,18 @@ pub struct Observed {
 pub fn watch(docker: &Docker) -> impl Stream<Item = Result<Observed, DockerError>> + use<> {
     let filters = HashMap::from([
         ("type".to_string(), vec!["container".to_string()]),
-        ("label".to_string(), vec![labels::filter(labels::MANAGED, "true")]),
+        (
+            "label".to_string(),
+            vec![labels::filter(labels::MANAGED, "true")],
+        ),
         (
             "event".to_string(),
-            vec!["health_status".into(), "die".into(), "oom".into(), "restart".into()],
+            vec![
+                "health_status".into(),
+                "die".into(),
+                "oom".into(),
+                "restart".into(),
+            ],
         ),
     ]);
     let options = EventsOptionsBuilder::default().filters(&filters).build();
@@ -77,7 +85,9 @@ fn observed(event: bollard::models::EventMessage) -> Option<Observed> {
     Some(Observed {
         domain: attributes.get(labels::DOMAIN)?.clone(),
         service: attributes.get(labels::SERVICE)?.clone(),
-        replica: attributes.get(labels::CONTAINER_NUMBER).and_then(|n| n.parse().ok()),
+        replica: attributes
+            .get(labels::CONTAINER_NUMBER)
+            .and_then(|n| n.parse().ok()),
         container: attributes.get("name").cloned().unwrap_or_default(),
         change,
     })
@@ -94,7 +104,12 @@ pub struct LogLine {
 
 /// The last `tail` lines of a container and, with `follow`, what it writes
 /// next, line by line (never buffering the whole log).
-pub fn logs(docker: &Docker, container: &str, tail: u32, follow: bool) -> impl Stream<Item = LogLine> + use<> {
+pub fn logs(
+    docker: &Docker,
+    container: &str,
+    tail: u32,
+    follow: bool,
+) -> impl Stream<Item = LogLine> + use<> {
     let options = LogsOptionsBuilder::default()
         .stdout(true)
         .stderr(true)
@@ -112,7 +127,12 @@ pub fn logs(docker: &Docker, container: &str, tail: u32, follow: bool) -> impl S
             };
             let text = String::from_utf8_lossy(&bytes).into_owned();
             Some(futures_util::stream::iter(
-                text.lines().map(|l| LogLine { stderr, text: l.to_string() }).collect::<Vec<_>>(),
+                text.lines()
+                    .map(|l| LogLine {
+                        stderr,
+                        text: l.to_string(),
+                    })
+                    .collect::<Vec<_>>(),
             ))
         })
         .flatten()
