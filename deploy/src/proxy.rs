@@ -125,6 +125,23 @@ impl Proxy {
         render(&self.config, domain, upstreams, self.certificates(domain))
     }
 
+    /// Poll until nginx no longer answers `domain`'s config probe.
+    async fn wait_until_gone(&self, domain: &Domain) -> Result<(), ProxyError> {
+        let addr = probe_address(&self.config.listen);
+        let deadline = tokio::time::Instant::now() + RELOAD_WAIT;
+        while probe(&addr, domain).await.is_some() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ProxyError::Reload {
+                    message: format!(
+                        "nginx on {addr} still serves {domain} {RELOAD_WAIT:?} after its removal"
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
     /// Poll nginx's plain-HTTP listener until it answers `domain`'s config
     /// probe with `config_id`, i.e. the reloaded workers serve the new file.
     async fn wait_until_serving(&self, domain: &Domain, config_id: &str) -> Result<(), ProxyError> {
@@ -188,7 +205,13 @@ impl Proxy {
     pub async fn remove(&self, domain: &Domain) -> Result<(), ProxyError> {
         let path = self.conf_path(domain);
         match tokio::fs::remove_file(&path).await {
-            Ok(()) => self.reload().await,
+            Ok(()) => {
+                self.reload().await?;
+                if self.config.verify_reload {
+                    self.wait_until_gone(domain).await?;
+                }
+                Ok(())
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(source) => Err(ProxyError::Write { path, source }),
         }

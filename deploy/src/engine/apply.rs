@@ -312,7 +312,10 @@ impl Context<'_> {
         let extra = keep.split_off(keep.len().min(wanted));
         let mut changed = !extra.is_empty();
         for replica in &keep {
-            if !replica.is_running() {
+            // A one-shot that already ran to completion stays as it is.
+            let completed =
+                service.ready_when == Readiness::Completed && replica.exit_code == Some(0);
+            if !replica.is_running() && !completed {
                 container::start(docker, &replica.id).await?;
                 changed = true;
                 self.report(service, replica.number, ServiceState::Started);

@@ -34,6 +34,8 @@ pub struct Existing {
     /// Health from the engine's status line (`healthy`, `unhealthy`,
     /// `starting`), when the container has a healthcheck.
     pub health: Option<String>,
+    /// Exit code from the engine's status line, when it exited.
+    pub exit_code: Option<i64>,
 }
 
 impl Existing {
@@ -136,6 +138,7 @@ impl Inventory {
                 version: labels.get(labels::VERSION).and_then(|v| v.parse().ok()),
                 image: labels.get(labels::IMAGE).cloned().unwrap_or_default(),
                 health: c.status.as_deref().and_then(health_of_status),
+                exit_code: c.status.as_deref().and_then(exit_code_of_status),
             });
         }
         for replicas in services.values_mut() {
@@ -159,6 +162,16 @@ impl Inventory {
     }
 }
 
+/// `Exited (3) 2 seconds ago` → 3.
+fn exit_code_of_status(status: &str) -> Option<i64> {
+    status
+        .strip_prefix("Exited (")?
+        .split_once(')')?
+        .0
+        .parse()
+        .ok()
+}
+
 /// `Up 3 minutes (healthy)` → `healthy`; `(health: starting)` → `starting`.
 fn health_of_status(status: &str) -> Option<String> {
     let inner = status.rsplit_once('(')?.1.strip_suffix(')')?;
@@ -171,7 +184,14 @@ fn health_of_status(status: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::health_of_status;
+    use super::{exit_code_of_status, health_of_status};
+
+    #[test]
+    fn exit_codes_come_from_the_status_line() {
+        assert_eq!(exit_code_of_status("Exited (0) 3 seconds ago"), Some(0));
+        assert_eq!(exit_code_of_status("Exited (137) 1 minute ago"), Some(137));
+        assert_eq!(exit_code_of_status("Up 5 seconds"), None);
+    }
 
     #[test]
     fn health_comes_from_the_status_line() {

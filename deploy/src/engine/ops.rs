@@ -78,11 +78,17 @@ impl Engine {
         }
     }
 
-    /// Stop every container of the project (they stay, with their data).
-    pub async fn stop(&self, project: &str, sink: &dyn ProgressSink) -> Result<(), DeployError> {
-        let inventory = Inventory::load(&self.docker, project).await?;
+    /// Stop every container of the stack (they stay, with their data), each
+    /// with its service's stop grace period.
+    pub async fn stop(
+        &self,
+        stack: &StackSpec,
+        sink: &dyn ProgressSink,
+    ) -> Result<(), DeployError> {
+        let inventory = Inventory::load(&self.docker, &stack.project).await?;
         let stops = inventory.all().map(|c| async move {
-            container::stop(&self.docker, &c.id, None).await?;
+            let grace = stack.service(&c.service).and_then(|s| s.stop_timeout);
+            container::stop(&self.docker, &c.id, grace).await?;
             sink.report(Progress::Service {
                 service: c.service.clone(),
                 replica: c.number,

@@ -9,8 +9,9 @@ use super::{Done, Failure};
 use crate::runtime::Worker;
 
 pub async fn stop(worker: &Worker, job: &Job, sink: &dyn ProgressSink) -> Result<Done, Failure> {
-    let (_, current) = current(worker, &job.domain).await?;
-    worker.engine.stop(&job.domain.token(), sink).await?;
+    let (domain, current) = current(worker, &job.domain).await?;
+    let spec = spec_for_version(worker, &domain, &current, None, &job.id, None)?;
+    worker.engine.stop(&spec, sink).await?;
     Ok(Done {
         version: Some(current.version),
         changes: Vec::new(),

@@ -165,12 +165,13 @@ async fn a_no_op_redeploy_touches_nothing_and_a_changed_service_alone_is_recreat
     );
 }
 
-async fn started_at(site: &Site, id: &str) -> String {
+async fn started_at(site: &Site, id: &str) -> chrono::DateTime<chrono::FixedOffset> {
     let c = site
         .docker
         .client()
         .inspect_container(id, None)
         .await
         .expect("inspect");
-    c.state.and_then(|s| s.started_at).expect("started_at")
+    let text = c.state.and_then(|s| s.started_at).expect("started_at");
+    chrono::DateTime::parse_from_rfc3339(&text).expect("RFC 3339 StartedAt")
 }

@@ -98,6 +98,13 @@ async fn a_completed_oneshot_runs_before_the_service_that_waits_for_it() {
         site.get("/").await.expect("through nginx"),
         (200, "web v1\n".to_string())
     );
+
+    // A no-op redeploy leaves the completed one-shot as it is (not re-run).
+    let again = site
+        .deploy(&with_migration(None))
+        .await
+        .expect("no-op redeploy");
+    assert!(!again.touched_anything(), "{again:?}");
 }
 
 #[tokio::test]

@@ -161,10 +161,8 @@ async fn stop_then_apply_of_the_same_spec_starts_the_same_containers_behind_ngin
     let before = seen(&site).await;
     let web_ports = deployed.services["web"].replicas[0].host_ports.clone();
 
-    site.engine
-        .stop(&site.domain.token(), &site.sink)
-        .await
-        .expect("stop");
+    let spec = site.spec(&compose).await.expect("spec");
+    site.engine.stop(&spec, &site.sink).await.expect("stop");
     let stopped = seen(&site).await;
     assert_eq!(stopped.len(), 3);
     for (name, c) in &stopped {
@@ -223,10 +221,8 @@ async fn a_stopped_replica_keeps_its_host_port_when_the_service_scales_up_on_sta
     let site = Site::new().await;
     let one = site.deploy(&web_only("v1", 1)).await.expect("deploy");
     let first = one.services["web"].replicas[0].clone();
-    site.engine
-        .stop(&site.domain.token(), &site.sink)
-        .await
-        .expect("stop");
+    let spec = site.spec(&web_only("v1", 1)).await.expect("spec");
+    site.engine.stop(&spec, &site.sink).await.expect("stop");
 
     // Starting the stack with a second replica: the stopped replica binds
     // its port again, so the new one must get another.
