@@ -8,7 +8,11 @@ use anyhow::Context;
 use hostkit_tests::{TarballBuilder, fixtures};
 
 fn main() -> anyhow::Result<()> {
-    let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "target/example-images".into()));
+    let dir = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "target/example-images".into()),
+    );
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let v1 = dir.join("stack-v1.tar");
     TarballBuilder::new()
