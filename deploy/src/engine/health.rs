@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::docker::DockerError;
 
 /// How often a container's state is polled while waiting.
-const POLL: Duration = Duration::from_millis(200);
+const POLL: Duration = Duration::from_millis(50);
 /// How many log lines a failure report carries.
 pub const LOG_TAIL_LINES: usize = 20;
 
