@@ -59,11 +59,22 @@ pub fn test_settings(domains_root: &std::path::Path) -> Settings {
 impl TestWorker {
     /// Start a worker for a fresh node id.
     pub async fn start(nats: &TestNats, docker: &TestDocker, nginx: &TestNginx) -> TestWorker {
+        Self::start_with(nats, docker, nginx, |_| {}).await
+    }
+
+    /// Start a worker whose settings `adjust` changes first.
+    pub async fn start_with(
+        nats: &TestNats,
+        docker: &TestDocker,
+        nginx: &TestNginx,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> TestWorker {
         let node: NodeId = format!("node-{}", &docker.id()[..10])
             .parse()
             .expect("valid node id");
         let domains_root = tempfile::tempdir().expect("domains root");
-        let settings = test_settings(domains_root.path());
+        let mut settings = test_settings(domains_root.path());
+        adjust(&mut settings);
         let proxy = ProxyConfig {
             conf_dir: nginx.conf_dir(),
             test_command: nginx.test_command(),
@@ -310,12 +321,18 @@ pub async fn upload_tarball(
 }
 
 /// The `hostkit-worker` binary next to the test binary (built by
-/// `cargo nextest run --workspace` / `cargo build -p hostkit-worker`).
+/// `cargo nextest run --workspace` / `cargo build -p hostkit-worker`): in
+/// `target/<profile>/`, the parent of a test binary's `deps/`, or the
+/// directory of a binary target such as `bench-worker`.
 pub fn worker_binary() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
-    let profile_dir = exe
+    let exe_dir = exe.parent().expect("the test binary's directory");
+    let beside = exe_dir.join("hostkit-worker");
+    if beside.exists() {
+        return beside;
+    }
+    let profile_dir = exe_dir
         .parent()
-        .and_then(|deps| deps.parent())
         .expect("target/<profile>/deps/<test binary>");
     let binary = profile_dir.join("hostkit-worker");
     assert!(
@@ -439,6 +456,12 @@ shutdown_grace = "30s"
         let pid = rustix::process::Pid::from_child(&child);
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         child.wait().ok()
+    }
+
+    /// The process id of the running worker (`None` once it was killed or
+    /// terminated): for reading `/proc/<pid>/status`.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
     }
 
     /// What the process logged.

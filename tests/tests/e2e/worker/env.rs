@@ -32,10 +32,15 @@ pub struct Env {
 
 impl Env {
     pub async fn new() -> Env {
+        Self::with_settings(|_| {}).await
+    }
+
+    /// An env whose worker runs with adjusted settings.
+    pub async fn with_settings(adjust: impl FnOnce(&mut hostkit_worker::runtime::Settings)) -> Env {
         let nats = TestNats::new().await;
         let docker = TestDocker::new().await;
         let nginx = TestNginx::new().await;
-        let worker = TestWorker::start(&nats, &docker, &nginx).await;
+        let worker = TestWorker::start_with(&nats, &docker, &nginx, adjust).await;
         let client = nats.client().await;
         let js = jetstream::new(client.clone());
         Env {

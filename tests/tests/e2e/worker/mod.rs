@@ -5,6 +5,7 @@
 mod env;
 
 mod control;
+mod features;
 mod flow;
 mod intake;
 mod lanes;

@@ -1,0 +1,170 @@
+//! Worker features beyond the main flow: signed jobs, single-image deploys
+//! from a path on the host, version retention, secrets kept out of events.
+
+use std::time::Duration;
+
+use hostkit_proto::job::{DeployOptions, DeployPayload, DeploySource, ImageSource, SingleImage};
+use hostkit_proto::{ErrorCode, EventKind, Job, JobSpec, sign_job};
+use hostkit_tests::{JobEvents, TarballBuilder, fixtures, publish_job};
+
+use super::env::{Env, succeeded_version, web};
+
+#[tokio::test]
+async fn a_worker_requiring_signatures_refuses_unsigned_jobs_and_runs_signed_ones() {
+    let key = nkeys::KeyPair::new_user();
+    let public = key.public_key();
+    let env = Env::with_settings(|s| {
+        s.require_signed = true;
+        s.trusted_keys = vec![public];
+    })
+    .await;
+    let domain = env.domain();
+    let images = env.upload("v1", vec![fixtures::web("v1")]).await;
+
+    let unsigned = env.deploy_job(&domain, &web("hostkit-test/web:v1"), vec![images.clone()]);
+    let (refused, _) = env.run(&unsigned).await;
+    assert!(
+        matches!(
+            &refused.kind,
+            EventKind::Failed {
+                code: ErrorCode::JobUnauthorized,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+
+    let mut signed = env.deploy_job(&domain, &web("hostkit-test/web:v1"), vec![images.clone()]);
+    sign_job(&mut signed, &key).expect("sign");
+    let (done, _) = env.run(&signed).await;
+    assert_eq!(succeeded_version(&done), 1);
+
+    // A signature by an untrusted key is refused too.
+    let mut forged = env.deploy_job(&domain, &web("hostkit-test/web:v1"), vec![images]);
+    sign_job(&mut forged, &nkeys::KeyPair::new_user()).expect("sign");
+    let (refused, _) = env.run(&forged).await;
+    assert!(
+        matches!(
+            &refused.kind,
+            EventKind::Failed {
+                code: ErrorCode::JobUnauthorized,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_single_image_from_a_path_on_the_host_becomes_a_one_service_stack() {
+    let env = Env::new().await;
+    let domain = env.domain();
+    let tag = format!("{}/site:v1", domain.token());
+    env.docker.register_image(tag.clone());
+    let path = env.dir.path().join("site.tar");
+    TarballBuilder::new()
+        .image(fixtures::web("v1").retag(&tag))
+        .write_to(&path)
+        .expect("tarball");
+    let job = Job::new(
+        domain.clone(),
+        JobSpec::Deploy(DeployPayload {
+            source: DeploySource::Image(SingleImage {
+                reference: tag.clone(),
+                port: Some(8080),
+            }),
+            images: vec![ImageSource::Path {
+                path: path.display().to_string(),
+            }],
+            env: Default::default(),
+            options: DeployOptions::default(),
+        }),
+        "e2e",
+    );
+    let (done, _) = env.run(&job).await;
+    assert_eq!(succeeded_version(&done), 1, "{done:?}");
+    assert_eq!(env.get(&domain).await, (200, "web v1\n".into()));
+    let compose =
+        std::fs::read_to_string(env.domain_dir(&domain).join("docker-compose.yml")).unwrap();
+    assert!(compose.contains(&tag), "{compose}");
+}
+
+#[tokio::test]
+async fn retention_keeps_the_newest_versions_and_untags_the_rest() {
+    let env = Env::with_settings(|s| s.retention = 2).await;
+    let domain = env.domain();
+    let images = env
+        .upload("all", vec![fixtures::web("v1"), fixtures::web("v2")])
+        .await;
+    for (n, image) in ["v1", "v2", "v1", "v2"].iter().enumerate() {
+        let job = env.deploy_job(
+            &domain,
+            &web(&format!("hostkit-test/web:{image}")),
+            vec![images.clone()],
+        );
+        let (done, _) = env.run(&job).await;
+        assert_eq!(succeeded_version(&done), n as u32 + 1);
+    }
+    let project = domain.token();
+    let tag_exists = |v: u32| {
+        let docker = env.docker.client().clone();
+        let tag = format!("{project}/web:v{v}");
+        async move { docker.inspect_image(&tag).await.is_ok() }
+    };
+    hostkit_tests::wait_until(
+        Duration::from_secs(10),
+        "pruned versions lose their tags",
+        async || !tag_exists(1).await && !tag_exists(2).await,
+    )
+    .await;
+    assert!(
+        tag_exists(3).await && tag_exists(4).await,
+        "kept versions keep their tags"
+    );
+    let dir = env.domain_dir(&domain);
+    assert!(!dir.join("versions/v1.yml").exists() && dir.join("versions/v4.yml").exists());
+}
+
+#[tokio::test]
+async fn env_values_never_reach_events() {
+    let env = Env::new().await;
+    let domain = env.domain();
+    let images = env.upload("v1", vec![fixtures::web("v1")]).await;
+    let secret = "s3cr3t-value-that-must-not-leak";
+    let compose = web("hostkit-test/web:v1").replace(
+        "    healthcheck:",
+        "    environment:\n      DB_PASSWORD: ${DB_PASSWORD:?set it}\n    healthcheck:",
+    );
+    let mut job = env.deploy_job(&domain, &compose, vec![images]);
+    if let JobSpec::Deploy(payload) = &mut job.spec {
+        payload.env.insert("DB_PASSWORD", secret);
+    }
+    let mut everything = env.client.subscribe("hostkit.>").await.expect("subscribe");
+    let mut events = JobEvents::subscribe(&env.client, &env.worker.names, &domain).await;
+    publish_job(&env.js, &env.worker.names, &env.worker.node, &job).await;
+    let done = events.terminal(&job.id, Duration::from_secs(60)).await;
+    assert_eq!(succeeded_version(&done), 1, "{done:?}");
+    // The container got it…
+    let (_, body) = env
+        .nginx
+        .get(domain.as_str(), "/cgi-bin/env")
+        .await
+        .expect("env page");
+    assert!(body.contains(&format!("DB_PASSWORD={secret}")), "{body}");
+    // …and nothing else published on hostkit.> carried it, except the job itself.
+    use futures_util::StreamExt;
+    let jobs_prefix = "hostkit.jobs.";
+    while let Ok(Some(message)) =
+        tokio::time::timeout(Duration::from_millis(500), everything.next()).await
+    {
+        if message.subject.starts_with(jobs_prefix) {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&message.payload);
+        assert!(
+            !text.contains(secret),
+            "{} leaked the secret: {text}",
+            message.subject
+        );
+    }
+}
