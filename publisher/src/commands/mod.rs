@@ -1,0 +1,90 @@
+//! One module per command family; [`run`] dispatches a parsed command line.
+
+pub mod compose;
+pub mod deploy;
+pub mod follow;
+mod job;
+pub mod ops;
+pub mod status;
+pub mod watch;
+
+use crate::cli::{Cli, Command, ComposeCommand};
+use crate::error::{Error, Exit};
+use crate::render::Output;
+
+/// Runs the command; answers the exit code of a command that ran to its
+/// end (a job's outcome), or the error that stopped it.
+pub async fn run(cli: Cli) -> Result<Exit, Error> {
+    let out = Output::new(cli.json);
+    let connect = &cli.connect;
+    match &cli.command {
+        Command::Deploy(args) => deploy::deploy(connect, &out, args).await,
+        Command::Rollback { domain, to, job } => {
+            ops::rollback(connect, &out, domain, *to, job).await
+        }
+        Command::Scale(args) => ops::scale(connect, &out, args).await,
+        Command::Restart {
+            domain,
+            service,
+            job,
+        } => ops::restart(connect, &out, domain, service.clone(), job).await,
+        Command::Stop { domain, job } => ops::stop(connect, &out, domain, job).await,
+        Command::Start { domain, job } => ops::start(connect, &out, domain, job).await,
+        Command::Remove {
+            domain,
+            purge_volumes,
+            yes,
+            job,
+        } => ops::remove(connect, &out, domain, *purge_volumes, *yes, job).await,
+        Command::Compose(ComposeCommand::Services { domain, node }) => {
+            compose::services(connect, &out, domain, node.as_ref()).await
+        }
+        Command::Compose(ComposeCommand::Logs {
+            domain,
+            service,
+            follow,
+            tail,
+            node,
+        }) => {
+            compose::logs(
+                connect,
+                &out,
+                domain,
+                service,
+                *follow,
+                *tail,
+                node.as_ref(),
+            )
+            .await
+        }
+        Command::Compose(ComposeCommand::Restart {
+            domain,
+            service,
+            job,
+        }) => ops::restart(connect, &out, domain, Some(service.clone()), job).await,
+        Command::Compose(ComposeCommand::Scale(args)) => ops::scale(connect, &out, args).await,
+        Command::Status { domain, node } => {
+            status::status(connect, &out, domain.as_ref(), node.as_ref()).await
+        }
+        Command::Versions { domain, node } => {
+            status::versions(connect, &out, domain, node.as_ref()).await
+        }
+        Command::Nodes => status::nodes(connect, &out).await,
+        Command::Watch {
+            domain,
+            kind,
+            node,
+            heartbeats,
+        } => {
+            let filter = watch::Filter {
+                kinds: kind.clone(),
+                node: node.clone(),
+                heartbeats: *heartbeats,
+            };
+            watch::watch(connect, &out, domain.as_ref(), filter).await
+        }
+        Command::Follow { job_id, timeout } => {
+            follow::follow_job(connect, &out, job_id, *timeout).await
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! Following a job to its terminal event, and the exit code it ends with.
+//!
+//! A job's events are read with an ordered consumer on the events stream
+//! filtered on the job's subject and delivering from the start: made before
+//! the job is published, it misses nothing, and it survives reconnects (it
+//! resumes after the last event it delivered); made later (`hostkit follow`),
+//! it replays the job from its first event.
+//!
+//! While no event has arrived, the node's heartbeat is checked every few
+//! seconds: a node without a live worker ends the wait (exit 4) instead of
+//! leaving CI hanging.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{DeliverPolicy, push};
+use futures_util::{Stream, StreamExt};
+use hostkit_proto::{Event, EventKind, NodeId};
+use tokio::time::Instant;
+
+use crate::connect::Session;
+use crate::error::{Error, Exit, is_missing_stream, not_set_up};
+use crate::placement;
+use crate::render::{self, Output};
+
+/// How long to wait for a first event before asking whether the node's
+/// worker is alive (and how often to ask again).
+pub const START_GRACE: Duration = Duration::from_secs(5);
+
+/// A stream of parsed events.
+pub type Events = Pin<Box<dyn Stream<Item = Result<Event, String>> + Send>>;
+
+/// Every event stored or to come on `subject` (a job's events), in order.
+pub async fn subscribe(session: &Session, subject: String) -> Result<Events, Error> {
+    let name = session.names.events_stream();
+    let stream = match session.js.get_stream(&name).await {
+        Ok(stream) => stream,
+        Err(e) if is_missing_stream(&e) => return Err(not_set_up(&format!("the stream {name}"))),
+        Err(e) => {
+            return Err(Error::unavailable(format!(
+                "cannot open the events stream {name}: {e}"
+            )));
+        }
+    };
+    let consumer = stream
+        .create_consumer(push::OrderedConfig {
+            deliver_subject: session.client.new_inbox(),
+            filter_subject: subject.clone(),
+            deliver_policy: DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| {
+            Error::unavailable(format!(
+                "cannot read the events of {subject} from {name}: {e}"
+            ))
+        })?;
+    let messages = consumer
+        .messages()
+        .await
+        .map_err(|e| Error::unavailable(format!("cannot read the events of {subject}: {e}")))?;
+    Ok(Box::pin(messages.map(|message| {
+        let message = message.map_err(|e| e.to_string())?;
+        Event::from_slice(&message.payload).map_err(|e| format!("an unreadable event: {e}"))
+    })))
+}
+
+/// How a wait for a job ended.
+#[derive(Debug)]
+pub enum Ending {
+    /// The job's terminal event.
+    Terminal(Event),
+    /// The deadline passed first.
+    TimedOut,
+    /// No event came and the node has no live worker.
+    NoWorker(NodeId),
+    /// Ctrl-C.
+    Interrupted,
+}
+
+/// What the follower knows before the first event.
+#[derive(Debug, Clone)]
+pub struct Expect {
+    /// The node the job was sent to (checked for a live worker while no
+    /// event arrives); `None` when unknown (`hostkit follow`).
+    pub node: Option<NodeId>,
+    /// When to give up.
+    pub deadline: Instant,
+}
+
+/// Reads `events` until the terminal one, drawing each (or printing it as
+/// JSON), or until the deadline, a dead node or Ctrl-C.
+pub async fn follow(
+    session: &Session,
+    mut events: Events,
+    out: &Output,
+    expect: &Expect,
+) -> Ending {
+    let mut seen_any = false;
+    let mut told_waiting = false;
+    let mut next_check = Instant::now() + START_GRACE;
+    let mut last_error: Option<String> = None;
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        tokio::select! {
+            next = events.next() => match next {
+                Some(Ok(event)) => {
+                    seen_any = true;
+                    last_error = None;
+                    show(out, &event);
+                    if event.is_terminal() {
+                        out.finish_progress();
+                        return Ending::Terminal(event);
+                    }
+                }
+                Some(Err(error)) => {
+                    if last_error.as_ref() != Some(&error) {
+                        out.warn(format!("reading events: {error}; retrying"));
+                        last_error = Some(error);
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                None => {
+                    out.warn("the event stream ended before the job did");
+                    return Ending::TimedOut;
+                }
+            },
+            _ = tokio::time::sleep_until(expect.deadline) => {
+                out.finish_progress();
+                return Ending::TimedOut;
+            }
+            _ = tokio::time::sleep_until(next_check), if !seen_any && (expect.node.is_some() || !told_waiting) => {
+                let Some(node) = &expect.node else {
+                    out.line("no event of this job yet (is the id right? has it been published?); waiting");
+                    told_waiting = true;
+                    continue;
+                };
+                let info = placement::node_info(session, node).await.ok().flatten();
+                if !placement::is_alive(info.as_ref()) {
+                    return Ending::NoWorker(node.clone());
+                }
+                if !told_waiting {
+                    out.line(format!("node {node} is alive; waiting for it to start the job (busy with other jobs?)"));
+                    told_waiting = true;
+                }
+                next_check = Instant::now() + START_GRACE;
+            }
+            _ = &mut interrupted => {
+                out.finish_progress();
+                return Ending::Interrupted;
+            }
+        }
+    }
+}
+
+fn show(out: &Output, event: &Event) {
+    if out.json() {
+        out.json_line(event);
+        return;
+    }
+    if let EventKind::Progress {
+        what,
+        done,
+        total,
+        unit,
+    } = &event.kind
+    {
+        out.progress(what, *done, *total, *unit);
+        return;
+    }
+    if event.is_terminal() {
+        out.finish_progress();
+    }
+    if let Some(line) = render::job_line(event) {
+        out.timed(line);
+    }
+}
+
+/// The exit code of a terminal event: 0 succeeded, 3 failed and rolled
+/// back, 1 failed or superseded.
+pub fn exit_for(event: &Event) -> Exit {
+    match &event.kind {
+        EventKind::Succeeded { .. } => Exit::Success,
+        EventKind::Failed {
+            rolled_back_to: Some(_),
+            ..
+        } => Exit::RolledBack,
+        _ => Exit::Failed,
+    }
+}
+
+/// The error (exit 4 / 130) for an ending without a terminal event, or
+/// `None` for a terminal one.
+pub fn ending_error(
+    ending: &Ending,
+    job: &hostkit_proto::JobId,
+    waited: Duration,
+) -> Option<Error> {
+    let resume = format!("follow it with `hostkit follow {job}`");
+    match ending {
+        Ending::Terminal(_) => None,
+        Ending::TimedOut => Some(Error::unavailable(format!(
+            "timed out after {} waiting for job {job} to finish; it may still run: {resume}",
+            render::duration(waited)
+        ))),
+        Ending::NoWorker(node) => Some(Error::unavailable(format!(
+            "no worker is listening for node {node}: is hostkit-worker running? (job {job} stays queued for it; {resume})"
+        ))),
+        Ending::Interrupted => Some(Error::new(
+            Exit::Interrupted,
+            format!("interrupted; job {job} keeps running on the node: {resume}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hostkit_proto::ErrorCode;
+
+    fn terminal(kind: EventKind) -> Event {
+        Event::for_job(
+            "vps-1".parse().unwrap(),
+            9,
+            "example.com".parse().unwrap(),
+            hostkit_proto::JobId::new(),
+            kind,
+        )
+    }
+
+    #[test]
+    fn exit_codes_follow_the_outcome() {
+        let ok = terminal(EventKind::Succeeded {
+            version: Some(2),
+            duration_ms: 10,
+        });
+        assert_eq!(exit_for(&ok), Exit::Success);
+        let failed = |rolled_back_to| {
+            terminal(EventKind::Failed {
+                code: ErrorCode::HealthTimeout,
+                message: "x".into(),
+                hint: None,
+                rolled_back_to,
+            })
+        };
+        assert_eq!(exit_for(&failed(None)), Exit::Failed);
+        assert_eq!(exit_for(&failed(Some(1))), Exit::RolledBack);
+        let superseded = terminal(EventKind::Superseded {
+            by: hostkit_proto::JobId::new(),
+        });
+        assert_eq!(exit_for(&superseded), Exit::Failed);
+    }
+
+    #[test]
+    fn no_worker_reads_plainly() {
+        let job = hostkit_proto::JobId::new();
+        let error = ending_error(
+            &Ending::NoWorker("vps-1".parse().unwrap()),
+            &job,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(error.exit(), Exit::Unavailable);
+        assert!(
+            error
+                .to_string()
+                .starts_with("no worker is listening for node vps-1: is hostkit-worker running?")
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! Checking a compose file before anything is uploaded, with the same
+//! loader and policy code the worker runs (`hostkit_deploy::compose::load`,
+//! [`Policy::check`], the main-service rule), so a typo fails in CI in
+//! milliseconds with the key and line.
+//!
+//! Two things are left to the worker, because only the node has them: the
+//! `env_file:` files (they live in the domain's directory on the node) and
+//! the domain's `.env` file. A `${VAR:?}` that only the node's `.env` can
+//! fill is therefore reported as a warning here, not an error.
+
+use std::path::Path;
+
+use hostkit_deploy::compose::{self, ComposeError, Env};
+use hostkit_deploy::policy::Policy;
+
+use crate::error::Error;
+
+/// What the local check found.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// Warnings (`path: message`) the user should see.
+    pub warnings: Vec<String>,
+    /// Whether the check stopped early because a variable only the node can
+    /// set is missing.
+    pub partial: bool,
+    /// The image references the services use (empty when `partial`).
+    pub images: Vec<String>,
+}
+
+/// Loads `text` (named `file_name` in messages) with `env`, checks the
+/// default policy with `base_dir` as the domain directory and decides the
+/// main service. Any error is a usage error (exit 2).
+pub fn check(
+    text: &str,
+    file_name: &str,
+    env: &Env,
+    base_dir: &Path,
+    main_service: Option<&str>,
+) -> Result<Checked, Error> {
+    let rejected = |detail: String| Error::usage(format!("{file_name}: {detail}"));
+    let loaded = match compose::load(text, env) {
+        Ok(loaded) => loaded,
+        Err(ComposeError::MissingVariable { variable, path, .. }) => {
+            return Ok(Checked {
+                warnings: vec![format!(
+                    "{file_name}: {variable} is not set here (--env, --env-file), which `{path}` requires; the domain's .env on the node must set it, or the deploy fails; the rest of the file was not checked locally"
+                )],
+                partial: true,
+                images: Vec::new(),
+            });
+        }
+        Err(error) => return Err(rejected(error.to_string())),
+    };
+    Policy::default()
+        .check(&loaded.project, base_dir)
+        .map_err(|denied| rejected(denied.to_string()))?;
+    loaded
+        .project
+        .main_service(main_service)
+        .map_err(|error| rejected(error.to_string()))?;
+    Ok(Checked {
+        warnings: loaded
+            .warnings
+            .iter()
+            .map(|w| format!("{file_name}: {}: {}", w.path, w.message))
+            .collect(),
+        partial: false,
+        images: loaded
+            .project
+            .services
+            .values()
+            .map(|s| s.image.clone())
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(text: &str) -> Result<Checked, Error> {
+        let dir = tempfile::tempdir().unwrap();
+        check(text, "docker-compose.yml", &Env::new(), dir.path(), None)
+    }
+
+    #[test]
+    fn a_good_file_passes() {
+        let checked = run("services:\n  web:\n    image: nginx:1\n    ports: [\"80\"]\n").unwrap();
+        assert!(!checked.partial);
+    }
+
+    #[test]
+    fn a_typo_names_key_and_line() {
+        let error =
+            run("services:\n  web:\n    image: nginx:1\n    prots: [\"80\"]\n").unwrap_err();
+        assert_eq!(error.exit(), crate::error::Exit::Usage);
+        let text = error.to_string();
+        assert!(
+            text.contains("services.web.prots") && text.contains("line 4"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_policy_applies() {
+        let error =
+            run("services:\n  web:\n    image: nginx:1\n    privileged: true\n").unwrap_err();
+        assert!(error.to_string().contains("privileged"), "{error}");
+    }
+
+    #[test]
+    fn a_variable_only_the_node_has_is_a_warning() {
+        let checked = run("services:\n  web:\n    image: \"app:${TAG:?set TAG}\"\n").unwrap();
+        assert!(checked.partial);
+        assert!(
+            checked.warnings[0].contains("TAG"),
+            "{:?}",
+            checked.warnings
+        );
+    }
+}
