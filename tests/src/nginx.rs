@@ -218,6 +218,19 @@ http {{
         &self.binary
     }
 
+    /// How HostKit's proxy drives this instance (its conf dir, its `nginx -t`
+    /// and reload commands, its listener; no TLS).
+    pub fn proxy_config(&self) -> hostkit_deploy::proxy::ProxyConfig {
+        hostkit_deploy::proxy::ProxyConfig {
+            conf_dir: self.conf_dir(),
+            test_command: self.test_command(),
+            reload_command: self.reload_command(),
+            listen: self.listen(),
+            certs_dir: None,
+            ..hostkit_deploy::proxy::ProxyConfig::default()
+        }
+    }
+
     /// The command (argv) that checks this instance's configuration:
     /// `nginx -p <prefix>/ -c <conf> -e <error log> -t`; for code under test that runs the check itself.
     pub fn test_command(&self) -> Vec<String> {

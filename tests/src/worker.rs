@@ -75,14 +75,7 @@ impl TestWorker {
         let domains_root = tempfile::tempdir().expect("domains root");
         let mut settings = test_settings(domains_root.path());
         adjust(&mut settings);
-        let proxy = ProxyConfig {
-            conf_dir: nginx.conf_dir(),
-            test_command: nginx.test_command(),
-            reload_command: nginx.reload_command(),
-            listen: nginx.listen(),
-            certs_dir: None,
-            ..ProxyConfig::default()
-        };
+        let proxy = nginx.proxy_config();
         let (shutdown, _) = watch::channel(false);
         let mut worker = TestWorker {
             node,
@@ -118,19 +111,7 @@ impl TestWorker {
                 panic!("worker failed: {error:#}");
             }
         }));
-        // Ready when the node's consumer exists.
-        let js = jetstream::new(nats.client().await);
-        let names = self.names.clone();
-        let consumer = names.jobs_consumer(&self.node);
-        crate::wait_until(
-            Duration::from_secs(20),
-            "the worker's consumer exists",
-            async || match js.get_stream(names.jobs_stream()).await {
-                Ok(stream) => stream.consumer_info(&consumer).await.is_ok(),
-                Err(_) => false,
-            },
-        )
-        .await;
+        wait_for_consumer(nats, &self.names, &self.node).await;
     }
 
     /// Graceful stop (as SIGTERM would), waiting for running jobs.
@@ -159,6 +140,21 @@ impl Drop for TestWorker {
             task.abort();
         }
     }
+}
+
+/// Wait (bounded) until `node`'s durable consumer exists.
+pub async fn wait_for_consumer(nats: &TestNats, names: &Names, node: &NodeId) {
+    let js = jetstream::new(nats.client().await);
+    let consumer = names.jobs_consumer(node);
+    crate::wait_until(
+        Duration::from_secs(30),
+        "the worker's consumer exists",
+        async || match js.get_stream(names.jobs_stream()).await {
+            Ok(stream) => stream.consumer_info(&consumer).await.is_ok(),
+            Err(_) => false,
+        },
+    )
+    .await;
 }
 
 /// Publish `job` to `node` as the CLI does (msg id = job id); answers the
@@ -426,20 +422,16 @@ shutdown_grace = "30s"
             .spawn()
             .expect("start hostkit-worker");
         self.child = Some(child);
-        let js = jetstream::new(nats.client().await);
-        let names = Names::default();
-        let consumer = names.jobs_consumer(&self.node);
+        wait_for_consumer(nats, &Names::default(), &self.node).await;
         let log_path = self.dir.path().join("worker.log");
         crate::wait_until(
             Duration::from_secs(30),
-            "the worker process creates its consumer",
-            async || match js.get_stream(names.jobs_stream()).await {
-                Ok(stream) => stream.consumer_info(&consumer).await.is_ok(),
-                Err(_) => false,
+            "the worker process says it is online",
+            async || {
+                std::fs::read_to_string(&log_path).is_ok_and(|log| log.contains("worker online"))
             },
         )
         .await;
-        let _ = log_path;
     }
 
     /// SIGKILL: no chance to finish anything.

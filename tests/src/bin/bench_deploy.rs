@@ -51,7 +51,7 @@ use hostkit_deploy::images::{self, PullPolicy};
 use hostkit_deploy::policy::Policy;
 use hostkit_deploy::ports::PortBlock;
 use hostkit_deploy::progress::{NoProgress, Progress, ProgressSink, ServiceState};
-use hostkit_deploy::proxy::{Proxy, ProxyConfig};
+use hostkit_deploy::proxy::Proxy;
 use hostkit_deploy::stack::{self, Placement};
 use hostkit_proto::Domain;
 use hostkit_tests::{ImageSpec, TarballBuilder, TestDocker, TestNginx, compose_project, fixtures};
@@ -288,14 +288,7 @@ struct Site {
 impl<'a> Host<'a> {
     async fn new(docker: &'a TestDocker) -> anyhow::Result<Host<'a>> {
         let nginx = TestNginx::new().await;
-        let proxy = Proxy::new(ProxyConfig {
-            conf_dir: nginx.conf_dir(),
-            test_command: nginx.test_command(),
-            reload_command: nginx.reload_command(),
-            listen: nginx.listen(),
-            certs_dir: None,
-            ..ProxyConfig::default()
-        });
+        let proxy = Proxy::new(nginx.proxy_config());
         let engine = Engine::new(
             docker.client().clone(),
             Some(proxy),

@@ -14,7 +14,7 @@ use hostkit_deploy::images::PullPolicy;
 use hostkit_deploy::policy::Policy;
 use hostkit_deploy::ports::PortBlock;
 use hostkit_deploy::progress::RecordingSink;
-use hostkit_deploy::proxy::{Proxy, ProxyConfig};
+use hostkit_deploy::proxy::Proxy;
 use hostkit_deploy::stack::{self, Placement};
 use hostkit_proto::Domain;
 use hostkit_tests::{TestDocker, TestNginx, fixtures};
@@ -102,14 +102,7 @@ impl Site {
             ])
             .await;
         let nginx = TestNginx::new().await;
-        let proxy = Proxy::new(ProxyConfig {
-            conf_dir: nginx.conf_dir(),
-            test_command: nginx.test_command(),
-            reload_command: nginx.reload_command(),
-            listen: nginx.listen(),
-            certs_dir: None,
-            ..ProxyConfig::default()
-        });
+        let proxy = Proxy::new(nginx.proxy_config());
         let engine = Engine::new(
             docker.client().clone(),
             Some(proxy),

@@ -134,6 +134,24 @@ impl Env {
         ids
     }
 
+    /// Wait (bounded) until the domain's stack has at least one container:
+    /// a deploy is under way.
+    pub async fn wait_for_a_container(&self, domain: &Domain) {
+        hostkit_tests::wait_until(
+            Duration::from_secs(60),
+            "the deploy creates a container",
+            async || {
+                hostkit_deploy::engine::inventory::Inventory::load(
+                    self.docker.client(),
+                    &domain.token(),
+                )
+                .await
+                .is_ok_and(|i| !i.services.is_empty())
+            },
+        )
+        .await;
+    }
+
     /// The domain directory the worker keeps for `domain`.
     pub fn domain_dir(&self, domain: &Domain) -> std::path::PathBuf {
         self.worker.domains_root.path().join(domain.as_str())

@@ -21,20 +21,7 @@ async fn a_worker_crashing_mid_deploy_finishes_the_job_exactly_once_after_restar
     let mut events = JobEvents::subscribe(&env.client, &env.worker.names, &domain).await;
     publish_job(&env.js, &env.worker.names, &env.worker.node, &job).await;
     // Crash once the deploy is under way (its first replica exists).
-    hostkit_tests::wait_until(
-        Duration::from_secs(60),
-        "the deploy creates a container",
-        async || {
-            !hostkit_deploy::engine::inventory::Inventory::load(
-                env.docker.client(),
-                &domain.token(),
-            )
-            .await
-            .map(|i| i.services.is_empty())
-            .unwrap_or(true)
-        },
-    )
-    .await;
+    env.wait_for_a_container(&domain).await;
     let (nats, docker) = (&env.nats, &env.docker);
     env.worker.crash_and_restart(nats, docker).await;
 
@@ -64,20 +51,7 @@ async fn nats_restarting_mid_job_loses_no_event() {
         .await;
     let job = env.deploy_job(&domain, &web("hostkit-test/web:v1"), vec![images]);
     publish_job(&env.js, &env.worker.names, &env.worker.node, &job).await;
-    hostkit_tests::wait_until(
-        Duration::from_secs(60),
-        "the deploy creates a container",
-        async || {
-            !hostkit_deploy::engine::inventory::Inventory::load(
-                env.docker.client(),
-                &domain.token(),
-            )
-            .await
-            .map(|i| i.services.is_empty())
-            .unwrap_or(true)
-        },
-    )
-    .await;
+    env.wait_for_a_container(&domain).await;
     env.nats.stop();
     tokio::time::sleep(Duration::from_secs(3)).await;
     env.nats.start().await;
@@ -183,20 +157,7 @@ async fn a_worker_process_killed_with_sigkill_mid_deploy_finishes_the_job_exactl
     let job = env.deploy_job(&domain, &web("hostkit-test/web:v1"), vec![images]);
     let mut events = JobEvents::subscribe(&env.client, &env.worker.names, &domain).await;
     publish_job(&env.js, &env.worker.names, &process.node, &job).await;
-    hostkit_tests::wait_until(
-        Duration::from_secs(60),
-        "the deploy creates a container",
-        async || {
-            !hostkit_deploy::engine::inventory::Inventory::load(
-                env.docker.client(),
-                &domain.token(),
-            )
-            .await
-            .map(|i| i.services.is_empty())
-            .unwrap_or(true)
-        },
-    )
-    .await;
+    env.wait_for_a_container(&domain).await;
     process.kill();
     process.spawn(&env.nats).await;
 
