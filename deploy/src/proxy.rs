@@ -172,8 +172,9 @@ impl Proxy {
 
     /// Route `domain` to `upstreams`: write, check, reload. When nginx
     /// rejects the result, the previous file is restored and nginx is left
-    /// as it was.
-    pub async fn switch(&self, domain: &Domain, upstreams: &[String]) -> Result<(), ProxyError> {
+    /// as it was. Answers whether anything changed (an identical file is
+    /// neither rewritten nor reloaded).
+    pub async fn switch(&self, domain: &Domain, upstreams: &[String]) -> Result<bool, ProxyError> {
         if upstreams.is_empty() {
             return Err(ProxyError::NoUpstreams {
                 domain: domain.to_string(),
@@ -183,7 +184,7 @@ impl Proxy {
         let rendered = self.render(domain, upstreams);
         let previous = read_optional(&path).await?;
         if previous.as_deref() == Some(rendered.as_str()) {
-            return Ok(());
+            return Ok(false);
         }
         write_atomically(&path, &rendered).await?;
         if let Err(message) = run(&self.config.test_command).await? {
@@ -198,7 +199,7 @@ impl Proxy {
             self.wait_until_serving(domain, &config_id(&rendered))
                 .await?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Stop routing `domain` (its file is removed and nginx reloaded).

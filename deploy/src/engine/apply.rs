@@ -167,8 +167,7 @@ impl Engine {
                         .map(|o| o.replicas.as_slice())
                         .unwrap_or(&[]),
                 );
-                if !upstreams.is_empty() {
-                    proxy.switch(&stack.domain, &upstreams).await?;
+                if !upstreams.is_empty() && proxy.switch(&stack.domain, &upstreams).await? {
                     sink.report(Progress::ProxySwitched {
                         upstreams: upstreams.clone(),
                     });
@@ -414,12 +413,14 @@ impl Context<'_> {
         if upstreams.is_empty() {
             return Ok(false);
         }
-        proxy
+        let changed = proxy
             .switch(&self.stack.domain, &upstreams)
             .await
             .map_err(DeployError::from)?;
-        self.sink.report(Progress::ProxySwitched { upstreams });
-        Ok(true)
+        if changed {
+            self.sink.report(Progress::ProxySwitched { upstreams });
+        }
+        Ok(changed)
     }
 
     async fn create_replicas(
