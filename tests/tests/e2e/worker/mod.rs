@@ -9,4 +9,5 @@ mod features;
 mod flow;
 mod intake;
 mod lanes;
+mod observability;
 mod resilience;
