@@ -171,6 +171,12 @@ impl Lanes {
     }
 
     /// Of the deploys at the front of the queue, only the newest runs.
+    ///
+    /// "Newest" is by stream order, not arrival: a redelivered message (or
+    /// a job resumed from the store) may arrive after newer jobs. Other
+    /// deliveries of the newest job itself are not superseded (that would
+    /// end it without running it): they stay behind it and are answered
+    /// from the store once it has run.
     async fn coalesce(&self, queue: &mut VecDeque<Delivery>) {
         let deploys = queue
             .iter()
@@ -179,8 +185,21 @@ impl Lanes {
         if deploys < 2 {
             return;
         }
-        let newest = queue[deploys - 1].job.id;
-        for old in queue.drain(..deploys - 1).collect::<Vec<_>>() {
+        let Some(keep) = (0..deploys).max_by_key(|&i| (queue[i].stream_seq, i)) else {
+            return;
+        };
+        let newest = queue[keep].job.id;
+        let front: Vec<Delivery> = queue.drain(..deploys).collect();
+        let mut kept = Vec::new();
+        for (i, old) in front.into_iter().enumerate() {
+            if old.job.id == newest {
+                if i == keep {
+                    kept.insert(0, old);
+                } else {
+                    kept.push(old);
+                }
+                continue;
+            }
             self.waiting.fetch_sub(1, Ordering::Relaxed);
             tracing::info!(job_id = %old.job.id, by = %newest, "deploy superseded");
             match self.supersede(&old, &newest).await {
@@ -191,6 +210,9 @@ impl Lanes {
                     tracing::error!(%error, "superseding failed; the job will be redelivered")
                 }
             }
+        }
+        for delivery in kept.into_iter().rev() {
+            queue.push_front(delivery);
         }
     }
 }

@@ -112,3 +112,53 @@ async fn five_waiting_deploys_run_once_and_supersede_four() {
     assert_eq!(env.get(&domain).await, (200, "web v2\n".into()));
     assert_eq!(env.worker_versions(&domain).await, vec![2, 1]);
 }
+
+#[tokio::test]
+async fn a_deploy_delivered_twice_while_waiting_runs_and_is_not_superseded_by_itself() {
+    use async_nats::jetstream::message::PublishMessage;
+
+    let env = Env::new().await;
+    let domain = env.domain();
+    let images = env
+        .upload(
+            "v1",
+            vec![
+                hostkit_tests::fixtures::web("v1"),
+                hostkit_tests::fixtures::web("v2"),
+            ],
+        )
+        .await;
+    let mut events = JobEvents::subscribe(&env.client, &env.worker.names, &domain).await;
+    let first = env.deploy_job(&domain, &web("hostkit-test/web:v1"), vec![images.clone()]);
+    publish_job(&env.js, &env.worker.names, &env.worker.node, &first).await;
+    events.started(&first.id, Duration::from_secs(30)).await;
+    // While the lane is busy, the same deploy arrives twice (a redelivery,
+    // or a re-publish past the duplicate window): both wait in the lane.
+    let second = env.deploy_job(&domain, &web("hostkit-test/web:v2"), vec![images.clone()]);
+    publish_job(&env.js, &env.worker.names, &env.worker.node, &second).await;
+    let subject = env.worker.names.jobs_subject(&env.worker.node, &domain);
+    env.js
+        .send_publish(
+            subject,
+            PublishMessage::build()
+                .payload(second.to_vec().into())
+                .message_id(format!("{}-again", second.id)),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    events.terminal(&first.id, Duration::from_secs(90)).await;
+    let done = events.terminal(&second.id, Duration::from_secs(90)).await;
+    assert!(matches!(done.kind, EventKind::Succeeded { .. }), "{done:?}");
+    events.collect_for(Duration::from_secs(2)).await;
+    let terminals: std::collections::BTreeSet<u64> = events
+        .of(&second.id)
+        .iter()
+        .filter(|e| e.is_terminal())
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(terminals.len(), 1, "one terminal event: {terminals:?}");
+    assert_eq!(env.get(&domain).await, (200, "web v2\n".into()));
+    assert_eq!(env.worker_versions(&domain).await, vec![2, 1]);
+}
