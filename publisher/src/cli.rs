@@ -69,11 +69,11 @@ pub struct ConnectArgs {
 
     /// NATS credentials file (JWT and nkey seed).
     #[arg(long, global = true, env = "NATS_CREDS", value_name = "FILE")]
-    pub creds: Option<PathBuf>,
+    pub creds: Option<String>,
 
     /// File holding an nkey user seed (`SU…`) to authenticate with.
     #[arg(long, global = true, value_name = "FILE")]
-    pub nkey: Option<PathBuf>,
+    pub nkey: Option<String>,
 
     /// NATS user name (with --password).
     #[arg(long, global = true, env = "NATS_USER")]
@@ -89,7 +89,7 @@ pub struct ConnectArgs {
 
     /// CA certificate (PEM) to verify the server with; implies TLS.
     #[arg(long, global = true, value_name = "FILE")]
-    pub tls_ca: Option<PathBuf>,
+    pub tls_ca: Option<String>,
 
     /// Inbox prefix for replies, when the server gives this user its own.
     #[arg(long, global = true, env = "NATS_INBOX_PREFIX", value_name = "PREFIX")]
@@ -119,6 +119,29 @@ pub struct ConnectArgs {
     /// Who asks, recorded in jobs (default: the GitHub run, or user@host).
     #[arg(long, global = true, env = "HOSTKIT_REQUESTED_BY", value_name = "WHO")]
     pub requested_by: Option<String>,
+}
+
+impl ConnectArgs {
+    /// The same options with empty values (e.g. `NATS_CREDS=` from an unset
+    /// CI secret) treated as not given.
+    pub fn without_empty(mut self) -> Self {
+        for value in [
+            &mut self.creds,
+            &mut self.nkey,
+            &mut self.user,
+            &mut self.password,
+            &mut self.token,
+            &mut self.tls_ca,
+            &mut self.inbox_prefix,
+            &mut self.sign_key,
+            &mut self.requested_by,
+        ] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                *value = None;
+            }
+        }
+        self
+    }
 }
 
 /// The commands.
@@ -457,6 +480,17 @@ mod tests {
     #[test]
     fn the_cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn empty_values_are_not_given() {
+        let mut args = Cli::try_parse_from(["hostkit", "nodes", "--creds", "", "--token", "t"])
+            .unwrap()
+            .connect;
+        args.sign_key = Some(" ".into());
+        let args = args.without_empty();
+        assert_eq!((args.creds, args.sign_key), (None, None));
+        assert_eq!(args.token.as_deref(), Some("t"));
     }
 
     #[test]

@@ -89,6 +89,7 @@ async fn options(args: &ConnectArgs) -> Result<ConnectOptions, Error> {
         .name(concat!("hostkit-cli/", env!("CARGO_PKG_VERSION")))
         .connection_timeout(CONNECT_TIMEOUT);
     if let Some(path) = &args.creds {
+        let path = Path::new(path);
         let text = read_secret_file("--creds", path)?;
         options = options.credentials(&text).map_err(|_| {
             Error::usage(format!(
@@ -98,6 +99,7 @@ async fn options(args: &ConnectArgs) -> Result<ConnectOptions, Error> {
         })?;
     }
     if let Some(path) = &args.nkey {
+        let path = Path::new(path);
         let seed = read_secret_file("--nkey", path)?;
         let seed = seed.trim();
         if !seed.starts_with("SU") || hostkit_proto::sign::KeyPair::from_seed(seed).is_err() {
@@ -120,13 +122,16 @@ async fn options(args: &ConnectArgs) -> Result<ConnectOptions, Error> {
         options = options.token(token.clone());
     }
     if let Some(ca) = &args.tls_ca {
+        let ca = Path::new(ca);
         if !ca.is_file() {
             return Err(Error::usage(format!(
                 "--tls-ca: {} is not a file",
                 ca.display()
             )));
         }
-        options = options.add_root_certificates(ca.clone()).require_tls(true);
+        options = options
+            .add_root_certificates(ca.to_path_buf())
+            .require_tls(true);
     }
     if let Some(prefix) = &args.inbox_prefix {
         options = options.custom_inbox_prefix(prefix);

@@ -14,6 +14,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{DeliverPolicy, push};
+use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 use hostkit_proto::{Event, EventKind, NodeId};
 use tokio::time::Instant;
@@ -96,6 +97,7 @@ pub async fn follow(
     out: &Output,
     expect: &Expect,
 ) -> Ending {
+    let mut origin = None;
     let mut seen_any = false;
     let mut told_waiting = false;
     let mut next_check = Instant::now() + START_GRACE;
@@ -108,7 +110,8 @@ pub async fn follow(
                 Some(Ok(event)) => {
                     seen_any = true;
                     last_error = None;
-                    show(out, &event);
+                    let origin = *origin.get_or_insert(event.at);
+                    show(out, &event, origin);
                     if event.is_terminal() {
                         out.finish_progress();
                         return Ending::Terminal(event);
@@ -154,7 +157,8 @@ pub async fn follow(
     }
 }
 
-fn show(out: &Output, event: &Event) {
+/// Draws one event; human lines carry the time since the job's first event.
+fn show(out: &Output, event: &Event, origin: DateTime<Utc>) {
     if out.json() {
         out.json_line(event);
         return;
@@ -173,7 +177,8 @@ fn show(out: &Output, event: &Event) {
         out.finish_progress();
     }
     if let Some(line) = render::job_line(event) {
-        out.timed(line);
+        let secs = event.at.signed_duration_since(origin).num_milliseconds() as f64 / 1000.0;
+        out.line(format!("[{secs:>6.1}s] {line}"));
     }
 }
 

@@ -23,7 +23,6 @@ const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(5);
 pub struct Output {
     json: bool,
     tty: bool,
-    started: Instant,
     bars: Option<MultiProgress>,
     progress: Mutex<HashMap<String, Item>>,
 }
@@ -46,7 +45,6 @@ impl Output {
         Output {
             json,
             tty,
-            started: Instant::now(),
             bars,
             progress: Mutex::new(HashMap::new()),
         }
@@ -74,12 +72,6 @@ impl Output {
             let _ = writeln!(out, "{text}");
             let _ = out.flush();
         }
-    }
-
-    /// A line with the time since the command started: `[  3.2s] text`.
-    pub fn timed(&self, text: impl AsRef<str>) {
-        let secs = self.started.elapsed().as_secs_f64();
-        self.line(format!("[{secs:>6.1}s] {}", text.as_ref()));
     }
 
     /// A warning, always on stderr.

@@ -223,14 +223,16 @@ async fn compose_plan(
             .iter()
             .flat_map(|image| image.tags.iter().map(|t| normalize_reference(t)))
             .collect();
-        let missing: BTreeSet<&String> = checked
+        let missing: BTreeSet<&str> = checked
             .images
             .iter()
             .filter(|image| !provided.contains(&normalize_reference(image)))
+            .map(String::as_str)
             .collect();
-        for image in missing {
-            out.warn(format!(
-                "no tarball given holds {image}: the node must have it already or pull it"
+        if !missing.is_empty() {
+            out.line(format!(
+                "not in the tarballs given (the node must have or pull them): {}",
+                missing.into_iter().collect::<Vec<_>>().join(", ")
             ));
         }
     }
@@ -307,7 +309,18 @@ async fn inspect_tarballs(paths: &[PathBuf]) -> Result<Vec<SavedImage>, Error> {
             return Err(Error::usage(format!("{}: no such file", path.display())));
         }
         let path = path.clone();
-        all.extend(blocking(move || tarball::saved_images(&path)).await?);
+        all.extend(
+            blocking(move || {
+                if !tarball::is_tar(&path)? {
+                    return Err(Error::usage(format!(
+                        "{} is not a tar archive: is it a `docker save` tarball?",
+                        path.display()
+                    )));
+                }
+                tarball::saved_images(&path)
+            })
+            .await?,
+        );
     }
     Ok(all)
 }

@@ -16,7 +16,7 @@ use crate::render::Output;
 /// end (a job's outcome), or the error that stopped it.
 pub async fn run(cli: Cli) -> Result<Exit, Error> {
     let out = Output::new(cli.json);
-    let connect = &cli.connect;
+    let connect = &cli.connect.clone().without_empty();
     match &cli.command {
         Command::Deploy(args) => deploy::deploy(connect, &out, args).await,
         Command::Rollback { domain, to, job } => {

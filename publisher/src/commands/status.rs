@@ -74,17 +74,17 @@ pub async fn status(
         .iter()
         .zip(&answers)
         .map(|(info, answer)| {
-            let state = match answer {
-                Some(Ok(_)) => "online".to_owned(),
-                Some(Err(_)) => "no answer".to_owned(),
-                None => "offline".to_owned(),
+            let (state, domains) = match answer {
+                Some(Ok(reply)) => ("online", reply.domains.len()),
+                Some(Err(_)) => ("no answer", info.domains.len()),
+                None => ("offline", info.domains.len()),
             };
             vec![
                 info.node.to_string(),
-                state,
+                state.to_owned(),
                 info.version.clone(),
                 ago(info.last_heartbeat),
-                info.domains.len().to_string(),
+                domains.to_string(),
             ]
         })
         .collect();

@@ -1,0 +1,908 @@
+//! End-to-end tests of the real `hostkit` binary against a real
+//! nats-server, a real worker runtime (in this process), the Docker Engine
+//! and nginx: every command's output and exit code, the seed's forms,
+//! `--json`, uploads that skip what is there, validation before publishing,
+//! missing workers and NATS, `follow`, `logs -f`, `watch`, the GitHub job
+//! summary and auto-rollback.
+//!
+//! Each test owns one environment (its own nats-server, nginx, worker and
+//! unique domains, cleaned up on drop) and runs its commands in sequence;
+//! the tests run in parallel. `HOSTKIT_CLI_TEST_SHOW=1` prints every
+//! command with its output (run with `--no-capture`).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use futures_util::StreamExt;
+use hostkit_proto::{Event, EventKind};
+use hostkit_tests::{
+    ImageSpec, TarballBuilder, TestDocker, TestNats, TestNginx, TestWorker, fixtures,
+};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+/// Longest any one command may take before the test fails.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Environment variables the CLI reads, removed from every child so that
+/// the machine's settings cannot leak into a test.
+const CLI_ENV: &[&str] = &[
+    "NATS_URL",
+    "NATS_CREDS",
+    "NATS_USER",
+    "NATS_PASSWORD",
+    "NATS_TOKEN",
+    "NATS_INBOX_PREFIX",
+    "HOSTKIT_SIGNING_KEY",
+    "HOSTKIT_SUBJECT_ROOT",
+    "HOSTKIT_REQUESTED_BY",
+    "GITHUB_STEP_SUMMARY",
+    "GITHUB_REPOSITORY",
+    "GITHUB_RUN_ID",
+    "GITHUB_ACTOR",
+];
+
+/// A single web service on 8080 running `image`, with a quick healthcheck.
+fn web_compose(image: &str) -> String {
+    format!(
+        "services:\n  web:\n    image: {image}\n    ports: [\"8080\"]\n    healthcheck:\n      interval: 1s\n      timeout: 3s\n      retries: 3\n"
+    )
+}
+
+/// What one run of the binary did.
+#[derive(Debug)]
+struct Run {
+    args: Vec<String>,
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Asserts the exit code, showing everything the command printed.
+    #[track_caller]
+    fn expect(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            code,
+            "`hostkit {}` exited {} (expected {code})\n--- stdout\n{}\n--- stderr\n{}",
+            self.args.join(" "),
+            self.code,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Asserts that stdout contains `needle`.
+    #[track_caller]
+    fn stdout_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout of `hostkit {}` lacks {needle:?}:\n{}\n--- stderr\n{}",
+            self.args.join(" "),
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Asserts that stderr contains `needle`.
+    #[track_caller]
+    fn stderr_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr of `hostkit {}` lacks {needle:?}:\n{}\n--- stdout\n{}",
+            self.args.join(" "),
+            self.stderr,
+            self.stdout
+        );
+        self
+    }
+
+    /// The stdout lines parsed as events (`--json`).
+    #[track_caller]
+    fn events(&self) -> Vec<Event> {
+        self.stdout
+            .lines()
+            .map(|line| {
+                Event::from_slice(line.as_bytes()).unwrap_or_else(|e| {
+                    panic!("not an event ({e}): {line:?}\n--- stderr\n{}", self.stderr)
+                })
+            })
+            .collect()
+    }
+}
+
+/// A `hostkit` command line against `url` with a clean environment.
+fn command(url: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hostkit"));
+    for name in CLI_ENV {
+        command.env_remove(name);
+    }
+    command
+        .env("NATS_URL", url)
+        .env("HOSTKIT_REQUESTED_BY", "cli-e2e")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs `command` to its end (bounded).
+async fn run(mut command: Command, args: &[&str]) -> Run {
+    let child = command.spawn().expect("start the hostkit binary");
+
+    let output = tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "`hostkit {}` ran longer than {COMMAND_TIMEOUT:?}",
+                args.join(" ")
+            )
+        })
+        .expect("wait for hostkit");
+    if std::env::var_os("HOSTKIT_CLI_TEST_SHOW").is_some() {
+        eprintln!(
+            "$ hostkit {}\n{}{}[exit {:?}]\n",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+            output.status.code()
+        );
+    }
+    Run {
+        args: args.iter().map(|a| a.to_string()).collect(),
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// nats-server, Docker, nginx and a worker for one test.
+struct Env {
+    nats: TestNats,
+    docker: TestDocker,
+    nginx: TestNginx,
+    worker: TestWorker,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    async fn new() -> Env {
+        let nats = TestNats::new().await;
+        let docker = TestDocker::new().await;
+        let nginx = TestNginx::new().await;
+        let worker = TestWorker::start(&nats, &docker, &nginx).await;
+        Env {
+            nats,
+            docker,
+            nginx,
+            worker,
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// A fresh domain, cleaned up with the test.
+    fn domain(&self) -> String {
+        self.docker.unique_domain()
+    }
+
+    /// The worker's node id.
+    fn node(&self) -> String {
+        self.worker.node.to_string()
+    }
+
+    /// Runs `hostkit args…` against this environment's NATS.
+    async fn hostkit(&self, args: &[&str]) -> Run {
+        run(command(&self.nats.url(), args), args).await
+    }
+
+    /// Runs it with extra environment variables.
+    async fn hostkit_with(&self, args: &[&str], vars: &[(&str, &Path)]) -> Run {
+        let mut command = command(&self.nats.url(), args);
+        for (name, value) in vars {
+            command.env(name, value);
+        }
+        run(command, args).await
+    }
+
+    /// Starts `hostkit args…` without waiting (for `-f` and `watch`).
+    fn spawn(&self, args: &[&str]) -> tokio::process::Child {
+        command(&self.nats.url(), args)
+            .spawn()
+            .expect("start the hostkit binary")
+    }
+
+    /// A `docker save` tarball of `images` in the test's directory.
+    fn tarball(&self, name: &str, images: Vec<ImageSpec>) -> PathBuf {
+        let path = self.dir.path().join(name);
+        images
+            .into_iter()
+            .fold(TarballBuilder::new(), TarballBuilder::image)
+            .write_to(&path)
+            .expect("write the tarball");
+        path
+    }
+
+    /// A file in the test's directory.
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(&path, text).expect("write the file");
+        path
+    }
+
+    /// `GET /` through nginx for `domain`.
+    async fn get(&self, domain: &str) -> (u16, String) {
+        self.nginx
+            .get(domain, "/")
+            .await
+            .expect("request through nginx")
+    }
+
+    async fn js(&self) -> jetstream::Context {
+        jetstream::new(self.nats.client().await)
+    }
+
+    /// How many objects the image store holds.
+    async fn objects(&self) -> usize {
+        let store = self
+            .js()
+            .await
+            .get_object_store(self.worker.names.images_bucket())
+            .await
+            .expect("the image store");
+        let mut list = store.list().await.expect("list objects");
+        let mut n = 0;
+        while let Some(item) = list.next().await {
+            item.expect("an object");
+            n += 1;
+        }
+        n
+    }
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 path")
+}
+
+/// The job id in a "follow it with `hostkit follow <id>`" message.
+fn follow_hint(text: &str) -> String {
+    let start = text
+        .find("hostkit follow ")
+        .unwrap_or_else(|| panic!("no follow hint in {text}"))
+        + "hostkit follow ".len();
+    text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect()
+}
+
+fn assert_no_control_characters(text: &str) {
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "control characters in non-terminal output:\n{text:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deploy_a_compose_file_redeploy_uploads_nothing_follow_replays_and_queries_answer() {
+    let env = Env::new().await;
+    let domain = env.domain();
+    let node = env.node();
+    let compose = env.file(
+        "site/docker-compose.yml",
+        &web_compose("hostkit-test/web:v1"),
+    );
+    let images = env.tarball("web-v1.tar", vec![fixtures::web("v1")]);
+    let summary = env.dir.path().join("summary.md");
+
+    // First deploy: human output, with the GitHub summary.
+    let first = env
+        .hostkit_with(
+            &[
+                "deploy",
+                &domain,
+                path_str(&compose),
+                "--images",
+                path_str(&images),
+                "--node",
+                &node,
+            ],
+            &[("GITHUB_STEP_SUMMARY", &summary)],
+        )
+        .await;
+    first
+        .expect(0)
+        .stdout_has("docker-compose.yml: checked (1 service(s))")
+        .stdout_has("uploading web-v1.tar")
+        .stdout_has("published deploy job")
+        .stdout_has(&format!("to node {node}"))
+        .stdout_has("▸ check:")
+        .stdout_has("web#1 healthy")
+        .stdout_has(&format!("✓ succeeded: v1 on {node}"));
+    let size = std::fs::metadata(&images).unwrap().len();
+    first.stdout_has(&format!("sent ({size} bytes)"));
+    assert_no_control_characters(&first.stdout);
+    assert_eq!(env.get(&domain).await, (200, "web v1\n".to_owned()));
+    let md = std::fs::read_to_string(&summary).expect("the job summary was written");
+    for needle in [
+        format!("HostKit deploy: {domain}"),
+        "| Outcome | succeeded |".to_owned(),
+        format!("| Node | {node} |"),
+        "| Version | v1 |".to_owned(),
+        "| Uploaded | ".to_owned(),
+        "| web | `hostkit-test/web:v1` | 1 | 1: running (healthy) |".to_owned(),
+    ] {
+        assert!(
+            md.contains(&needle),
+            "{needle} missing from the summary:\n{md}"
+        );
+    }
+    assert_eq!(env.objects().await, 1);
+
+    // Second deploy of the same images: placement finds the node, nothing is
+    // uploaded, and --json prints the events, the terminal one last.
+    let second = env
+        .hostkit(&[
+            "--json",
+            "deploy",
+            &domain,
+            path_str(&compose),
+            "--images",
+            path_str(&images),
+        ])
+        .await;
+    second
+        .expect(0)
+        .stderr_has("already uploaded")
+        .stderr_has("0 B sent (0 bytes)");
+    let events = second.events();
+    let last = events.last().expect("events");
+    assert!(
+        matches!(
+            last.kind,
+            EventKind::Succeeded {
+                version: Some(2),
+                ..
+            }
+        ),
+        "{last:?}"
+    );
+    assert!(events[..events.len() - 1].iter().all(|e| !e.is_terminal()));
+    assert!(
+        matches!(events[0].kind, EventKind::Started { .. }),
+        "{:?}",
+        events[0]
+    );
+    let job = last.job_id.expect("a job id").to_string();
+    assert!(
+        events
+            .iter()
+            .all(|e| e.job_id.map(|j| j.to_string()) == Some(job.clone()))
+    );
+    assert_eq!(env.objects().await, 1);
+
+    // follow replays the finished job from its start.
+    let replay = env.hostkit(&["--json", "follow", &job]).await;
+    replay.expect(0);
+    assert_eq!(replay.events(), events);
+    env.hostkit(&["follow", &job])
+        .await
+        .expect(0)
+        .stdout_has(&format!("started deploy on {node}"))
+        .stdout_has("✓ succeeded: v2");
+
+    // Queries.
+    env.hostkit(&["versions", &domain])
+        .await
+        .expect(0)
+        .stdout_has("*v2")
+        .stdout_has(" v1")
+        .stdout_has("deployed");
+    env.hostkit(&["status", &domain])
+        .await
+        .expect(0)
+        .stdout_has(&format!("{domain} on node {node}: v2, healthy"))
+        .stdout_has("last job: deploy succeeded");
+    env.hostkit(&["status"])
+        .await
+        .expect(0)
+        .stdout_has(&format!("{node}  online"))
+        .stdout_has(&domain)
+        .stdout_has("healthy");
+    env.hostkit(&["nodes"])
+        .await
+        .expect(0)
+        .stdout_has(&node)
+        .stdout_has("online");
+    let nodes = env.hostkit(&["--json", "nodes"]).await;
+    nodes.expect(0);
+    let list: serde_json::Value = serde_json::from_str(&nodes.stdout).expect("JSON");
+    assert_eq!(list[0]["node"]["node"], node.as_str());
+    assert_eq!(list[0]["alive"], true);
+    env.hostkit(&["compose", "services", &domain])
+        .await
+        .expect(0)
+        .stdout_has("SERVICE")
+        .stdout_has("web")
+        .stdout_has("running")
+        .stdout_has("healthy")
+        .stdout_has("hostkit-test/web:v1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn operator_commands_and_their_exit_codes() {
+    let env = Env::new().await;
+    let domain = env.domain();
+    let node = env.node();
+    let images = env.tarball("web.tar", vec![fixtures::web("v1"), fixtures::web("v2")]);
+    for version in ["v1", "v2"] {
+        let compose = env.file(
+            &format!("{version}/docker-compose.yml"),
+            &web_compose(&format!("hostkit-test/web:{version}")),
+        );
+        env.hostkit(&[
+            "deploy",
+            &domain,
+            path_str(&compose),
+            "--images",
+            path_str(&images),
+            "--node",
+            &node,
+        ])
+        .await
+        .expect(0);
+    }
+    assert_eq!(env.get(&domain).await.1, "web v2\n");
+
+    env.hostkit(&["scale", &domain, "web", "2"])
+        .await
+        .expect(0)
+        .stdout_has("started scale")
+        .stdout_has("web#2");
+    let services = env
+        .hostkit(&["--json", "compose", "services", &domain])
+        .await;
+    services.expect(0);
+    let reply: serde_json::Value = serde_json::from_str(&services.stdout).expect("JSON");
+    assert_eq!(
+        reply["services"][0]["replicas"].as_array().map(Vec::len),
+        Some(2)
+    );
+    env.hostkit(&["compose", "scale", &domain, "web", "1"])
+        .await
+        .expect(0);
+    env.hostkit(&["restart", &domain])
+        .await
+        .expect(0)
+        .stdout_has("started restart");
+    env.hostkit(&["compose", "restart", &domain, "web"])
+        .await
+        .expect(0);
+    env.hostkit(&["stop", &domain])
+        .await
+        .expect(0)
+        .stdout_has("started stop");
+    env.hostkit(&["status", &domain])
+        .await
+        .expect(0)
+        .stdout_has("stopped");
+    env.hostkit(&["start", &domain])
+        .await
+        .expect(0)
+        .stdout_has("started start");
+    env.hostkit(&["rollback", &domain, "--to", "v1"])
+        .await
+        .expect(0)
+        .stdout_has("✓ succeeded: v1");
+    assert_eq!(env.get(&domain).await.1, "web v1\n");
+
+    // The worker refuses: exit 1 with its code, message and hint.
+    env.hostkit(&["rollback", &domain, "--to", "v9"])
+        .await
+        .expect(1)
+        .stdout_has("✗ failed (version.not_found)");
+    env.hostkit(&["compose", "logs", &domain, "nope"])
+        .await
+        .expect(1)
+        .stderr_has("service.not_found");
+
+    // remove asks; without a terminal and without --yes it refuses (exit 2).
+    env.hostkit(&["remove", &domain])
+        .await
+        .expect(2)
+        .stderr_has("pass --yes");
+    env.hostkit(&["remove", &domain, "--yes"])
+        .await
+        .expect(0)
+        .stdout_has("started remove")
+        .stdout_has("✓ succeeded");
+    // The placement is gone with the stack: the CLI asks for --node.
+    env.hostkit(&["status", &domain])
+        .await
+        .expect(2)
+        .stderr_has("pass --node")
+        .stderr_has(&format!("known nodes: {node} (online)"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_seed_forms_single_image_tarball_and_compose_bundle() {
+    let env = Env::new().await;
+    let node = env.node();
+
+    // `hostkit deploy <domain> <image.tar>`: the tarball's only image, its
+    // only exposed port.
+    let single = env.domain();
+    let image = env.tarball("site.tar", vec![fixtures::web("v1")]);
+    env.hostkit(&["deploy", &single, path_str(&image), "--node", &node])
+        .await
+        .expect(0)
+        .stdout_has("site.tar: hostkit-test/web:v1, container port 8080")
+        .stdout_has("✓ succeeded: v1");
+    assert_eq!(env.get(&single).await, (200, "web v1\n".to_owned()));
+    env.hostkit(&["compose", "services", &single])
+        .await
+        .expect(0)
+        .stdout_has("hostkit-test/web:v1");
+
+    // `hostkit deploy <domain> <bundle.tar> --compose`: docker-compose.yml
+    // and the image tarballs in one tar (the same image: nothing to upload).
+    let bundled = env.domain();
+    let bundle = env.dir.path().join("bundle.tar");
+    {
+        let mut builder = tar::Builder::new(std::fs::File::create(&bundle).unwrap());
+        let compose = web_compose("hostkit-test/web:v1");
+        let mut header = tar::Header::new_ustar();
+        header.set_size(compose.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(
+                &mut header,
+                "release/docker-compose.yml",
+                compose.as_bytes(),
+            )
+            .unwrap();
+        builder
+            .append_path_with_name(&image, "release/images/site.tar")
+            .unwrap();
+        builder.finish().unwrap();
+    }
+    env.hostkit(&[
+        "deploy",
+        &bundled,
+        path_str(&bundle),
+        "--compose",
+        "--node",
+        &node,
+    ])
+    .await
+    .expect(0)
+    .stdout_has("1 image tarball(s)")
+    .stdout_has("0 B sent (0 bytes)")
+    .stdout_has("✓ succeeded: v1");
+    assert_eq!(env.get(&bundled).await, (200, "web v1\n".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_input_is_rejected_before_anything_is_published() {
+    let env = Env::new().await;
+    let domain = env.domain();
+    let node = env.node();
+    let images = env.tarball("web.tar", vec![fixtures::web("v1")]);
+    let client = env.nats.client().await;
+    let mut jobs = client
+        .subscribe(env.worker.names.jobs_all())
+        .await
+        .expect("watch the job subjects");
+    client.flush().await.unwrap();
+
+    // A typo in a key: exit 2, naming the key and its line, in milliseconds.
+    let typo = env.file(
+        "typo/docker-compose.yml",
+        "services:\n  web:\n    image: hostkit-test/web:v1\n    prots: [\"8080\"]\n",
+    );
+    let started = std::time::Instant::now();
+    env.hostkit(&[
+        "deploy",
+        &domain,
+        path_str(&typo),
+        "--images",
+        path_str(&images),
+        "--node",
+        &node,
+    ])
+    .await
+    .expect(2)
+    .stderr_has("services.web.prots")
+    .stderr_has("line 4");
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // A policy denial: exit 2.
+    let privileged = env.file(
+        "privileged/docker-compose.yml",
+        "services:\n  web:\n    image: hostkit-test/web:v1\n    privileged: true\n",
+    );
+    env.hostkit(&["deploy", &domain, path_str(&privileged), "--node", &node])
+        .await
+        .expect(2)
+        .stderr_has("privileged");
+
+    // Files that are not there or not `docker save` tarballs; bad --env.
+    let good = env.file(
+        "good/docker-compose.yml",
+        &web_compose("hostkit-test/web:v1"),
+    );
+    env.hostkit(&[
+        "deploy",
+        &domain,
+        path_str(&good),
+        "--images",
+        "/nonexistent.tar",
+    ])
+    .await
+    .expect(2)
+    .stderr_has("/nonexistent.tar: no such file");
+    env.hostkit(&[
+        "deploy",
+        &domain,
+        path_str(&good),
+        "--images",
+        path_str(&good),
+    ])
+    .await
+    .expect(2)
+    .stderr_has("is it a `docker save` tarball?");
+    env.hostkit(&["deploy", &domain, path_str(&good), "--env", "1BAD=x"])
+        .await
+        .expect(2)
+        .stderr_has("not a variable name");
+    // Bad usage (clap): exit 2.
+    env.hostkit(&["deploy", &domain]).await.expect(2);
+    env.hostkit(&["deploy", "not a domain", path_str(&good)])
+        .await
+        .expect(2);
+    env.hostkit(&["rollback", &domain, "--to", "latest"])
+        .await
+        .expect(2);
+
+    // A domain no node hosts, without --node: the known nodes are listed.
+    env.hostkit(&[
+        "deploy",
+        &domain,
+        path_str(&good),
+        "--images",
+        path_str(&images),
+    ])
+    .await
+    .expect(2)
+    .stderr_has(&format!("no node hosts {domain} yet"))
+    .stderr_has("pass --node")
+    .stderr_has(&format!("known nodes: {node} (online)"));
+
+    // Nothing reached NATS: no object, no job.
+    assert_eq!(env.objects().await, 0);
+    let published = tokio::time::timeout(Duration::from_millis(300), jobs.next()).await;
+    assert!(published.is_err(), "a job was published: {published:?}");
+
+    // `--help` documents the exit codes.
+    env.hostkit(&["--help"])
+        .await
+        .expect(0)
+        .stdout_has("3  failed, and the previous version was restored")
+        .stdout_has("4  timed out, NATS unreachable, or no worker answering");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_worker_no_nats_and_timeouts_exit_4() {
+    let env = Env::new().await;
+    let domain = env.domain();
+    let node = env.node();
+    let compose = env.file("docker-compose.yml", &web_compose("hostkit-test/web:v1"));
+    let images = env.tarball("web.tar", vec![fixtures::web("v1")]);
+
+    // A node without a worker: the job is published, nothing answers, the
+    // node has no heartbeat.
+    let started = std::time::Instant::now();
+    env.hostkit(&[
+        "deploy",
+        &domain,
+        path_str(&compose),
+        "--images",
+        path_str(&images),
+        "--node",
+        "vps-1",
+    ])
+    .await
+    .expect(4)
+    .stderr_has("error: no worker is listening for node vps-1: is hostkit-worker running?");
+    assert!(started.elapsed() < Duration::from_secs(30));
+
+    // NATS nobody set up: said so, before anything is sent.
+    let bare = TestNats::new().await;
+    let args = ["stop", "example.com", "--node", "vps-1"];
+    run(command(&bare.url(), &args), &args)
+        .await
+        .expect(4)
+        .stderr_has("no worker has set up this NATS yet");
+
+    // NATS unreachable: a plain sentence, no debug dump.
+    let url = format!("nats://127.0.0.1:{}", hostkit_tests::free_port());
+    let args = ["status"];
+    let unreachable = run(command(&url, &args), &args).await;
+    unreachable.expect(4);
+    assert_eq!(
+        unreachable.stderr.trim(),
+        format!("error: cannot reach NATS at {url}: connection refused")
+    );
+
+    // --timeout bounds the wait; the job goes on, and follow sees its end.
+    let timed_out = env
+        .hostkit(&[
+            "deploy",
+            &domain,
+            path_str(&compose),
+            "--images",
+            path_str(&images),
+            "--node",
+            &node,
+            "--timeout",
+            "1s",
+        ])
+        .await;
+    timed_out.expect(4).stderr_has("timed out after");
+    let job = follow_hint(&timed_out.stderr);
+    env.hostkit(&["follow", &job])
+        .await
+        .expect(0)
+        .stdout_has("✓ succeeded: v1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_deploy_exits_3_when_rolled_back_and_1_when_not() {
+    let env = Env::new().await;
+    let domain = env.domain();
+    let node = env.node();
+    let images = env.tarball(
+        "web.tar",
+        vec![fixtures::web("v1"), fixtures::web_unhealthy("v3")],
+    );
+    let good = env.file(
+        "good/docker-compose.yml",
+        &web_compose("hostkit-test/web:v1"),
+    );
+    let bad = env.file(
+        "bad/docker-compose.yml",
+        &web_compose("hostkit-test/web-unhealthy:v3"),
+    );
+    let deploy = |compose: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "deploy".to_owned(),
+            domain.clone(),
+            path_str(compose).to_owned(),
+            "--images".to_owned(),
+            path_str(&images).to_owned(),
+            "--node".to_owned(),
+            node.clone(),
+            "--health-timeout".to_owned(),
+            "20s".to_owned(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    };
+    let args = deploy(&good, &[]);
+    env.hostkit(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .await
+        .expect(0);
+
+    let summary = env.dir.path().join("summary.md");
+    let args = deploy(&bad, &[]);
+    env.hostkit_with(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[("GITHUB_STEP_SUMMARY", &summary)],
+    )
+    .await
+    .expect(3)
+    .stdout_has("✗ failed (health.")
+    .stdout_has("rolled back to v1");
+    assert_eq!(env.get(&domain).await.1, "web v1\n");
+    let md = std::fs::read_to_string(&summary).expect("the summary");
+    assert!(md.contains("rolled back to v1"), "{md}");
+    assert!(md.contains("| web | `hostkit-test/web:v1` |"), "{md}");
+
+    let args = deploy(&bad, &["--no-rollback"]);
+    let kept = env
+        .hostkit(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    kept.expect(1).stdout_has("✗ failed (health.");
+    assert!(!kept.stdout.contains("rolled back"), "{}", kept.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logs_follow_and_watch_stream_until_killed() {
+    let env = Env::new().await;
+    let domain = env.domain();
+    let node = env.node();
+    let compose = env.file("docker-compose.yml", &web_compose("hostkit-test/web:v1"));
+    let images = env.tarball("web.tar", vec![fixtures::web("v1")]);
+    env.hostkit(&[
+        "deploy",
+        &domain,
+        path_str(&compose),
+        "--images",
+        path_str(&images),
+        "--node",
+        &node,
+    ])
+    .await
+    .expect(0);
+
+    env.hostkit(&["compose", "logs", &domain, "web", "--tail", "50"])
+        .await
+        .expect(0)
+        .stdout_has("serving /www on port 8080");
+
+    // -f streams: the healthcheck's requests keep producing lines.
+    let mut follow = env.spawn(&["compose", "logs", &domain, "web", "-f", "--tail", "1"]);
+    let mut lines = BufReader::new(follow.stdout.take().expect("stdout")).lines();
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while seen.len() < 3 {
+            match lines.next_line().await.expect("read a log line") {
+                Some(line) => seen.push(line),
+                None => panic!("logs -f ended after {seen:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("logs -f streamed only {seen:?} in 20s"));
+    assert!(
+        follow.try_wait().expect("poll").is_none(),
+        "logs -f must keep running"
+    );
+    follow.kill().await.expect("kill logs -f");
+
+    // watch prints the events of jobs as they happen (NDJSON with --json).
+    let mut watch = env.spawn(&["--json", "watch", &domain]);
+    let mut ready = BufReader::new(watch.stderr.take().expect("stderr")).lines();
+    let banner = tokio::time::timeout(Duration::from_secs(10), ready.next_line())
+        .await
+        .expect("watch starts")
+        .expect("read stderr");
+    assert!(banner.is_some_and(|b| b.starts_with("watching")));
+    let restart = env.hostkit(&["--json", "restart", &domain]).await;
+    restart.expect(0);
+    let job = restart
+        .events()
+        .last()
+        .and_then(|e| e.job_id)
+        .expect("job id");
+    let mut watched = BufReader::new(watch.stdout.take().expect("stdout")).lines();
+    let terminal = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let line = watched
+                .next_line()
+                .await
+                .expect("read watch output")
+                .expect("watch ended");
+            let event = Event::from_slice(line.as_bytes()).expect("an event per line");
+            assert_eq!(
+                event.domain.as_ref().map(ToString::to_string),
+                Some(domain.clone())
+            );
+            if event.job_id == Some(job) && event.is_terminal() {
+                return event;
+            }
+        }
+    })
+    .await
+    .expect("watch shows the restart's terminal event");
+    assert!(matches!(terminal.kind, EventKind::Succeeded { .. }));
+    watch.kill().await.expect("kill watch");
+}
