@@ -1,7 +1,8 @@
 //! Pulling jobs: the node's durable consumer delivers each job; it is
 //! checked (shape, subject, signature) and handed to its domain's lane in
 //! stream order. A malformed, misaddressed or unauthorized job ends with a
-//! `failed` event and is terminated, never redelivered.
+//! `failed` event and is terminated, never redelivered. A job on its last
+//! delivery goes to its lane too, which ends it once (see `job::give_up`).
 
 use std::sync::Arc;
 
@@ -74,27 +75,17 @@ async fn accept(worker: &Worker, lanes: &Arc<Lanes>, message: jetstream::Message
         }
     };
     if delivered >= JOBS_MAX_DELIVER {
-        tracing::error!(job_id = %job.id, delivered, "job delivered too often; giving up");
-        let body = ErrorBody::new(
-            ErrorCode::Internal,
-            format!("the job was delivered {delivered} times without finishing"),
-        );
-        let _ = worker
-            .events
-            .emit(
-                Some(&job.domain),
-                Some(&job.id),
-                EventKind::failed(body, None),
-            )
-            .await;
-        let _ = message.ack_with(AckKind::Term).await;
-        return;
+        // Not failed here: the job may be running right now (resumed at
+        // startup) or may have ended already. Its lane decides, in order,
+        // through the store (`job::give_up`).
+        tracing::warn!(job_id = %job.id, delivered, "the job's last delivery");
     }
     lanes.dispatch(Delivery {
         job,
         raw,
         stream_seq,
         message: Some(message),
+        delivered,
     });
 }
 
@@ -161,6 +152,7 @@ pub async fn resume_interrupted(worker: &Worker, lanes: &Arc<Lanes>) {
             raw,
             stream_seq: record.stream_seq,
             message: None,
+            delivered: 0,
         });
     }
 }

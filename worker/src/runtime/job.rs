@@ -6,7 +6,8 @@
 use std::time::Instant;
 
 use async_nats::jetstream;
-use hostkit_proto::{EventKind, Job};
+use hostkit_proto::subjects::settings::JOBS_MAX_DELIVER;
+use hostkit_proto::{ErrorBody, ErrorCode, EventKind, Job};
 use tracing::Instrument;
 
 use super::Worker;
@@ -27,6 +28,8 @@ pub struct Delivery {
     /// resumed from the store at startup (its message, redelivered later,
     /// is answered from the store).
     pub message: Option<jetstream::Message>,
+    /// How often the server delivered the message (0 for a resumed job).
+    pub delivered: i64,
 }
 
 impl Delivery {
@@ -59,6 +62,9 @@ pub async fn run(worker: &Worker, delivery: &Delivery) {
 
 async fn run_inner(worker: &Worker, delivery: &Delivery) -> Result<(), crate::store::StoreError> {
     let job = &delivery.job;
+    if delivery.delivered >= JOBS_MAX_DELIVER {
+        return give_up(worker, delivery).await;
+    }
     match worker.store.begin_job(new_job(delivery)).await? {
         JobStart::Finished(finished) => {
             tracing::info!(
@@ -128,6 +134,49 @@ async fn run_inner(worker: &Worker, delivery: &Delivery) -> Result<(), crate::st
     after_commit(worker, job).await;
     worker.events.republish(&terminal).await?;
     Ok(())
+}
+
+/// The message's last delivery: the job ends `failed` unless it already
+/// ended (then its outcome is re-published). It reaches the front of its
+/// lane only after any run of the same job (resumed at startup, or an
+/// earlier delivery) ended, and the store records the failure, so the job
+/// has exactly one terminal event and is not resumed after a restart.
+async fn give_up(worker: &Worker, delivery: &Delivery) -> Result<(), crate::store::StoreError> {
+    let job = &delivery.job;
+    let body = ErrorBody::new(
+        ErrorCode::Internal,
+        format!(
+            "the job was delivered {} times without finishing",
+            delivery.delivered
+        ),
+    );
+    let event = worker
+        .events
+        .build(&job.domain, &job.id, EventKind::failed(body, None))
+        .await?;
+    match worker
+        .store
+        .give_up_job(new_job(delivery), event.to_vec())
+        .await?
+    {
+        None => {
+            tracing::error!(
+                delivered = delivery.delivered,
+                "job delivered too often; giving up"
+            );
+            worker.events.republish(&event).await
+        }
+        Some(finished) => {
+            tracing::info!(
+                state = finished.state.as_str(),
+                "already finished; re-publishing its outcome"
+            );
+            match hostkit_proto::Event::from_slice(&finished.terminal_event) {
+                Ok(earlier) => worker.events.republish(&earlier).await,
+                Err(_) => Ok(()),
+            }
+        }
+    }
 }
 
 /// The store's record of a delivered job.

@@ -192,6 +192,33 @@ impl Store {
         .await
     }
 
+    /// Ends `job` as `failed` without running it (its message was delivered
+    /// too often), recording it first if needed, so that it is neither
+    /// resumed at the next start nor ended twice.
+    ///
+    /// Answers `Some` if the job had already ended: nothing changes, and the
+    /// caller re-publishes the stored event instead of `terminal_event`.
+    pub async fn give_up_job(
+        &self,
+        job: NewJob,
+        terminal_event: Vec<u8>,
+    ) -> Result<Option<FinishedJob>, StoreError> {
+        self.write("give up job", move |tx| {
+            match lookup(tx, job.job_id)? {
+                Some(found) => {
+                    warn_mismatch(&job, &found);
+                    if let Some(finished) = found.finished() {
+                        return Ok(Some(finished));
+                    }
+                    finish(tx, job.job_id, JobState::Failed, &terminal_event, None)?;
+                }
+                None => insert(tx, &job, JobState::Failed, 0, Some(&terminal_event), None)?,
+            }
+            Ok(None)
+        })
+        .await
+    }
+
     /// The recorded job, if any.
     pub async fn job(&self, job_id: JobId) -> Result<Option<JobRecord>, StoreError> {
         self.read("job", move |conn| {

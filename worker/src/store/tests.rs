@@ -425,6 +425,63 @@ async fn superseding_records_the_newer_job_and_keeps_finished_ones() {
 }
 
 #[tokio::test]
+async fn giving_up_ends_a_job_once_and_it_is_not_resumed() {
+    let store = Store::open_in_memory().await.unwrap();
+    // Interrupted while running: failed now, no longer resumed.
+    let interrupted = job("example.com", JobKind::Deploy, 1);
+    store.begin_job(interrupted.clone()).await.unwrap();
+    assert_eq!(
+        store
+            .give_up_job(interrupted.clone(), b"gave-up".to_vec())
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store.unfinished_jobs().await.unwrap().is_empty());
+    assert_eq!(
+        store.begin_job(interrupted.clone()).await.unwrap(),
+        JobStart::Finished(FinishedJob {
+            state: JobState::Failed,
+            terminal_event: b"gave-up".to_vec(),
+        })
+    );
+    // Never seen: recorded as failed.
+    let unseen = job("example.com", JobKind::Deploy, 2);
+    assert_eq!(
+        store
+            .give_up_job(unseen.clone(), b"gave-up-2".to_vec())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.job(unseen.job_id).await.unwrap().unwrap().state,
+        JobState::Failed
+    );
+    // Already finished: untouched, its own event answered.
+    let done = job("example.com", JobKind::Deploy, 3);
+    store.begin_job(done.clone()).await.unwrap();
+    store
+        .finish_job(done.job_id, JobEnd::Succeeded, b"ok".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .give_up_job(done.clone(), b"gave-up-3".to_vec())
+            .await
+            .unwrap(),
+        Some(FinishedJob {
+            state: JobState::Succeeded,
+            terminal_event: b"ok".to_vec(),
+        })
+    );
+    assert_eq!(
+        store.job(done.job_id).await.unwrap().unwrap().state,
+        JobState::Succeeded
+    );
+}
+
+#[tokio::test]
 async fn last_job_unfinished_jobs_and_forgetting() {
     let store = Store::open_in_memory().await.unwrap();
     assert_eq!(store.last_job(domain("a.example")).await.unwrap(), None);
