@@ -117,6 +117,12 @@ impl Lanes {
             let run = async {
                 let _permit = self.permits.acquire().await;
                 self.waiting.fetch_sub(1, Ordering::Relaxed);
+                if *self.shutdown.borrow() {
+                    // It waited for a permit and never started: back to the
+                    // stream for the next start, like the other waiting jobs.
+                    current.ack_with(AckKind::Nak(None)).await;
+                    return;
+                }
                 self.busy.fetch_add(1, Ordering::Relaxed);
                 job::run(&self.worker, &current).await;
                 self.busy.fetch_sub(1, Ordering::Relaxed);

@@ -162,3 +162,39 @@ async fn a_deploy_delivered_twice_while_waiting_runs_and_is_not_superseded_by_it
     assert_eq!(env.get(&domain).await, (200, "web v2\n".into()));
     assert_eq!(env.worker_versions(&domain).await, vec![2, 1]);
 }
+
+#[tokio::test]
+async fn a_job_waiting_for_a_lane_does_not_start_once_shutdown_began() {
+    let mut env = Env::with_settings(|s| s.max_lanes = 1).await;
+    let (a, b) = (env.domain(), env.domain());
+    let images = env
+        .upload("v1", vec![hostkit_tests::fixtures::web("v1")])
+        .await;
+    let mut ea = JobEvents::subscribe(&env.client, &env.worker.names, &a).await;
+    let mut eb = JobEvents::subscribe(&env.client, &env.worker.names, &b).await;
+    let running = env.deploy_job(&a, &web("hostkit-test/web:v1"), vec![images.clone()]);
+    publish_job(&env.js, &env.worker.names, &env.worker.node, &running).await;
+    ea.started(&running.id, Duration::from_secs(30)).await;
+    // One lane at a time: b's deploy waits for a's to end.
+    let waiting = env.deploy_job(&b, &web("hostkit-test/web:v1"), vec![images.clone()]);
+    publish_job(&env.js, &env.worker.names, &env.worker.node, &waiting).await;
+    eb.collect_for(Duration::from_millis(500)).await;
+    env.worker.stop().await;
+    let end = ea.terminal(&running.id, Duration::from_secs(5)).await;
+    assert!(matches!(end.kind, EventKind::Succeeded { .. }), "{end:?}");
+    eb.collect_for(Duration::from_secs(1)).await;
+    assert!(
+        !eb.of(&waiting.id)
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Started { .. }) || e.is_terminal()),
+        "a job that had not started ran during shutdown: {:?}",
+        eb.of(&waiting.id)
+    );
+    // Nak'd: still in the stream for the next start.
+    let mut stream = env
+        .js
+        .get_stream(env.worker.names.jobs_stream())
+        .await
+        .unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 1);
+}
