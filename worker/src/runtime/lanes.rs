@@ -128,16 +128,21 @@ impl Lanes {
                 self.busy.fetch_sub(1, Ordering::Relaxed);
             };
             tokio::pin!(run);
+            // `drain` drops the senders while jobs run: a closed channel
+            // answers `None` at once, so stop polling it (or this loop spins).
+            let mut open = true;
             loop {
                 tokio::select! {
                     _ = &mut run => break,
-                    next = rx.recv() => if let Some(delivery) = next {
+                    next = rx.recv(), if open => if let Some(delivery) = next {
                         let position = queue.len() as u32 + 1;
                         let event = EventKind::Queued { position };
                         if let Err(error) = self.worker.events.emit(Some(&domain), Some(&delivery.job.id), event).await {
                             tracing::warn!(%error, "queued event not recorded");
                         }
                         queue.push_back(delivery);
+                    } else {
+                        open = false;
                     },
                     _ = ticker.tick() => {
                         current.ack_with(AckKind::Progress).await;
