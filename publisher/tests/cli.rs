@@ -906,3 +906,249 @@ async fn logs_follow_and_watch_stream_until_killed() {
     assert!(matches!(terminal.kind, EventKind::Succeeded { .. }));
     watch.kill().await.expect("kill watch");
 }
+
+/// Peak resident memory (VmHWM, KiB) of a running process, if readable.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Runs `hostkit args…` while sampling its peak memory; answers the run and
+/// the highest peak seen (KiB).
+async fn run_measured(url: &str, args: &[&str]) -> (Run, u64) {
+    let mut child = command(url, args)
+        .spawn()
+        .expect("start the hostkit binary");
+    let pid = child.id().expect("a pid");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let read_out = tokio::spawn(async move {
+        let mut text = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut text)
+            .await
+            .ok();
+        text
+    });
+    let read_err = tokio::spawn(async move {
+        let mut text = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text)
+            .await
+            .ok();
+        text
+    });
+    let mut peak = 0;
+    let status = tokio::time::timeout(COMMAND_TIMEOUT, async {
+        loop {
+            if let Some(kib) = peak_rss_kib(pid) {
+                peak = peak.max(kib);
+            }
+            if let Some(status) = child.try_wait().expect("poll hostkit") {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("hostkit finishes");
+    let run = Run {
+        args: args.iter().map(|a| a.to_string()).collect(),
+        code: status.code().unwrap_or(-1),
+        stdout: read_out.await.expect("stdout"),
+        stderr: read_err.await.expect("stderr"),
+    };
+    (run, peak)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_large_tarball_streams_with_flat_memory() {
+    const SIZE: u64 = 160 * 1024 * 1024;
+    let env = Env::new().await;
+    let domain = env.domain();
+    let tag = format!("hktest-big-{}:v1", &env.docker.id()[..12]);
+    let path = env.dir.path().join("big.tar");
+    TarballBuilder::new()
+        .image(
+            fixtures::web("v1")
+                .retag(tag.clone())
+                .with_padding_layer(SIZE),
+        )
+        .write_to_async(path.clone())
+        .await
+        .expect("write the big tarball");
+    let size = std::fs::metadata(&path).unwrap().len();
+    let compose = env.file("docker-compose.yml", &web_compose(&tag));
+    // A node without a worker and --no-wait: upload and publish only.
+    let args = [
+        "deploy",
+        &domain,
+        path_str(&compose),
+        "--images",
+        path_str(&path),
+        "--node",
+        "ghost-1",
+        "--no-wait",
+    ];
+    let (first, first_peak) = run_measured(&env.nats.url(), &args).await;
+    first
+        .expect(0)
+        .stdout_has(&format!("sent ({size} bytes)"))
+        .stdout_has("not waiting; follow it with `hostkit follow");
+    let (second, second_peak) = run_measured(&env.nats.url(), &args).await;
+    second.expect(0).stdout_has("0 B sent (0 bytes)");
+    eprintln!(
+        "peak RSS: {first_peak} KiB uploading, {second_peak} KiB skipping a {size}-byte tarball"
+    );
+    for peak in [first_peak, second_peak] {
+        assert!(
+            peak > 0 && peak < 48 * 1024,
+            "hostkit's peak RSS was {peak} KiB for a {size}-byte tarball"
+        );
+    }
+}
+
+/// The shipped server configuration, its passwords defined for the test
+/// and its `store_dir` left to the harness (as the permission tests do).
+fn shipped_server_config() -> String {
+    const SHIPPED: &str = include_str!("../../dist/nats-server.conf");
+    let mut text = String::new();
+    for (variable, password) in SHIPPED_PASSWORDS {
+        text.push_str(&format!("{variable}: \"{password}\"\n"));
+    }
+    let rest: Vec<&str> = SHIPPED
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("store_dir:"))
+        .collect();
+    text + &rest.join("\n")
+}
+
+const SHIPPED_PASSWORDS: &[(&str, &str)] = &[
+    ("HOSTKIT_CI_PASSWORD", "ci-test-password"),
+    ("HOSTKIT_WORKER_VPS_1_PASSWORD", "vps-1-test-password"),
+    ("HOSTKIT_WORKER_VPS_2_PASSWORD", "vps-2-test-password"),
+    ("HOSTKIT_DASHBOARD_PASSWORD", "dash-test-password"),
+    ("HOSTKIT_ADMIN_PASSWORD", "admin-test-password"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cli_works_with_the_least_rights_of_the_shipped_ci_user() {
+    use hostkit_worker::runtime::{Startup, serve};
+    use hostkit_worker::store::Store;
+
+    let nats = TestNats::with_config(&shipped_server_config()).await;
+    let docker = TestDocker::new().await;
+    let nginx = TestNginx::new().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    // The worker of node vps-1, connected as the shipped `worker-vps-1`.
+    let node: hostkit_proto::NodeId = "vps-1".parse().unwrap();
+    let worker_client = nats
+        .connect_with(
+            async_nats::ConnectOptions::with_user_and_password(
+                "worker-vps-1".into(),
+                "vps-1-test-password".into(),
+            )
+            .custom_inbox_prefix("_INBOX_worker_vps-1"),
+        )
+        .await
+        .expect("the worker connects");
+    std::fs::create_dir_all(dir.path().join("domains")).unwrap();
+    let startup = Startup {
+        node: node.clone(),
+        names: hostkit_proto::Names::default(),
+        nats: worker_client,
+        docker: docker.client().clone(),
+        store: Store::open(&dir.path().join("hostkit.db"))
+            .await
+            .expect("the worker's store"),
+        proxy: Some(hostkit_deploy::proxy::ProxyConfig {
+            conf_dir: nginx.conf_dir(),
+            test_command: nginx.test_command(),
+            reload_command: nginx.reload_command(),
+            listen: nginx.listen(),
+            certs_dir: None,
+            ..Default::default()
+        }),
+        settings: hostkit_tests::worker::test_settings(&dir.path().join("domains")),
+    };
+    let (shutdown, stop) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(async move {
+        if let Err(error) = serve(startup, stop).await {
+            panic!("worker failed: {error:#}");
+        }
+    });
+
+    // The CLI as the shipped `ci` user.
+    let url = nats.url();
+    let ci = |args: &[&str]| {
+        let mut command = command(&url, args);
+        command
+            .env("NATS_USER", "ci")
+            .env("NATS_PASSWORD", "ci-test-password");
+        command
+    };
+    let hostkit = async |args: &[&str]| run(ci(args), args).await;
+    hostkit_tests::wait_until(
+        Duration::from_secs(20),
+        "the worker registers",
+        async || hostkit(&["nodes"]).await.stdout.contains("vps-1  online"),
+    )
+    .await;
+
+    let domain = docker.unique_domain();
+    let compose = dir.path().join("docker-compose.yml");
+    std::fs::write(&compose, web_compose("hostkit-test/web:v1")).unwrap();
+    let images = dir.path().join("web.tar");
+    TarballBuilder::new()
+        .image(fixtures::web("v1"))
+        .write_to(&images)
+        .expect("write the tarball");
+    let deploy = [
+        "deploy",
+        &domain,
+        path_str(&compose),
+        "--images",
+        path_str(&images),
+    ];
+    let mut first = deploy.to_vec();
+    first.extend(["--node", "vps-1"]);
+    hostkit(&first)
+        .await
+        .expect(0)
+        .stdout_has("✓ succeeded: v1");
+    let again = hostkit(&deploy).await;
+    again
+        .expect(0)
+        .stdout_has("0 B sent (0 bytes)")
+        .stdout_has("✓ succeeded: v2");
+    let job = again
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("published deploy job "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the job id")
+        .to_owned();
+    hostkit(&["follow", &job])
+        .await
+        .expect(0)
+        .stdout_has("✓ succeeded: v2");
+    hostkit(&["status"]).await.expect(0).stdout_has(&domain);
+    hostkit(&["versions", &domain])
+        .await
+        .expect(0)
+        .stdout_has("*v2");
+    hostkit(&["compose", "services", &domain])
+        .await
+        .expect(0)
+        .stdout_has("healthy");
+    hostkit(&["compose", "logs", &domain, "web", "--tail", "5"])
+        .await
+        .expect(0);
+    hostkit(&["stop", &domain]).await.expect(0);
+    hostkit(&["remove", &domain, "--yes"]).await.expect(0);
+
+    let _ = shutdown.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;
+}
