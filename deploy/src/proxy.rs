@@ -99,12 +99,20 @@ impl ProxyError {
 #[derive(Debug, Clone)]
 pub struct Proxy {
     config: ProxyConfig,
+    /// Held from a file's write to nginx serving it (or the file's
+    /// restore): `nginx -t` and reloads cover every domain's file, so a
+    /// switch must not check or load another domain's file in between
+    /// (lanes of different domains run at once). Shared by clones.
+    busy: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Proxy {
     /// A proxy driven by `config`.
     pub fn new(config: ProxyConfig) -> Self {
-        Proxy { config }
+        Proxy {
+            config,
+            busy: Default::default(),
+        }
     }
 
     /// The file that holds `domain`'s server block.
@@ -182,6 +190,7 @@ impl Proxy {
         }
         let path = self.conf_path(domain);
         let rendered = self.render(domain, upstreams);
+        let _busy = self.busy.lock().await;
         let previous = read_optional(&path).await?;
         if previous.as_deref() == Some(rendered.as_str()) {
             return Ok(false);
@@ -205,6 +214,7 @@ impl Proxy {
     /// Stop routing `domain` (its file is removed and nginx reloaded).
     pub async fn remove(&self, domain: &Domain) -> Result<(), ProxyError> {
         let path = self.conf_path(domain);
+        let _busy = self.busy.lock().await;
         match tokio::fs::remove_file(&path).await {
             Ok(()) => {
                 self.reload().await?;
@@ -508,6 +518,47 @@ mod tests {
         assert_eq!(err.code(), "proxy.invalid");
         let after = std::fs::read_to_string(proxy.conf_path(&domain())).expect("file");
         assert_eq!(before, after);
+    }
+
+    #[tokio::test]
+    async fn switches_of_two_domains_at_once_do_not_check_each_others_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf_dir = dir.path().join("conf");
+        let certs_dir = dir.path().join("certs");
+        // Only a.example has certificates; this "nginx -t" rejects TLS blocks.
+        std::fs::create_dir_all(certs_dir.join("a.example")).expect("certs dir");
+        for file in ["fullchain.pem", "privkey.pem"] {
+            std::fs::write(certs_dir.join("a.example").join(file), "x").expect("cert");
+        }
+        let check = format!(
+            "sleep 0.3; ! grep -q ssl_certificate {}/*.conf",
+            conf_dir.display()
+        );
+        let proxy = Proxy::new(ProxyConfig {
+            conf_dir,
+            test_command: vec!["sh".into(), "-c".into(), check],
+            reload_command: vec!["true".into()],
+            certs_dir: Some(certs_dir),
+            verify_reload: false,
+            ..ProxyConfig::default()
+        });
+        let (a, b): (Domain, Domain) = (
+            "a.example".parse().expect("domain"),
+            "b.example".parse().expect("domain"),
+        );
+        let other = proxy.clone();
+        let (ua, ub) = (
+            vec!["127.0.0.1:20000".to_string()],
+            vec!["127.0.0.1:20010".to_string()],
+        );
+        let (ra, rb) = tokio::join!(proxy.switch(&a, &ua), other.switch(&b, &ub));
+        assert!(matches!(ra, Err(ProxyError::Invalid { .. })), "{ra:?}");
+        assert!(
+            matches!(rb, Ok(true)),
+            "b.example failed on a.example's file: {rb:?}"
+        );
+        assert!(!proxy.conf_path(&a).exists());
+        assert!(proxy.conf_path(&b).exists());
     }
 
     #[tokio::test]
