@@ -22,7 +22,6 @@ const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct Output {
     json: bool,
-    tty: bool,
     bars: Option<MultiProgress>,
     progress: Mutex<HashMap<String, Item>>,
 }
@@ -44,7 +43,6 @@ impl Output {
             (tty && !json).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout()));
         Output {
             json,
-            tty,
             bars,
             progress: Mutex::new(HashMap::new()),
         }
@@ -53,11 +51,6 @@ impl Output {
     /// Whether stdout carries JSON.
     pub fn json(&self) -> bool {
         self.json
-    }
-
-    /// Whether stdout is a terminal.
-    pub fn is_tty(&self) -> bool {
-        self.tty
     }
 
     /// A human line (stdout; stderr in JSON mode).
@@ -96,14 +89,13 @@ impl Output {
     /// at most every few seconds, and when it completes.
     pub fn progress(&self, what: &str, done: u64, total: Option<u64>, unit: ProgressUnit) {
         let mut items = self.progress.lock().unwrap_or_else(|e| e.into_inner());
-        let restarted = items
+        // A new round for the same label (the next image): start afresh.
+        if items
             .get(what)
-            .is_some_and(|item| done < item.done || total != item.total);
-        if restarted {
-            if let Some(item) = items.remove(what) {
-                if let Some(bar) = item.bar {
-                    bar.finish_and_clear();
-                }
+            .is_some_and(|item| done < item.done || total != item.total)
+        {
+            if let Some(bar) = items.remove(what).and_then(|item| item.bar) {
+                bar.finish_and_clear();
             }
         }
         let item = items.entry(what.to_owned()).or_insert_with(|| Item {
@@ -117,25 +109,30 @@ impl Output {
         });
         item.done = done;
         let complete = total.is_some_and(|t| done >= t);
-        if let Some(bar) = &item.bar {
-            bar.set_position(done);
-            if complete {
-                bar.finish_and_clear();
+        let mut line = None;
+        match &item.bar {
+            Some(bar) => {
+                bar.set_position(done);
+                if complete {
+                    bar.finish_and_clear();
+                }
             }
-        } else {
-            let due = item
-                .printed
-                .is_none_or(|at| at.elapsed() >= PLAIN_PROGRESS_EVERY);
-            if due || complete {
-                item.printed = Some(Instant::now());
-                let line = format!("  {what}: {}", amount(done, total, unit));
-                drop(items);
-                self.line(line);
-                return;
+            None => {
+                let due = item
+                    .printed
+                    .is_none_or(|at| at.elapsed() >= PLAIN_PROGRESS_EVERY);
+                if due || complete {
+                    item.printed = Some(Instant::now());
+                    line = Some(format!("  {what}: {}", amount(done, total, unit)));
+                }
             }
         }
         if complete {
             items.remove(what);
+        }
+        drop(items);
+        if let Some(line) = line {
+            self.line(line);
         }
     }
 
