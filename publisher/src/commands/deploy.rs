@@ -331,12 +331,11 @@ fn normalize_reference(reference: &str) -> String {
         .strip_prefix("docker.io/library/")
         .or_else(|| reference.strip_prefix("docker.io/"))
         .unwrap_or(reference);
-    let last = short.rsplit('/').next().unwrap_or(short);
-    if short.contains('@') || last.contains(':') {
-        short.to_owned()
-    } else {
-        format!("{short}:latest")
+    if short.contains('@') {
+        return short.to_owned();
     }
+    let (repository, tag) = hostkit_deploy::images::split_reference(short);
+    format!("{repository}:{tag}")
 }
 
 async fn blocking<T: Send + 'static>(
