@@ -192,8 +192,19 @@ impl Proxy {
         let rendered = self.render(domain, upstreams);
         let _busy = self.busy.lock().await;
         let previous = read_optional(&path).await?;
+        let id = config_id(&rendered);
         if previous.as_deref() == Some(rendered.as_str()) {
-            return Ok(false);
+            // The file is right; make sure nginx serves it too (a reload
+            // may have failed, or the worker died before it).
+            let addr = probe_address(&self.config.listen);
+            if !self.config.verify_reload
+                || probe(&addr, domain).await.as_deref() == Some(id.as_str())
+            {
+                return Ok(false);
+            }
+            self.reload().await?;
+            self.wait_until_serving(domain, &id).await?;
+            return Ok(true);
         }
         write_atomically(&path, &rendered).await?;
         if let Err(message) = run(&self.config.test_command).await? {
@@ -203,10 +214,13 @@ impl Proxy {
                 message,
             });
         }
-        self.reload().await?;
+        if let Err(error) = self.reload().await {
+            // nginx still serves the previous file: keep it on disk too.
+            self.restore(&path, previous.as_deref()).await?;
+            return Err(error);
+        }
         if self.config.verify_reload {
-            self.wait_until_serving(domain, &config_id(&rendered))
-                .await?;
+            self.wait_until_serving(domain, &id).await?;
         }
         Ok(true)
     }

@@ -358,20 +358,17 @@ impl Context<'_> {
             .await?;
         self.set_phase(&service.name, Phase::Started);
         if let Err(failure) = self.wait_ready(service, &replicas).await {
-            for replica in &replicas {
-                container::remove(
-                    &self.engine.docker,
-                    &replica.id,
-                    Some(std::time::Duration::ZERO),
-                )
-                .await?;
-                self.release_ports(&replica.host_ports);
-                self.report(service, replica.number, ServiceState::Removed);
-            }
+            self.discard(service, &replicas).await?;
             return Err(failure);
         }
-        if self.switch_if_main(service, &replicas).await? {
-            tokio::time::sleep(self.engine.options.drain).await;
+        match self.switch_if_main(service, &replicas).await {
+            Ok(true) => tokio::time::sleep(self.engine.options.drain).await,
+            Ok(false) => {}
+            Err(error) => {
+                // nginx still routes to the old replicas: keep only them.
+                self.discard(service, &replicas).await?;
+                return Err(error);
+            }
         }
         self.remove_replicas(service, &old, true).await?;
         Ok(ServiceOutcome {
@@ -433,27 +430,53 @@ impl Context<'_> {
         let numbers = (1..).filter(|n| !taken.contains(n)).take(count as usize);
         let mut replicas = Vec::new();
         for number in numbers {
-            let ports = self.take_ports(service.ports.len())?;
-            match container::create_and_start(
-                &self.engine.docker,
-                self.stack,
-                service,
-                number,
-                ports.clone(),
-            )
-            .await
-            {
+            let created = match self.take_ports(service.ports.len()) {
+                Ok(ports) => container::create_and_start(
+                    &self.engine.docker,
+                    self.stack,
+                    service,
+                    number,
+                    ports.clone(),
+                )
+                .await
+                .map_err(|e| {
+                    self.release_ports(&ports);
+                    ConvergeError::from(e)
+                }),
+                Err(e) => Err(e),
+            };
+            match created {
                 Ok(replica) => {
                     self.report(service, number, ServiceState::Started);
                     replicas.push(replica);
                 }
-                Err(e) => {
-                    self.release_ports(&ports);
-                    return Err(e.into());
+                Err(error) => {
+                    // Nothing half-made stays behind.
+                    self.discard(service, &replicas).await?;
+                    return Err(error);
                 }
             }
         }
         Ok(replicas)
+    }
+
+    /// Remove replicas this apply created and no longer wants.
+    async fn discard(
+        &self,
+        service: &ServiceSpec,
+        replicas: &[Replica],
+    ) -> Result<(), ConvergeError> {
+        for replica in replicas {
+            container::remove(
+                &self.engine.docker,
+                &replica.id,
+                Some(std::time::Duration::ZERO),
+            )
+            .await?;
+            self.release_ports(&replica.host_ports);
+            self.report(service, replica.number, ServiceState::Removed);
+        }
+        Ok(())
     }
 
     async fn remove_replicas(

@@ -109,16 +109,23 @@ pub async fn run(
     match worker.engine.apply(&spec, sink).await {
         Ok(applied) => {
             tracing::info!(version, touched = applied.touched_anything(), elapsed = ?started.elapsed(), "stack applied");
+            // The stack runs: a missing tag only exposes this version's
+            // images to pruning, so it is a warning, not a failed deploy.
             for service in &spec.services {
-                images::tag_version(
+                let tagged = images::tag_version(
                     &worker.docker,
                     &service.image_id,
                     &spec.project,
                     &service.name,
                     version,
                 )
-                .await
-                .map_err(|e| Failure::from(DeployError::from(e)))?;
+                .await;
+                if let Err(error) = tagged {
+                    tracing::warn!(%error, service = service.name, "version tag not set");
+                    sink.report(Progress::Warning {
+                        message: format!("{}: version tag not set ({error}); its image is not protected from pruning", service.name),
+                    });
+                }
             }
             let services = spec
                 .services

@@ -9,6 +9,7 @@ mod failures;
 mod isolation;
 mod oneshot;
 mod ops;
+mod proxy;
 mod registry;
 mod scale;
 mod zero_downtime;
