@@ -104,7 +104,7 @@ impl DeployError {
             DeployError::Docker(_) => "is the Docker Engine running on this host?".into(),
             DeployError::Proxy(e) => e.hint().into(),
             DeployError::HealthGate { .. } => {
-                "check the services' logs (hostkit compose logs) and their healthchecks; raise --timeout if they are just slow".into()
+                "check the services' logs (hostkit compose logs) and their healthchecks; raise --health-timeout if they are just slow".into()
             }
             DeployError::PortsExhausted { .. } => {
                 "fewer replicas or published ports, or a larger port block in the worker config".into()
