@@ -230,6 +230,13 @@ async fn load_images(
     for source in sources {
         match source {
             ImageSource::Object { object, size } => {
+                if already_loaded(worker, object.as_str()).await {
+                    sink.report(Progress::Step {
+                        name: "images",
+                        message: format!("{object} is already loaded; its images are unchanged"),
+                    });
+                    continue;
+                }
                 sink.report(Progress::Step {
                     name: "images",
                     message: format!("loading {object} ({size} bytes) from the object store"),
@@ -240,9 +247,10 @@ async fn load_images(
                         format!("image blob {object} is not in the object store: {e}"),
                     )
                 })?;
-                images::load_reader(&worker.docker, reader, Some(*size), sink)
+                let loaded = images::load_reader(&worker.docker, reader, Some(*size), sink)
                     .await
                     .map_err(|e| Failure::from(DeployError::from(e)))?;
+                remember_loaded(worker, object.as_str(), loaded.references).await;
             }
             ImageSource::Path { path } => {
                 sink.report(Progress::Step {
@@ -265,6 +273,41 @@ async fn load_images(
         }
     }
     Ok(pull)
+}
+
+/// Whether every image a blob brought in last time is still in the engine
+/// under the same id (then loading it again would change nothing).
+async fn already_loaded(worker: &Worker, object: &str) -> bool {
+    let known = worker
+        .loaded_blobs
+        .lock()
+        .expect("blob cache lock")
+        .get(object)
+        .cloned();
+    let Some(known) = known else { return false };
+    for (reference, id) in known {
+        match images::image_id(&worker.docker, &reference).await {
+            Ok(Some(current)) if current == id => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Record what a blob brought in (reference → image id).
+async fn remember_loaded(worker: &Worker, object: &str, references: Vec<String>) {
+    let mut images = Vec::new();
+    for reference in references {
+        match images::image_id(&worker.docker, &reference).await {
+            Ok(Some(id)) => images.push((reference, id)),
+            _ => return,
+        }
+    }
+    worker
+        .loaded_blobs
+        .lock()
+        .expect("blob cache lock")
+        .insert(object.to_string(), images);
 }
 
 /// A hash of the env (never the values themselves) for display and diffing.

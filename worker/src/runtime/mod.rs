@@ -77,6 +77,10 @@ pub struct Worker {
     pub nodes: kv::Store,
     /// Settings.
     pub settings: Settings,
+    /// Image blobs loaded since start: object name → (reference, image id)
+    /// of each image it held; a blob whose images are all still there is not
+    /// streamed again (a redeploy of the same images loads nothing).
+    pub loaded_blobs: std::sync::Mutex<std::collections::HashMap<String, Vec<(String, String)>>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -166,6 +170,7 @@ pub async fn serve(startup: Startup, shutdown: watch::Receiver<bool>) -> Result<
         placement: objects.placement,
         nodes: objects.nodes,
         settings,
+        loaded_blobs: Default::default(),
     });
 
     let (publisher_stop, publisher_stopped) = watch::channel(false);

@@ -50,8 +50,19 @@ async fn deploy_deploy_rollback_and_auto_rollback() {
 
     // v2.
     let job = env.deploy_job(&domain, &web("hostkit-test/web:v2"), vec![images.clone()]);
-    let (done, _) = env.run(&job).await;
+    let (done, events) = env.run(&job).await;
     assert_eq!(succeeded_version(&done), 2);
+    // The same blob again: its images are there, nothing is streamed.
+    assert!(
+        events.iter().any(|e| matches!(&e.kind, EventKind::Step { message, .. } if message.contains("already loaded"))),
+        "{events:#?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Progress { .. })),
+        "{events:#?}"
+    );
     assert_eq!(env.get(&domain).await, (200, "web v2\n".into()));
     assert_ne!(env.image_ids(&domain).await, v1_images);
     assert!(
