@@ -151,29 +151,49 @@ impl Events {
         }
     }
 
+    /// Publish a batch in order: every message is sent before any ack is
+    /// awaited (pipelined), the acks are awaited in order, and the delivered
+    /// prefix leaves the outbox in one commit.
     async fn publish_batch(
         &self,
         js: &jetstream::Context,
         pending: Vec<OutboxEntry>,
     ) -> Result<(), String> {
-        for entry in pending {
+        let mut acks = Vec::with_capacity(pending.len());
+        let mut failure = None;
+        for entry in &pending {
             let message = PublishMessage::build()
                 .payload(entry.payload.clone().into())
                 .message_id(&entry.msg_id);
-            let ack = js
-                .send_publish(entry.subject.clone(), message)
-                .await
-                .map_err(|e| format!("publish to {}: {e}", entry.subject))?;
-            tokio::time::timeout(ACK_TIMEOUT, ack)
-                .await
-                .map_err(|_| format!("no ack for {} within {ACK_TIMEOUT:?}", entry.subject))?
-                .map_err(|e| format!("ack for {}: {e}", entry.subject))?;
+            match js.send_publish(entry.subject.clone(), message).await {
+                Ok(ack) => acks.push((entry.id, entry.subject.as_str(), ack)),
+                Err(e) => {
+                    failure = Some(format!("publish to {}: {e}", entry.subject));
+                    break;
+                }
+            }
+        }
+        let mut delivered = None;
+        for (id, subject, ack) in acks {
+            match tokio::time::timeout(ACK_TIMEOUT, ack).await {
+                Ok(Ok(_)) => delivered = Some(id),
+                Ok(Err(e)) => {
+                    failure = Some(format!("ack for {subject}: {e}"));
+                    break;
+                }
+                Err(_) => {
+                    failure = Some(format!("no ack for {subject} within {ACK_TIMEOUT:?}"));
+                    break;
+                }
+            }
+        }
+        if let Some(id) = delivered {
             self.inner
                 .store
-                .outbox_delete(entry.id)
+                .outbox_delete_through(id)
                 .await
                 .map_err(|e| format!("outbox delete: {e}"))?;
         }
-        Ok(())
+        failure.map_or(Ok(()), Err)
     }
 }

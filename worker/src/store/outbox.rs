@@ -77,6 +77,15 @@ impl Store {
         .await
     }
 
+    /// Removes every delivered message up to and including `id` (the outbox
+    /// is delivered in id order): one commit for a whole batch.
+    pub async fn outbox_delete_through(&self, id: i64) -> Result<usize, StoreError> {
+        self.write("outbox delete through", move |tx| {
+            Ok(tx.execute("DELETE FROM outbox WHERE id <= ?1", [id])?)
+        })
+        .await
+    }
+
     /// How many messages are queued.
     pub async fn outbox_len(&self) -> Result<u64, StoreError> {
         self.read("outbox length", |conn| {

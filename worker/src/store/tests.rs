@@ -1475,6 +1475,30 @@ async fn the_outbox_delivers_oldest_first_and_survives_a_restart() {
 }
 
 #[tokio::test]
+async fn a_delivered_prefix_of_the_outbox_goes_in_one_call() {
+    let store = Store::open_in_memory().await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..4u8 {
+        ids.push(
+            store
+                .outbox_push(format!("s.{i}"), format!("n:{i}"), vec![i])
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(store.outbox_delete_through(ids[2]).await.unwrap(), 3);
+    let left: Vec<i64> = store
+        .outbox_pending(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(left, vec![ids[3]]);
+    assert_eq!(store.outbox_delete_through(ids[2]).await.unwrap(), 0);
+}
+
+#[tokio::test]
 async fn event_sequence_numbers_increase_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let path = db_path(dir.path());
