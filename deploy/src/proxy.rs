@@ -404,8 +404,13 @@ async fn write_atomically(path: &Path, text: &str) -> Result<(), ProxyError> {
     if let Some(dir) = path.parent() {
         tokio::fs::create_dir_all(dir).await.map_err(write_err)?;
     }
-    // Not `*.conf`, so nginx's include glob never sees a half-written file.
-    let tmp = path.with_extension("conf.tmp");
+    // Not `*.conf`, so nginx's include glob never sees a half-written file;
+    // unique, so two writers (two workers by mistake) never share one.
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let tmp = path.with_extension(format!("conf.{}-{unique}.tmp", std::process::id()));
     tokio::fs::write(&tmp, text).await.map_err(write_err)?;
     tokio::fs::rename(&tmp, path).await.map_err(write_err)
 }

@@ -29,6 +29,7 @@ pub struct TestWorker {
     /// `<domains_root>/<domain>/` for each domain.
     pub domains_root: tempfile::TempDir,
     shutdown: watch::Sender<bool>,
+    runtime: Option<tokio::runtime::Runtime>,
     task: Option<JoinHandle<()>>,
     settings: Settings,
     proxy: ProxyConfig,
@@ -83,6 +84,7 @@ impl TestWorker {
             data_dir: tempfile::tempdir().expect("data dir"),
             domains_root,
             shutdown,
+            runtime: None,
             task: None,
             settings,
             proxy,
@@ -91,26 +93,46 @@ impl TestWorker {
         worker
     }
 
+    /// Run the worker on a runtime of its own (so a crash can take every
+    /// task of it down at once, as a dying process would), with its own
+    /// NATS connection.
     async fn spawn(&mut self, nats: &TestNats, docker: &TestDocker) {
         let store = Store::open(&self.data_dir.path().join("hostkit.db"))
             .await
             .expect("open the worker's store");
         let (tx, rx) = watch::channel(false);
         self.shutdown = tx;
-        let startup = Startup {
-            node: self.node.clone(),
-            names: self.names.clone(),
-            nats: nats.client().await,
-            docker: docker.client().clone(),
-            store,
-            proxy: Some(self.proxy.clone()),
-            settings: self.settings.clone(),
-        };
-        self.task = Some(tokio::spawn(async move {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("the worker's runtime");
+        let (url, node, names, docker, proxy, settings) = (
+            nats.url(),
+            self.node.clone(),
+            self.names.clone(),
+            docker.client().clone(),
+            self.proxy.clone(),
+            self.settings.clone(),
+        );
+        self.task = Some(runtime.spawn(async move {
+            let nats = async_nats::connect(url)
+                .await
+                .expect("the worker connects to NATS");
+            let startup = Startup {
+                node,
+                names,
+                nats,
+                docker,
+                store,
+                proxy: Some(proxy),
+                settings,
+            };
             if let Err(error) = serve(startup, rx).await {
                 panic!("worker failed: {error:#}");
             }
         }));
+        self.runtime = Some(runtime);
         wait_for_consumer(nats, &self.names, &self.node).await;
     }
 
@@ -120,14 +142,17 @@ impl TestWorker {
         if let Some(task) = self.task.take() {
             task.await.expect("worker task");
         }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 
-    /// Abort the runtime at once, mid-job (a crash, as far as this process
-    /// can tell), then start it again on the same store.
+    /// Kill the worker's runtime at once, mid-job (every task of it stops
+    /// where it is, as in a crash), then start it again on the same store.
     pub async fn crash_and_restart(&mut self, nats: &TestNats, docker: &TestDocker) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
+        self.task = None;
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
         self.spawn(nats, docker).await;
     }
@@ -136,8 +161,8 @@ impl TestWorker {
 impl Drop for TestWorker {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
-        if let Some(task) = self.task.take() {
-            task.abort();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
     }
 }
