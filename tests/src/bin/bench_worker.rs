@@ -867,7 +867,7 @@ async fn noop_deploys(rig: &mut Rig, options: &Options) -> anyhow::Result<()> {
         .context("write the web tarball")?;
     let source = upload_tarball(&rig.js, &rig.names, &web_tar).await;
     println!(
-        "  tarball {} bytes (streamed from the object store by every deploy)",
+        "  tarball {} bytes (streamed once; later deploys find its images loaded)",
         web_info.size
     );
     let compose = web_compose(&tag);
