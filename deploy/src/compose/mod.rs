@@ -49,6 +49,16 @@ use std::path::Path;
 /// value: the job's env over the domain's env file.
 pub type Env = BTreeMap<String, String>;
 
+/// A capability's canonical name: upper case, without `CAP_` (`cap_net_admin`
+/// → `NET_ADMIN`), as the model and the policy compare them.
+pub fn capability_name(written: &str) -> String {
+    let upper = written.trim().to_ascii_uppercase();
+    upper
+        .strip_prefix("CAP_")
+        .map(str::to_owned)
+        .unwrap_or(upper)
+}
+
 /// Most replicas a service may have.
 pub const MAX_REPLICAS: u32 = 100;
 

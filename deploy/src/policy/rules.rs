@@ -130,13 +130,7 @@ fn capabilities(
     let allowed: Vec<String> = policy
         .allowed_cap_add
         .iter()
-        .map(|c| {
-            let upper = c.trim().to_ascii_uppercase();
-            upper
-                .strip_prefix("CAP_")
-                .map(str::to_owned)
-                .unwrap_or(upper)
-        })
+        .map(|c| crate::compose::capability_name(c))
         .collect();
     for (i, cap) in service.cap_add.iter().enumerate() {
         if !allowed.contains(cap) {

@@ -208,13 +208,7 @@ fn environment(
 fn capabilities(value: &Value, path: &KeyPath) -> Result<Vec<String>, ComposeError> {
     Ok(string_list(value, path)?
         .into_iter()
-        .map(|c| {
-            let upper = c.trim().to_ascii_uppercase();
-            upper
-                .strip_prefix("CAP_")
-                .map(str::to_owned)
-                .unwrap_or(upper)
-        })
+        .map(|c| crate::compose::capability_name(&c))
         .collect())
 }
 
