@@ -287,8 +287,8 @@ async fn versions(worker: &Worker, domain: Domain) -> Result<VersionsReply, Erro
     Ok(VersionsReply { domain, versions })
 }
 
-/// Stream the service's logs (every replica, one after the other for a
-/// tail; with `follow`, the first replica live) in bounded chunks.
+/// Stream the service's logs (every replica: one after the other for a
+/// tail, interleaved live with `follow`) in bounded chunks.
 async fn logs(worker: &Worker, nats: &async_nats::Client, request: LogsRequest, reply_to: String) {
     let inventory = match Inventory::load(&worker.docker, &request.domain.token()).await {
         Ok(inventory) => inventory,
@@ -309,36 +309,44 @@ async fn logs(worker: &Worker, nats: &async_nats::Client, request: LogsRequest, 
     };
     let mut batcher = LogBatcher::new();
     let tail = request.effective_tail();
-    let targets: Vec<String> = if request.follow {
-        replicas.iter().take(1).map(|r| r.id.clone()).collect()
-    } else {
-        replicas.iter().map(|r| r.id.clone()).collect()
-    };
+    let ids: Vec<String> = replicas.iter().map(|r| r.id.clone()).collect();
+    // A tail reads the replicas one after the other; follow interleaves
+    // every replica's lines as they come.
+    let lines: std::pin::Pin<Box<dyn futures_util::Stream<Item = observe::LogLine> + Send>> =
+        if request.follow {
+            Box::pin(futures_util::stream::select_all(ids.iter().map(|id| {
+                Box::pin(observe::logs(&worker.docker, id, tail, true))
+            })))
+        } else {
+            Box::pin(
+                futures_util::stream::iter(ids)
+                    .flat_map(|id| observe::logs(&worker.docker, &id, tail, false)),
+            )
+        };
+    tokio::pin!(lines);
     let deadline = tokio::time::sleep(LOG_FOLLOW_MAX);
     tokio::pin!(deadline);
-    for container in targets {
-        let lines = observe::logs(&worker.docker, &container, tail, request.follow);
-        tokio::pin!(lines);
-        loop {
-            let next = tokio::select! {
-                next = lines.next() => next,
-                _ = &mut deadline => None,
-                _ = tokio::time::sleep(std::time::Duration::from_millis(250)), if request.follow => {
-                    if let Some(chunk) = batcher.flush() {
-                        send(nats, reply_to.clone(), Reply::Ok(chunk)).await;
-                    }
-                    continue;
+    // While following, what arrived goes out at least every 250 ms.
+    let mut flush = tokio::time::interval(std::time::Duration::from_millis(250));
+    loop {
+        let next = tokio::select! {
+            next = lines.next() => next,
+            _ = &mut deadline => None,
+            _ = flush.tick(), if request.follow => {
+                if let Some(chunk) = batcher.flush() {
+                    send(nats, reply_to.clone(), Reply::Ok(chunk)).await;
                 }
-            };
-            let Some(line) = next else { break };
-            let stream = if line.stderr {
-                LogStream::Stderr
-            } else {
-                LogStream::Stdout
-            };
-            if let Some(chunk) = batcher.push(stream, &line.text) {
-                send(nats, reply_to.clone(), Reply::Ok(chunk)).await;
+                continue;
             }
+        };
+        let Some(line) = next else { break };
+        let stream = if line.stderr {
+            LogStream::Stderr
+        } else {
+            LogStream::Stdout
+        };
+        if let Some(chunk) = batcher.push(stream, &line.text) {
+            send(nats, reply_to.clone(), Reply::Ok(chunk)).await;
         }
     }
     send(nats, reply_to, Reply::Ok(batcher.finish())).await;

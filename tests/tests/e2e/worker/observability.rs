@@ -182,3 +182,60 @@ async fn logs_stream_in_chunks_that_end_with_a_marker() {
         .expect_err("unknown service");
     assert_eq!(error.code, hostkit_proto::ErrorCode::ServiceNotFound);
 }
+
+#[tokio::test]
+async fn following_logs_covers_every_replica() {
+    let env = Env::new().await;
+    let domain = env.domain();
+    let images = env
+        .upload("v1", vec![hostkit_tests::fixtures::web("v1")])
+        .await;
+    let compose = web("hostkit-test/web:v1").replace(
+        "    healthcheck:",
+        "    deploy:\n      replicas: 2\n    healthcheck:",
+    );
+    let (done, _) = env
+        .run(&env.deploy_job(&domain, &compose, vec![images]))
+        .await;
+    assert_eq!(succeeded_version(&done), 1);
+
+    let inbox = env.client.new_inbox();
+    let mut replies = env
+        .client
+        .subscribe(inbox.clone())
+        .await
+        .expect("subscribe");
+    let request = LogsRequest {
+        domain: domain.clone(),
+        service: "web".into(),
+        tail: Some(50),
+        follow: true,
+    };
+    env.client
+        .publish_with_reply(
+            env.worker.names.ctl(&env.worker.node, ControlVerb::Logs),
+            inbox,
+            serde_json::to_vec(&request).unwrap().into(),
+        )
+        .await
+        .expect("request logs");
+    // Each replica printed "serving /www on port 8080" when it started.
+    let mut starts = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while starts < 2 {
+        let message = tokio::time::timeout_at(deadline, replies.next())
+            .await
+            .unwrap_or_else(|_| panic!("followed logs showed {starts} of 2 replicas' start lines"))
+            .expect("subscription open");
+        let chunk: LogChunk = serde_json::from_slice::<Reply<LogChunk>>(&message.payload)
+            .expect("chunk parses")
+            .into_result()
+            .expect("ok chunk");
+        starts += chunk
+            .lines
+            .iter()
+            .filter(|l| l.line.starts_with("serving "))
+            .count();
+        assert!(!chunk.end, "follow ended early");
+    }
+}
