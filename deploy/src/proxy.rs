@@ -133,33 +133,20 @@ impl Proxy {
         render(&self.config, domain, upstreams, self.certificates(domain))
     }
 
-    /// Poll until nginx no longer answers `domain`'s config probe.
-    async fn wait_until_gone(&self, domain: &Domain) -> Result<(), ProxyError> {
+    /// Poll nginx's plain-HTTP listener until `domain`'s config probe answers
+    /// `wanted` (`Some(id)`: the reloaded workers serve that file; `None`:
+    /// nothing is served for the domain any more). Old workers keep accepting
+    /// for a moment after a reload, so several answers in a row must agree.
+    async fn wait_for_probe(
+        &self,
+        domain: &Domain,
+        wanted: Option<&str>,
+    ) -> Result<(), ProxyError> {
         let addr = probe_address(&self.config.listen);
         let deadline = tokio::time::Instant::now() + RELOAD_WAIT;
-        while probe(&addr, domain).await.is_some() {
-            if tokio::time::Instant::now() >= deadline {
-                return Err(ProxyError::Reload {
-                    message: format!(
-                        "nginx on {addr} still serves {domain} {RELOAD_WAIT:?} after its removal"
-                    ),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok(())
-    }
-
-    /// Poll nginx's plain-HTTP listener until it answers `domain`'s config
-    /// probe with `config_id`, i.e. the reloaded workers serve the new file.
-    async fn wait_until_serving(&self, domain: &Domain, config_id: &str) -> Result<(), ProxyError> {
-        let addr = probe_address(&self.config.listen);
-        let deadline = tokio::time::Instant::now() + RELOAD_WAIT;
-        // Old workers keep accepting for a moment after a reload: several
-        // answers in a row must come from the new configuration.
         let mut in_a_row = 0;
         loop {
-            if probe(&addr, domain).await.as_deref() == Some(config_id) {
+            if probe(&addr, domain).await.as_deref() == wanted {
                 in_a_row += 1;
                 if in_a_row == 5 {
                     return Ok(());
@@ -168,10 +155,12 @@ impl Proxy {
                 in_a_row = 0;
             }
             if tokio::time::Instant::now() >= deadline {
+                let what = match wanted {
+                    Some(_) => "serve the new configuration".to_string(),
+                    None => format!("stop serving {domain}"),
+                };
                 return Err(ProxyError::Reload {
-                    message: format!(
-                        "nginx on {addr} did not serve the new configuration within {RELOAD_WAIT:?}"
-                    ),
+                    message: format!("nginx on {addr} did not {what} within {RELOAD_WAIT:?}"),
                 });
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -203,7 +192,7 @@ impl Proxy {
                 return Ok(false);
             }
             self.reload().await?;
-            self.wait_until_serving(domain, &id).await?;
+            self.wait_for_probe(domain, Some(&id)).await?;
             return Ok(true);
         }
         write_atomically(&path, &rendered).await?;
@@ -220,7 +209,7 @@ impl Proxy {
             return Err(error);
         }
         if self.config.verify_reload {
-            self.wait_until_serving(domain, &id).await?;
+            self.wait_for_probe(domain, Some(&id)).await?;
         }
         Ok(true)
     }
@@ -233,7 +222,7 @@ impl Proxy {
             Ok(()) => {
                 self.reload().await?;
                 if self.config.verify_reload {
-                    self.wait_until_gone(domain).await?;
+                    self.wait_for_probe(domain, None).await?;
                 }
                 Ok(())
             }
