@@ -11,6 +11,7 @@
 //! A test that needs one of the real parts fails with a clear message (what
 //! is missing and how to install it) when it is not there; nothing is skipped.
 
+pub mod deploy;
 pub mod docker;
 pub mod fixtures;
 pub mod image;

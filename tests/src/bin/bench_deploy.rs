@@ -34,7 +34,7 @@
 //! also times the peer until its web container is healthy. Each pair of
 //! measurements alternates which side goes first.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -47,12 +47,10 @@ use bollard::Docker;
 use bollard::models::HealthStatusEnum;
 use bollard::query_parameters::RemoveImageOptions;
 use hostkit_deploy::engine::{Applied, Change, Engine, EngineOptions, StackSpec};
-use hostkit_deploy::images::{self, PullPolicy};
-use hostkit_deploy::policy::Policy;
+use hostkit_deploy::images;
 use hostkit_deploy::ports::PortBlock;
 use hostkit_deploy::progress::{NoProgress, Progress, ProgressSink, ServiceState};
 use hostkit_deploy::proxy::Proxy;
-use hostkit_deploy::stack::{self, Placement};
 use hostkit_proto::Domain;
 use hostkit_tests::{ImageSpec, TarballBuilder, TestDocker, TestNginx, compose_project, fixtures};
 use sha2::{Digest as _, Sha256};
@@ -323,21 +321,16 @@ impl<'a> Host<'a> {
         compose: &str,
         sink: &dyn ProgressSink,
     ) -> anyhow::Result<StackSpec> {
-        let checked = stack::check(
-            compose,
-            &BTreeMap::new(),
+        Ok(hostkit_tests::deploy::stack_spec(
+            self.client(),
+            &site.domain,
             site.dir.path(),
-            None,
-            &Policy::default(),
-        )?;
-        let placement = Placement {
-            domain: &site.domain,
-            domain_dir: site.dir.path(),
-            ports: site.ports,
-            health_timeout: HEALTH_TIMEOUT,
-            labels: HashMap::from([("hostkit.version".to_string(), "1".to_string())]),
-        };
-        Ok(stack::resolve(self.client(), &checked, &placement, PullPolicy::Never, sink).await?)
+            site.ports,
+            compose,
+            HEALTH_TIMEOUT,
+            sink,
+        )
+        .await?)
     }
 
     /// check + resolve + apply.

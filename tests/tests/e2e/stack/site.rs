@@ -1,7 +1,7 @@
 //! `Site`: one test domain with its own engine, nginx, domain directory and
 //! port block, plus the compose files the stack tests deploy.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bollard::exec::StartExecResults;
@@ -10,12 +10,9 @@ use futures_util::StreamExt;
 use hostkit_deploy::engine::inventory::Inventory;
 use hostkit_deploy::engine::{Applied, Engine, EngineOptions, StackSpec};
 use hostkit_deploy::error::DeployError;
-use hostkit_deploy::images::PullPolicy;
-use hostkit_deploy::policy::Policy;
 use hostkit_deploy::ports::PortBlock;
 use hostkit_deploy::progress::RecordingSink;
 use hostkit_deploy::proxy::Proxy;
-use hostkit_deploy::stack::{self, Placement};
 use hostkit_proto::Domain;
 use hostkit_tests::{TestDocker, TestNginx, fixtures};
 
@@ -124,25 +121,13 @@ impl Site {
 
     /// Check, resolve and build the spec of `compose` (no container touched).
     pub async fn spec(&self, compose: &str) -> Result<StackSpec, DeployError> {
-        let checked = stack::check(
-            compose,
-            &BTreeMap::new(),
-            self.dir.path(),
-            None,
-            &Policy::default(),
-        )?;
-        let placement = Placement {
-            domain: &self.domain,
-            domain_dir: self.dir.path(),
-            ports: self.ports,
-            health_timeout: Duration::from_secs(30),
-            labels: HashMap::from([("hostkit.version".to_string(), "1".to_string())]),
-        };
-        stack::resolve(
+        hostkit_tests::deploy::stack_spec(
             self.docker.client(),
-            &checked,
-            &placement,
-            PullPolicy::Never,
+            &self.domain,
+            self.dir.path(),
+            self.ports,
+            compose,
+            Duration::from_secs(30),
             &self.sink,
         )
         .await
