@@ -111,6 +111,7 @@ pub fn stack_spec(input: &StackInput<'_>) -> Result<StackSpec, ConvertError> {
         ports: input.ports,
         health_timeout: input.health_timeout,
         labels: input.labels.clone(),
+        domain_dir: input.domain_dir.to_path_buf(),
     })
 }
 
@@ -188,7 +189,7 @@ fn service_spec(
     let mut template = container_template(input, project, service, &path)?;
     if let Some(mode) = &service.network_mode {
         match mode.as_str() {
-            "none" | "bridge" => {
+            "none" => {
                 if let Some(hc) = template.host_config.as_mut() {
                     hc.network_mode = Some(mode.clone());
                 }
@@ -228,8 +229,43 @@ fn service_spec(
             Readiness::Healthy
         },
         stop_timeout: service.stop_grace_period,
+        bind_sources: crate::policy::bind_sources(input.project, input.domain_dir)
+            .into_iter()
+            .filter(|b| b.service == name)
+            .filter_map(|b| b.path)
+            .collect(),
         template,
     })
+}
+
+/// Size and file caps of a local log driver when the compose file sets none:
+/// a chatty container must not fill the host's disk.
+const DEFAULT_LOG_CAPS: [(&str, &str); 2] = [("max-size", "10m"), ("max-file", "3")];
+
+/// The service's log driver (`json-file` when unset) with default caps for
+/// the drivers that write on the host.
+fn log_config(service: &Service) -> HostConfigLogConfig {
+    let driver = service
+        .logging
+        .as_ref()
+        .and_then(|l| l.driver.clone())
+        .unwrap_or_else(|| "json-file".to_owned());
+    let mut options: HashMap<String, String> = service
+        .logging
+        .as_ref()
+        .map(|l| l.options.clone().into_iter().collect())
+        .unwrap_or_default();
+    if driver == "json-file" || driver == "local" {
+        for (key, value) in DEFAULT_LOG_CAPS {
+            options
+                .entry(key.to_owned())
+                .or_insert_with(|| value.to_owned());
+        }
+    }
+    HostConfigLogConfig {
+        typ: Some(driver),
+        config: Some(options),
+    }
 }
 
 fn nanos(d: Option<Duration>) -> Option<i64> {
@@ -371,10 +407,7 @@ fn container_template(
                 .map(|h| format!("{}:{}", h.host, h.ip))
                 .collect()
         }),
-        log_config: service.logging.as_ref().map(|l| HostConfigLogConfig {
-            typ: l.driver.clone(),
-            config: Some(l.options.clone().into_iter().collect()),
-        }),
+        log_config: Some(log_config(service)),
         privileged: Some(service.privileged),
         pid_mode: service.pid.clone(),
         ipc_mode: service.ipc.clone(),

@@ -3,6 +3,7 @@
 use crate::compose::ComposeError;
 use crate::convert::ConvertError;
 use crate::docker::DockerError;
+use crate::domain_dir::DomainDirError;
 use crate::engine::health::NotReady;
 use crate::images::ImageError;
 use crate::policy::PolicyDenied;
@@ -75,6 +76,12 @@ pub enum DeployError {
     /// An operation named a service the stack does not have.
     #[error("the stack has no service {service}")]
     UnknownService { service: String },
+    /// A file in the domain directory could not be used.
+    #[error(transparent)]
+    DomainDir(#[from] DomainDirError),
+    /// A bug in HostKit (a task panicked).
+    #[error("internal error: {message}")]
+    Internal { message: String },
 }
 
 impl DeployError {
@@ -89,6 +96,12 @@ impl DeployError {
             DeployError::HealthGate { .. } => "health.timeout",
             DeployError::PortsExhausted { .. } => "ports.exhausted",
             DeployError::UnknownService { .. } => "job.invalid",
+            DeployError::DomainDir(e) => match e {
+                DomainDirError::Symlink { .. } | DomainDirError::Outside { .. } => "policy.denied",
+                DomainDirError::Io { .. } => "internal",
+                _ => "compose.invalid",
+            },
+            DeployError::Internal { .. } => "internal",
         }
     }
 
@@ -110,6 +123,8 @@ impl DeployError {
                 "fewer replicas or published ports, or a larger port block in the worker config".into()
             }
             DeployError::UnknownService { .. } => "see `hostkit compose services` for the stack's services".into(),
+            DeployError::DomainDir(_) => "files HostKit reads or mounts in the domain directory must be regular files or directories, not links, FIFOs or huge files".into(),
+            DeployError::Internal { .. } => "see the worker's log on the node".into(),
         }
     }
 }

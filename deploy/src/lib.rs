@@ -7,6 +7,7 @@
 pub mod compose;
 pub mod convert;
 pub mod docker;
+pub mod domain_dir;
 pub mod engine;
 pub mod error;
 pub mod images;

@@ -11,6 +11,7 @@ use hostkit_proto::Domain;
 
 use crate::compose::{self, Env, MainService, Project, Warning};
 use crate::convert::{self, StackInput};
+use crate::domain_dir::DomainDir;
 use crate::engine::StackSpec;
 use crate::error::DeployError;
 use crate::images::{self, PullPolicy};
@@ -45,8 +46,10 @@ impl Checked {
     }
 }
 
-/// Load `compose` with `env`, apply env files from `domain_dir`, check the
-/// policy and decide the main service. Pure apart from reading env files.
+/// Load `compose` with `env`, check the policy (also on disk: no link on
+/// the way to anything the stack mounts or HostKit reads), apply env files
+/// from `domain_dir` and decide the main service. Reads only env files, and
+/// only after the policy passed. Blocking: run it off the async executor.
 pub fn check(
     compose: &str,
     env: &Env,
@@ -58,8 +61,9 @@ pub fn check(
         mut project,
         warnings,
     } = compose::load(compose, env)?;
-    project.apply_env_files(domain_dir)?;
-    policy.check(&project, domain_dir)?;
+    let dir = DomainDir::new(domain_dir);
+    policy.check_on_disk(&project, &dir)?;
+    project.apply_env_files(&dir)?;
     let main = project.main_service(main_service)?;
     Ok(Checked {
         project,

@@ -42,6 +42,7 @@ pub use model::*;
 pub use path::KeyPath;
 pub use yaml::{MAX_INPUT_BYTES, MAX_NODES};
 
+use crate::domain_dir::{DomainDir, READ_CAP};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -119,34 +120,27 @@ impl Project {
             .collect()
     }
 
-    /// Reads each service's `env_file`s (relative to `base_dir`, which they
-    /// must not leave) and adds their variables to its `environment`;
-    /// variables written in `environment` win, later files win over earlier
-    /// ones. A missing optional file is skipped.
-    pub fn apply_env_files(&mut self, base_dir: &Path) -> Result<(), ComposeError> {
+    /// Reads each service's `env_file`s (beneath the domain directory
+    /// `dir`, never through a symbolic link, at most
+    /// [`READ_CAP`](crate::domain_dir::READ_CAP) bytes each) and adds their
+    /// variables to its `environment`; variables written in `environment`
+    /// win, later files win over earlier ones. A missing optional file is
+    /// skipped.
+    pub fn apply_env_files(&mut self, dir: &DomainDir) -> Result<(), ComposeError> {
         for (name, service) in &mut self.services {
             let path = KeyPath::from_keys(["services", name.as_str(), "env_file"]);
             let mut from_files = Env::new();
             for file in &service.env_file {
-                let resolved = resolve_host_path(&file.path, base_dir)
-                    .filter(|p| p.starts_with(base_dir))
-                    .ok_or_else(|| {
-                        ComposeError::invalid(
-                            &path,
-                            format!("`{}` is outside the domain directory", file.path),
-                        )
-                    })?;
-                let text = match std::fs::read_to_string(&resolved) {
-                    Ok(text) => text,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && !file.required => {
-                        continue;
-                    }
-                    Err(e) => {
+                let text = match dir.read_to_string(Path::new(&file.path), READ_CAP) {
+                    Ok(Some(text)) => text,
+                    Ok(None) if !file.required => continue,
+                    Ok(None) => {
                         return Err(ComposeError::invalid(
                             &path,
-                            format!("cannot read `{}`: {e}", file.path),
+                            format!("`{}` does not exist in the domain directory", file.path),
                         ));
                     }
+                    Err(e) => return Err(ComposeError::invalid(&path, e.to_string())),
                 };
                 from_files.extend(parse_env_file(&file.path, &text)?);
             }

@@ -957,16 +957,17 @@ fn env_files_are_applied_relative_to_the_domain_dir() {
     std::fs::write(dir.path().join("more.env"), "B=later-file\n").expect("write");
     let text = "services:\n  web:\n    image: a\n    environment: {A: explicit}\n    env_file: [web.env, ./more.env, {path: missing.env, required: false}]\n";
     let mut p = ok(text).project;
-    p.apply_env_files(dir.path()).expect("applies");
+    p.apply_env_files(&DomainDir::new(dir.path()))
+        .expect("applies");
     let e = &p.services["web"].environment;
     assert_eq!(e["A"], "explicit");
     assert_eq!(e["B"], "later-file");
 
     let mut p = ok("services:\n  web:\n    image: a\n    env_file: missing.env\n").project;
-    assert!(p.apply_env_files(dir.path()).is_err());
+    assert!(p.apply_env_files(&DomainDir::new(dir.path())).is_err());
     let mut p = ok("services:\n  web:\n    image: a\n    env_file: ../outside.env\n").project;
     assert!(
-        p.apply_env_files(dir.path())
+        p.apply_env_files(&DomainDir::new(dir.path()))
             .expect_err("outside")
             .to_string()
             .contains("outside the domain")
@@ -1083,4 +1084,14 @@ fn markdown_table_is_rendered_for_the_readme() {
     for spec in KEYS {
         assert!(md.contains(&format!("`{}{}`", spec.scope.prefix(), spec.key)));
     }
+}
+
+#[test]
+fn an_empty_networks_list_means_no_network() {
+    // Never Docker's shared default `bridge` (DESIGN §6).
+    let p = ok("services:\n  a:\n    image: x\n    networks: []\n  b:\n    image: x\n").project;
+    assert_eq!(p.services["a"].network_mode.as_deref(), Some("none"));
+    assert!(p.services["a"].networks.is_empty());
+    assert_eq!(p.services["b"].network_mode, None);
+    assert!(p.services["b"].networks.contains_key("default"));
 }

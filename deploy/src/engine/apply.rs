@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::Engine;
+use super::binds;
 use super::container::{self, Replica};
 use super::health::{self, LOG_TAIL_LINES, Readiness};
 use super::inventory::{Existing, Inventory};
@@ -120,6 +121,7 @@ impl Engine {
         resources::ensure_networks(&self.docker, &stack.project, &stack.networks).await?;
         resources::ensure_volumes(&self.docker, &stack.project, &stack.volumes).await?;
         let inventory = Inventory::load(&self.docker, &stack.project).await?;
+        binds::nested_in_running(stack, &inventory)?;
 
         let used: BTreeSet<u16> = inventory.used_ports().into_iter().collect();
         let free_ports = stack.ports.ports().filter(|p| !used.contains(p)).collect();
@@ -315,6 +317,7 @@ impl Context<'_> {
             let completed =
                 service.ready_when == Readiness::Completed && replica.exit_code == Some(0);
             if !replica.is_running() && !completed {
+                binds::guard(self.stack, service).await?;
                 container::start(docker, &replica.id).await?;
                 changed = true;
                 self.report(service, replica.number, ServiceState::Started);
@@ -430,6 +433,7 @@ impl Context<'_> {
         let numbers = (1..).filter(|n| !taken.contains(n)).take(count as usize);
         let mut replicas = Vec::new();
         for number in numbers {
+            binds::guard(self.stack, service).await?;
             let created = match self.take_ports(service.ports.len()) {
                 Ok(ports) => container::create_and_start(
                     &self.engine.docker,

@@ -13,6 +13,8 @@ use bollard::query_parameters::{
 use super::labels;
 use super::spec::{ServiceSpec, StackSpec};
 use crate::docker::{DockerError, is_not_found};
+use crate::error::DeployError;
+use crate::policy::{PolicyDenied, Rule};
 
 /// A replica the engine created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +45,7 @@ pub async fn create_and_start(
     service: &ServiceSpec,
     number: u32,
     host_ports: Vec<u16>,
-) -> Result<Replica, DockerError> {
+) -> Result<Replica, DeployError> {
     let name = container_name(&stack.project, service, number);
     let mut body = service.template.clone();
     body.image = Some(service.image_id.clone());
@@ -105,14 +107,24 @@ pub async fn create_and_start(
                 },
             )])),
         });
+    } else if host_config.network_mode.is_none() {
+        // No network means none, never Docker's shared default bridge.
+        host_config.network_mode = Some("none".into());
     }
     body.host_config = Some(host_config);
 
     let options = CreateContainerOptionsBuilder::default().name(&name).build();
-    let created = docker
-        .create_container(Some(options), body)
-        .await
-        .map_err(|e| DockerError::call(format!("create container {name}"), e))?;
+    let created = match docker.create_container(Some(options), body).await {
+        Ok(created) => created,
+        Err(
+            e @ bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            },
+        ) => {
+            return Err(name_taken(docker, stack, service, &name, e).await);
+        }
+        Err(e) => return Err(DockerError::call(format!("create container {name}"), e).into()),
+    };
     let id = created.id;
 
     for endpoint in endpoints {
@@ -125,16 +137,15 @@ pub async fn create_and_start(
         };
         if let Err(e) = docker.connect_network(&endpoint.network, request).await {
             let _ = remove(docker, &id, Some(Duration::ZERO)).await;
-            return Err(DockerError::call(
-                format!("connect {name} to {}", endpoint.network),
-                e,
-            ));
+            return Err(
+                DockerError::call(format!("connect {name} to {}", endpoint.network), e).into(),
+            );
         }
     }
 
     if let Err(e) = docker.start_container(&id, None).await {
         let _ = remove(docker, &id, Some(Duration::ZERO)).await;
-        return Err(DockerError::call(format!("start container {name}"), e));
+        return Err(DockerError::call(format!("start container {name}"), e).into());
     }
     Ok(Replica {
         id,
@@ -142,6 +153,37 @@ pub async fn create_and_start(
         number,
         host_ports,
     })
+}
+
+/// Why a container name is taken: by another project (refused, naming it:
+/// HostKit never touches another stack's container), or by a container of
+/// this one (an engine conflict).
+async fn name_taken(
+    docker: &Docker,
+    stack: &StackSpec,
+    service: &ServiceSpec,
+    name: &str,
+    conflict: bollard::errors::Error,
+) -> DeployError {
+    let owner = docker
+        .inspect_container(name, None)
+        .await
+        .ok()
+        .and_then(|c| c.config?.labels?.get(labels::PROJECT).cloned());
+    if owner.as_deref() == Some(stack.project.as_str()) {
+        return DockerError::call(format!("create container {name}"), conflict).into();
+    }
+    let who = owner.map_or_else(
+        || "something outside HostKit".to_owned(),
+        |o| format!("the stack `{o}`"),
+    );
+    PolicyDenied::one(
+        Rule::ResourceOwner,
+        Some(&service.name),
+        format!("services.{}", service.name),
+        format!("the container name `{name}` is taken by {who}; rename the service or its container_name"),
+    )
+    .into()
 }
 
 /// Start a stopped container.

@@ -36,6 +36,8 @@ pub struct Existing {
     pub health: Option<String>,
     /// Exit code from the engine's status line, when it exited.
     pub exit_code: Option<i64>,
+    /// Host paths it bind-mounts writable.
+    pub writable_binds: Vec<std::path::PathBuf>,
 }
 
 impl Existing {
@@ -139,6 +141,13 @@ impl Inventory {
                 image: labels.get(labels::IMAGE).cloned().unwrap_or_default(),
                 health: c.status.as_deref().and_then(health_of_status),
                 exit_code: c.status.as_deref().and_then(exit_code_of_status),
+                writable_binds: c
+                    .mounts
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|m| m.typ.as_deref() == Some("bind") && m.rw == Some(true))
+                    .filter_map(|m| m.source.map(Into::into))
+                    .collect(),
             });
         }
         for replicas in services.values_mut() {

@@ -7,6 +7,7 @@
 //! - `inventory`: what runs now, found by labels.
 
 pub mod apply;
+pub mod binds;
 pub mod container;
 pub mod health;
 pub mod inventory;

@@ -46,6 +46,7 @@ impl Engine {
                 .cloned()
                 .unwrap_or_default();
             for replica in &replicas {
+                super::binds::guard(stack, spec).await?;
                 container::restart(&self.docker, &replica.id, spec.stop_timeout).await?;
                 sink.report(Progress::Service {
                     service: spec.name.clone(),

@@ -12,6 +12,8 @@ use bollard::query_parameters::{
 use super::labels;
 use super::spec::{NetworkSpec, VolumeSpec};
 use crate::docker::{DockerError, is_not_found};
+use crate::error::DeployError;
+use crate::policy::{PolicyDenied, Rule};
 
 fn owned_labels(
     project: &str,
@@ -30,21 +32,57 @@ fn owned_labels(
     all
 }
 
-/// Create each network that does not exist yet.
+/// Refuse to reuse a resource whose `com.docker.compose.project` label is
+/// not `project` (DESIGN §6: `<project>_<key>` names of two domains can
+/// collide, and a name may be taken by anything on the host).
+fn owned_by(
+    project: &str,
+    kind: &str,
+    key: &str,
+    name: &str,
+    found: Option<&HashMap<String, String>>,
+) -> Result<(), DeployError> {
+    let owner = found.and_then(|l| l.get(labels::PROJECT));
+    if owner.map(String::as_str) == Some(project) {
+        return Ok(());
+    }
+    let who = match owner {
+        Some(other) => format!("the stack `{other}`"),
+        None => "something outside HostKit".to_owned(),
+    };
+    Err(PolicyDenied::one(
+        Rule::ResourceOwner,
+        None,
+        format!("{kind}s.{key}"),
+        format!("the {kind} `{name}` already exists and belongs to {who}; use another {kind} key or `name:`"),
+    )
+    .into())
+}
+
+/// Create each network that does not exist yet; an existing one is reused
+/// only when this project owns it.
 pub async fn ensure_networks(
     docker: &Docker,
     project: &str,
     networks: &[NetworkSpec],
-) -> Result<(), DockerError> {
+) -> Result<(), DeployError> {
     for network in networks {
         match docker.inspect_network(&network.name, None).await {
-            Ok(_) => continue,
+            Ok(found) => {
+                owned_by(
+                    project,
+                    "network",
+                    &network.key,
+                    &network.name,
+                    found.labels.as_ref(),
+                )?;
+                continue;
+            }
             Err(e) if is_not_found(&e) => {}
             Err(e) => {
-                return Err(DockerError::call(
-                    format!("inspect network {}", network.name),
-                    e,
-                ));
+                return Err(
+                    DockerError::call(format!("inspect network {}", network.name), e).into(),
+                );
             }
         }
         let request = NetworkCreateRequest {
@@ -62,36 +100,56 @@ pub async fn ensure_networks(
         };
         match docker.create_network(request).await {
             Ok(_) => {}
-            // Another job of the same project created it meanwhile: fine.
+            // Created meanwhile: reused only if it is ours.
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 409, ..
-            }) => {}
+            }) => {
+                let found = docker
+                    .inspect_network(&network.name, None)
+                    .await
+                    .map_err(|e| {
+                        DockerError::call(format!("inspect network {}", network.name), e)
+                    })?;
+                owned_by(
+                    project,
+                    "network",
+                    &network.key,
+                    &network.name,
+                    found.labels.as_ref(),
+                )?;
+            }
             Err(e) => {
-                return Err(DockerError::call(
-                    format!("create network {}", network.name),
-                    e,
-                ));
+                return Err(
+                    DockerError::call(format!("create network {}", network.name), e).into(),
+                );
             }
         }
     }
     Ok(())
 }
 
-/// Create each named volume that does not exist yet (existing data is kept).
+/// Create each named volume that does not exist yet (existing data is
+/// kept); an existing one is reused only when this project owns it.
 pub async fn ensure_volumes(
     docker: &Docker,
     project: &str,
     volumes: &[VolumeSpec],
-) -> Result<(), DockerError> {
+) -> Result<(), DeployError> {
     for volume in volumes {
         match docker.inspect_volume(&volume.name).await {
-            Ok(_) => continue,
+            Ok(found) => {
+                owned_by(
+                    project,
+                    "volume",
+                    &volume.key,
+                    &volume.name,
+                    Some(&found.labels),
+                )?;
+                continue;
+            }
             Err(e) if is_not_found(&e) => {}
             Err(e) => {
-                return Err(DockerError::call(
-                    format!("inspect volume {}", volume.name),
-                    e,
-                ));
+                return Err(DockerError::call(format!("inspect volume {}", volume.name), e).into());
             }
         }
         let request = VolumeCreateRequest {
@@ -106,10 +164,19 @@ pub async fn ensure_volumes(
             )),
             ..Default::default()
         };
-        docker
+        // Volume creation is idempotent in the engine: check who owns what
+        // it answers (another stack may have created the name meanwhile).
+        let created = docker
             .create_volume(request)
             .await
             .map_err(|e| DockerError::call(format!("create volume {}", volume.name), e))?;
+        owned_by(
+            project,
+            "volume",
+            &volume.key,
+            &volume.name,
+            Some(&created.labels),
+        )?;
     }
     Ok(())
 }

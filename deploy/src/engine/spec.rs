@@ -3,6 +3,7 @@
 //! from the compose model; the engine never looks at YAML.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bollard::models::ContainerCreateBody;
@@ -32,6 +33,9 @@ pub struct StackSpec {
     pub health_timeout: Duration,
     /// Labels put on every container (version, job).
     pub labels: HashMap<String, String>,
+    /// The domain directory: bind sources beneath it are walked without
+    /// following links before every container start.
+    pub domain_dir: PathBuf,
 }
 
 impl StackSpec {
@@ -103,6 +107,9 @@ pub struct ServiceSpec {
     pub ready_when: Readiness,
     /// Grace period for stop.
     pub stop_timeout: Option<Duration>,
+    /// Host paths its containers bind-mount (bind mounts, secret and config
+    /// files), resolved.
+    pub bind_sources: Vec<PathBuf>,
     /// Container template: image, env, command, healthcheck, resources, mounts,
     /// labels. Ports, networks and per-replica labels are added at create.
     pub template: ContainerCreateBody,

@@ -5,9 +5,12 @@
 //! [`Violation`] of a loaded project, each naming its [`Rule`], service and
 //! key path, and fails with [`PolicyDenied`] (`policy.denied`).
 
+mod binds;
+mod on_disk;
 mod paths;
 mod rules;
 
+pub use binds::{BindSource, bind_sources, is_domain_file, nested_in};
 pub use paths::{HostPath, check as check_host_path, real_path};
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -15,6 +18,7 @@ use std::fmt;
 use std::path::Path;
 
 use crate::compose::Project;
+use crate::domain_dir::DomainDir;
 
 /// Error code of a denied stack.
 pub const CODE_DENIED: &str = "policy.denied";
@@ -61,6 +65,26 @@ pub enum Rule {
     CpuLimit,
     /// More replicas than allowed.
     Replicas,
+    /// A symbolic link on the way to a bind mount's source or a file HostKit
+    /// reads (links in a domain directory are never followed). Always enforced.
+    Symlink,
+    /// A bind mount of the domain directory itself or of HostKit's own files
+    /// in it (`config.json`, compose and version files, `.env`). Always enforced.
+    BindDomainFiles,
+    /// A bind mount whose source lies inside another bind source that a
+    /// container of the stack mounts writable (it could plant a link there).
+    /// Always enforced.
+    BindNested,
+    /// A volume, network or container name owned by another project. Always
+    /// enforced.
+    ResourceOwner,
+    /// A logging driver outside the allow-list.
+    LoggingDriver,
+    /// A job's image `path:` outside the worker's images directory.
+    ImagePath,
+    /// An image reference that resolves to an image neither this job loaded
+    /// nor a version of this domain recorded. Always enforced.
+    ForeignImage,
 }
 
 impl Rule {
@@ -84,6 +108,13 @@ impl Rule {
             Self::MemoryLimit => "memory-limit",
             Self::CpuLimit => "cpu-limit",
             Self::Replicas => "replicas",
+            Self::Symlink => "symlink",
+            Self::BindDomainFiles => "bind-domain-files",
+            Self::BindNested => "bind-nested",
+            Self::ResourceOwner => "resource-owner",
+            Self::LoggingDriver => "logging-driver",
+            Self::ImagePath => "image-path",
+            Self::ForeignImage => "foreign-image",
         }
     }
 }
@@ -93,6 +124,11 @@ impl fmt::Display for Rule {
         f.write_str(self.id())
     }
 }
+
+/// Logging drivers a stack may use by default: those that write on the
+/// host (others, like `syslog`, `gelf` or `awslogs`, run in the host's
+/// network namespace).
+pub const DEFAULT_ALLOWED_LOGGING_DRIVERS: &[&str] = &["json-file", "local", "none"];
 
 /// Capabilities `cap_add` may name by default: Docker's default set (adding
 /// them is a no-op) and a few harmless ones.
@@ -159,8 +195,12 @@ pub struct Policy {
     pub external_volume: bool,
     /// Enforce [`Rule::NetworkDriver`].
     pub network_driver: bool,
+    /// Enforce [`Rule::LoggingDriver`].
+    pub logging_driver: bool,
     /// Capabilities `cap_add` may name (upper case, with or without `CAP_`).
     pub allowed_cap_add: Vec<String>,
+    /// Logging drivers a service may use.
+    pub allowed_logging_drivers: Vec<String>,
     /// Memory cap of a stack in bytes (TOML: bytes or `"4g"`); `None`: no cap.
     #[serde(deserialize_with = "deserialize_size")]
     pub max_memory: Option<u64>,
@@ -187,9 +227,14 @@ impl Default for Policy {
             external_network: true,
             external_volume: true,
             network_driver: true,
+            logging_driver: true,
             allowed_cap_add: DEFAULT_ALLOWED_CAPS
                 .iter()
                 .map(|c| (*c).to_owned())
+                .collect(),
+            allowed_logging_drivers: DEFAULT_ALLOWED_LOGGING_DRIVERS
+                .iter()
+                .map(|d| (*d).to_owned())
                 .collect(),
             max_memory: None,
             max_cpus: None,
@@ -219,26 +264,42 @@ impl Policy {
             Rule::MemoryLimit => self.max_memory.is_some(),
             Rule::CpuLimit => self.max_cpus.is_some(),
             Rule::Replicas => self.max_replicas.is_some(),
+            Rule::LoggingDriver => self.logging_driver,
+            Rule::ImagePath => true,
+            // Isolation between domains is not a setting.
+            Rule::Symlink
+            | Rule::BindDomainFiles
+            | Rule::BindNested
+            | Rule::ResourceOwner
+            | Rule::ForeignImage => true,
         }
     }
 
     /// Checks `project` for a domain whose directory is `domain_dir`
-    /// (relative host paths are resolved against it); every violation is
-    /// reported, not only the first.
+    /// (relative host paths are resolved against it, a relative
+    /// `domain_dir` against the current directory); every violation is
+    /// reported, not only the first. Lexical: nothing on disk is read.
     pub fn check(&self, project: &Project, domain_dir: &Path) -> Result<(), PolicyDenied> {
-        let violations = self.violations(project, domain_dir);
-        if violations.is_empty() {
-            Ok(())
-        } else {
-            Err(PolicyDenied { violations })
-        }
+        PolicyDenied::from_violations(self.violations(project, domain_dir))
     }
 
     /// Every violation of `project`, in a stable order.
     pub fn violations(&self, project: &Project, domain_dir: &Path) -> Vec<Violation> {
-        let mut found = rules::collect(self, project, domain_dir);
+        let domain_dir = std::path::absolute(domain_dir).unwrap_or_else(|_| domain_dir.to_owned());
+        let mut found = rules::collect(self, project, &domain_dir);
         found.retain(|v| self.enforces(v.rule));
         found
+    }
+
+    /// [`Policy::check`], then the domain directory itself: no symbolic link
+    /// on the way to any bind source, `env_file`, secret or config file (the
+    /// worker runs this; the CLI, which has no domain directory, does not).
+    pub fn check_on_disk(&self, project: &Project, dir: &DomainDir) -> Result<(), PolicyDenied> {
+        let mut violations = self.violations(project, dir.root());
+        if violations.is_empty() {
+            violations = on_disk::collect(project, dir);
+        }
+        PolicyDenied::from_violations(violations)
     }
 }
 
@@ -286,6 +347,32 @@ pub struct PolicyDenied {
 }
 
 impl PolicyDenied {
+    /// `Ok` without violations, the denial otherwise.
+    pub fn from_violations(violations: Vec<Violation>) -> Result<(), PolicyDenied> {
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(PolicyDenied { violations })
+        }
+    }
+
+    /// A denial of one rule.
+    pub fn one(
+        rule: Rule,
+        service: Option<&str>,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        PolicyDenied {
+            violations: vec![Violation {
+                rule,
+                service: service.map(str::to_owned),
+                path: path.into(),
+                message: message.into(),
+            }],
+        }
+    }
+
     /// The stable error code (`policy.denied`).
     pub fn code(&self) -> &'static str {
         CODE_DENIED

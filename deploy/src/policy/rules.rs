@@ -40,6 +40,7 @@ pub fn collect(policy: &Policy, project: &Project, domain_dir: &Path) -> Vec<Vio
             );
         }
         mounts(policy, service, domain_dir, &mut found, at);
+        logging(policy, service, &mut found, at);
         for (i, file) in service.env_file.iter().enumerate() {
             if !host_path(&file.path, domain_dir).inside {
                 found.add(
@@ -73,6 +74,10 @@ pub fn collect(policy: &Policy, project: &Project, domain_dir: &Path) -> Vec<Vio
         }
     }
     found.service = None;
+    found.out.extend(super::binds::collect(
+        &super::binds::bind_sources(project, domain_dir),
+        domain_dir,
+    ));
     top_level(project, domain_dir, &mut found);
     limits(policy, project, &mut found);
     found.out
@@ -169,6 +174,22 @@ fn mounts(
                 format!("bind mount source `{path}` is outside the domain directory"),
             );
         }
+    }
+}
+
+fn logging(policy: &Policy, service: &Service, found: &mut Found<'_>, at: impl Fn(&str) -> String) {
+    let Some(driver) = service.logging.as_ref().and_then(|l| l.driver.as_deref()) else {
+        return;
+    };
+    if !policy.allowed_logging_drivers.iter().any(|d| d == driver) {
+        found.add(
+            Rule::LoggingDriver,
+            at("logging.driver"),
+            format!(
+                "logging driver `{driver}` is not allowed (allowed: {}): drivers that ship logs elsewhere run in the host's network namespace",
+                policy.allowed_logging_drivers.join(", ")
+            ),
+        );
     }
 }
 

@@ -410,19 +410,141 @@ fn rules_can_be_switched_off() {
 }
 
 #[test]
-fn symlinks_in_the_domain_cannot_escape_it() {
+fn symlinks_in_the_domain_are_never_followed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let domain = dir.path().join("example.com");
-    std::fs::create_dir_all(&domain).expect("mkdir");
+    std::fs::create_dir_all(domain.join("conf")).expect("mkdir");
     std::os::unix::fs::symlink("/etc", domain.join("data")).expect("symlink");
+    std::os::unix::fs::symlink("conf", domain.join("inside")).expect("symlink");
     let p = project(
-        "services:\n  web:\n    image: a\n    volumes: ['./data:/data', './data/ssl:/ssl']\n",
+        "services:\n  web:\n    image: a\n    env_file: ./inside/app.env\n    volumes: ['./data:/data:ro', './data/ssl:/ssl:ro', './conf:/conf:ro']\n",
     );
-    let v = Policy::default().violations(&p, &domain);
+    // Lexically everything is inside the domain directory…
+    assert!(Policy::default().check(&p, &domain).is_ok());
+    // …but on disk two sources and the env file go through links.
+    let denied = Policy::default()
+        .check_on_disk(&p, &DomainDir::new(&domain))
+        .expect_err("links are refused");
+    let found: Vec<(Rule, &str)> = denied
+        .violations
+        .iter()
+        .map(|v| (v.rule, v.path.as_str()))
+        .collect();
     assert_eq!(
-        v.iter().map(|v| v.rule).collect::<Vec<_>>(),
-        [Rule::BindOutsideDomain, Rule::BindOutsideDomain]
+        found,
+        [
+            (Rule::Symlink, "services.web.volumes[0]"),
+            (Rule::Symlink, "services.web.volumes[1]"),
+            (Rule::Symlink, "services.web.env_file[0]"),
+        ]
     );
+    assert!(
+        denied.to_string().contains("symbolic link `./data`"),
+        "{denied}"
+    );
+}
+
+#[test]
+fn hostkit_files_and_the_domain_root_are_not_bindable() {
+    for source in [
+        ".",
+        "./",
+        "./config.json",
+        "./docker-compose.yml",
+        "./docker-compose.v3.yml",
+        "./.env",
+        "./versions",
+        "./versions/v1.yml",
+        "./.hostkit-x",
+        "./data/..",
+    ] {
+        let text = format!("services:\n  web:\n    image: a\n    volumes: ['{source}:/x:ro']\n");
+        let v = Policy::default().violations(&project(&text), &domain());
+        assert_eq!(
+            v.iter().map(|v| v.rule).collect::<Vec<_>>(),
+            [Rule::BindDomainFiles],
+            "{source}: {v:?}"
+        );
+    }
+    let fine = "services:\n  web:\n    image: a\n    volumes: ['./data:/x', './conf/nginx.conf:/etc/nginx.conf:ro', './docker-compose-notes:/n:ro']\n";
+    assert!(Policy::default().check(&project(fine), &domain()).is_ok());
+}
+
+#[test]
+fn no_source_lies_inside_a_writable_source() {
+    let rules = |text: &str| -> Vec<(Rule, String)> {
+        Policy::default()
+            .violations(&project(text), &domain())
+            .into_iter()
+            .map(|v| (v.rule, v.path))
+            .collect()
+    };
+    // The attack: `a` writes ./data, `b` mounts ./data/sub.
+    let attack = "services:\n  a:\n    image: x\n    volumes: ['./data:/d']\n  b:\n    image: x\n    volumes: ['./data/sub:/host:ro']\n";
+    assert_eq!(
+        rules(attack),
+        [(Rule::BindNested, "services.b.volumes[0]".to_owned())]
+    );
+    // Within one service, with the long form, and through `..`.
+    let own = "services:\n  a:\n    image: x\n    volumes: [{type: bind, source: ./data, target: /d}, './x/../data/deep/er:/e']\n";
+    assert_eq!(
+        rules(own),
+        [(Rule::BindNested, "services.a.volumes[1]".to_owned())]
+    );
+    // A secret or config file inside a writable directory.
+    let secret = "services:\n  a:\n    image: x\n    volumes: ['./data:/d']\n    secrets: [key]\nsecrets:\n  key:\n    file: ./data/key.pem\n";
+    assert_eq!(
+        rules(secret),
+        [(Rule::BindNested, "services.a.secrets[0]".to_owned())]
+    );
+    // Read-only outer mounts, the same directory twice, and siblings are fine.
+    for fine in [
+        "services:\n  a:\n    image: x\n    volumes: ['./data:/d:ro']\n  b:\n    image: x\n    volumes: ['./data/sub:/s']\n",
+        "services:\n  a:\n    image: x\n    volumes: ['./data:/d']\n  b:\n    image: x\n    volumes: ['./data:/d']\n",
+        "services:\n  a:\n    image: x\n    volumes: ['./data:/d']\n  b:\n    image: x\n    volumes: ['./data2:/d', './data-x/y:/y']\n",
+    ] {
+        assert_eq!(rules(fine), [], "{fine}");
+    }
+}
+
+#[test]
+fn logging_drivers_come_from_an_allow_list() {
+    let with = |driver: &str| {
+        format!("services:\n  a:\n    image: x\n    logging:\n      driver: {driver}\n")
+    };
+    for denied in ["syslog", "gelf", "splunk", "awslogs", "fluentd", "journald"] {
+        let v = Policy::default().violations(&project(&with(denied)), &domain());
+        assert_eq!(
+            v.iter().map(|v| v.rule).collect::<Vec<_>>(),
+            [Rule::LoggingDriver],
+            "{denied}"
+        );
+        assert_eq!(v[0].path, "services.a.logging.driver");
+    }
+    for allowed in ["json-file", "local", "none"] {
+        assert!(
+            Policy::default()
+                .check(&project(&with(allowed)), &domain())
+                .is_ok(),
+            "{allowed}"
+        );
+    }
+}
+
+#[test]
+fn a_relative_domain_directory_is_made_absolute() {
+    // The CLI checks with its working directory as the domain directory.
+    let text = "services:\n  a:\n    image: x\n    env_file: ./app.env\n    volumes: ['./data:/d', '.:/app:ro']\n";
+    for base in [".", "./", "sub/dir"] {
+        let v = Policy::default().violations(&project(text), Path::new(base));
+        assert_eq!(
+            v.iter()
+                .map(|v| (v.rule, v.path.as_str()))
+                .collect::<Vec<_>>(),
+            [(Rule::BindDomainFiles, "services.a.volumes[1]")],
+            "{base}"
+        );
+    }
 }
 
 #[test]
@@ -468,6 +590,13 @@ fn rule_ids_are_stable() {
         Rule::MemoryLimit,
         Rule::CpuLimit,
         Rule::Replicas,
+        Rule::Symlink,
+        Rule::BindDomainFiles,
+        Rule::BindNested,
+        Rule::ResourceOwner,
+        Rule::LoggingDriver,
+        Rule::ImagePath,
+        Rule::ForeignImage,
     ]
     .iter()
     .map(|r| {

@@ -130,7 +130,7 @@ pub fn service(
 }
 
 /// Joins the default network when neither `networks` nor `network_mode` is
-/// given; rejects combining them; adds the implicit dependency of
+/// given (and no network for `networks: []`); rejects combining them; adds the implicit dependency of
 /// `service:<name>` namespace modes.
 fn finish_networking(s: &mut Service, networks_key: Option<KeyPath>) -> Result<(), ComposeError> {
     match (&s.network_mode, networks_key) {
@@ -144,6 +144,9 @@ fn finish_networking(s: &mut Service, networks_key: Option<KeyPath>) -> Result<(
             s.networks
                 .insert("default".to_owned(), ServiceNetwork::default());
         }
+        // `networks: []` means no network at all, never Docker's shared
+        // default `bridge` (DESIGN §6).
+        (None, Some(_)) if s.networks.is_empty() => s.network_mode = Some("none".to_owned()),
         _ => {}
     }
     let modes = [&s.network_mode, &s.pid, &s.ipc];
