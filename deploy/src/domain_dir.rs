@@ -9,7 +9,8 @@
 //! mount's source before a container starts. Files are read only when they
 //! are regular files, with a size cap, so a FIFO or a huge file cannot block
 //! or flood the worker. The directory itself (`domains_root/<domain>`) is
-//! the operator's and is opened normally.
+//! the operator's and is opened normally. The worker's image directory
+//! (tarballs a job may name by path) is walked the same way.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -177,6 +178,52 @@ impl DomainDir {
 
     /// Read a regular file of at most `cap` bytes; `None` when it is missing.
     pub fn read_to_string(&self, path: &Path, cap: u64) -> Result<Option<String>, DomainDirError> {
+        let Some((file, parts)) = self.open_regular(path)? else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::new();
+        file.take(cap + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|source| DomainDirError::Io {
+                action: "reading",
+                path: display(&parts),
+                source,
+            })?;
+        if bytes.len() as u64 > cap {
+            return Err(DomainDirError::TooLarge {
+                path: display(&parts),
+                cap,
+            });
+        }
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| DomainDirError::Io {
+                action: "reading",
+                path: display(&parts),
+                source: io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"),
+            })
+    }
+
+    /// Open a regular file for streaming (any size) with its length; `None`
+    /// when it is missing.
+    pub fn open_file(&self, path: &Path) -> Result<Option<(File, u64)>, DomainDirError> {
+        let Some((file, parts)) = self.open_regular(path)? else {
+            return Ok(None);
+        };
+        let len = file
+            .metadata()
+            .map_err(|source| DomainDirError::Io {
+                action: "inspecting",
+                path: display(&parts),
+                source,
+            })?
+            .len();
+        Ok(Some((file, len)))
+    }
+
+    /// Open the regular file at `path` without following links (and
+    /// without blocking on a FIFO).
+    fn open_regular(&self, path: &Path) -> Result<Option<(File, Vec<OsString>)>, DomainDirError> {
         let parts = self.parts(path)?;
         let Some((last, dirs)) = parts.split_last() else {
             return Err(DomainDirError::NotRegular {
@@ -204,28 +251,7 @@ impl DomainDir {
                 path: display(&parts),
             });
         }
-        let mut bytes = Vec::new();
-        File::from(fd)
-            .take(cap + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|source| DomainDirError::Io {
-                action: "reading",
-                path: display(&parts),
-                source,
-            })?;
-        if bytes.len() as u64 > cap {
-            return Err(DomainDirError::TooLarge {
-                path: display(&parts),
-                cap,
-            });
-        }
-        String::from_utf8(bytes)
-            .map(Some)
-            .map_err(|_| DomainDirError::Io {
-                action: "reading",
-                path: display(&parts),
-                source: io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"),
-            })
+        Ok(Some((File::from(fd), parts)))
     }
 
     /// Replace `path` with `contents` atomically (a new file renamed over

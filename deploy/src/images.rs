@@ -5,7 +5,9 @@
 //! A tarball streams through in 1 MiB frames: memory does not grow with its
 //! size, and the engine call has no timeout that could cut a big load short.
 
-use std::collections::BTreeMap;
+pub mod manifest;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,6 +50,9 @@ pub enum ImageError {
     /// Images the stack needs are neither loaded nor pullable.
     #[error("missing images: {}", images.join(", "))]
     Missing { images: Vec<String> },
+    /// References that resolve to images this job may not run.
+    #[error("[foreign-image] {} resolve(s) to an image that neither this job loaded nor a version of this domain recorded (another stack may have re-pointed the tag)", images.join(", "))]
+    Foreign { images: Vec<String> },
     /// A registry pull failed.
     #[error("pulling {reference} failed: {detail}")]
     PullFailed { reference: String, detail: String },
@@ -62,6 +67,7 @@ impl ImageError {
         match self {
             ImageError::LoadFailed { .. } | ImageError::Read { .. } => "image.load_failed",
             ImageError::Missing { .. } | ImageError::PullFailed { .. } => "image.missing",
+            ImageError::Foreign { .. } => "policy.denied",
             ImageError::Docker(e) => e.code(),
         }
     }
@@ -75,6 +81,9 @@ impl ImageError {
             ImageError::Missing { .. } | ImageError::PullFailed { .. } => {
                 "ship the images with --images (docker save) or reference a reachable registry"
             }
+            ImageError::Foreign { .. } => {
+                "ship the images with the deploy (--images): a domain runs only images it brought or ran before"
+            }
             ImageError::Docker(_) => "is the Docker Engine running on this host?",
         }
     }
@@ -85,8 +94,40 @@ impl ImageError {
 pub struct Loaded {
     /// Tags (or `sha256:` ids for untagged images) the engine reported loading.
     pub references: Vec<String>,
+    /// Each tag (or untagged id) → the image id, from the tarball's own
+    /// `manifest.json`.
+    pub images: BTreeMap<String, String>,
     /// Bytes streamed.
     pub bytes: u64,
+}
+
+/// Which images a job may run (DESIGN §6): those it loaded or pulled
+/// itself, and those the domain's versions recorded. A tag that another
+/// domain's tarball re-pointed on the shared engine therefore never changes
+/// what a domain runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageScope {
+    /// Reference → image id of every image this job loaded.
+    pub loaded: BTreeMap<String, String>,
+    /// Image ids the domain's versions recorded.
+    pub recorded: BTreeSet<String>,
+    /// Any image in the engine (a library caller on a host of one owner:
+    /// tests, benchmarks).
+    pub unrestricted: bool,
+}
+
+impl ImageScope {
+    /// Any image in the engine may run.
+    pub fn unrestricted() -> Self {
+        ImageScope {
+            unrestricted: true,
+            ..ImageScope::default()
+        }
+    }
+
+    fn allows(&self, id: &str) -> bool {
+        self.unrestricted || self.recorded.contains(id) || self.loaded.values().any(|l| l == id)
+    }
 }
 
 /// Stream a `docker save` tarball file into the engine.
@@ -117,9 +158,12 @@ where
 {
     let sent = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&sent);
+    let tap = Arc::new(std::sync::Mutex::new(manifest::ManifestTap::default()));
+    let watcher = Arc::clone(&tap);
     let body = ReaderStream::with_capacity(reader, FRAME).map(move |chunk| {
         if let Ok(bytes) = &chunk {
             counter.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            watcher.lock().expect("manifest tap").feed(bytes);
         }
         chunk
     });
@@ -164,7 +208,19 @@ where
             source: None,
         });
     }
-    Ok(Loaded { references, bytes })
+    let Some(images) = tap.lock().expect("manifest tap").images() else {
+        return Err(ImageError::LoadFailed {
+            detail:
+                "the tarball has no readable manifest.json (is it the output of `docker save`?)"
+                    .into(),
+            source: None,
+        });
+    };
+    Ok(Loaded {
+        references,
+        images,
+        bytes,
+    })
 }
 
 fn load_failed(source: bollard::errors::Error) -> ImageError {
@@ -257,48 +313,64 @@ pub enum PullPolicy {
     Missing,
 }
 
-/// Make sure every reference is present in the engine, pulling the missing
-/// ones when the policy allows; answer each reference's image id.
+/// Make sure every reference is present in the engine and in `scope`,
+/// pulling the missing ones when the policy allows; answer each
+/// reference's image id. A reference this job loaded resolves to the id
+/// its tarball named, whatever the tag points to now.
 ///
 /// Fails with [`ImageError::Missing`] listing *every* image that is not
-/// there, before any container is touched.
+/// there (or [`ImageError::Foreign`] for images out of scope), before any
+/// container is touched.
 pub async fn ensure_present(
     docker: &Docker,
     references: &[String],
     pull_policy: PullPolicy,
+    scope: &ImageScope,
     sink: &dyn ProgressSink,
 ) -> Result<BTreeMap<String, String>, ImageError> {
     let mut ids = BTreeMap::new();
     let mut missing = Vec::new();
+    let mut foreign = Vec::new();
     for reference in references {
         if ids.contains_key(reference) {
             continue;
         }
+        if let Some(id) = scope.loaded.get(reference) {
+            match image_id(docker, id).await? {
+                Some(_) => {
+                    ids.insert(reference.clone(), id.clone());
+                }
+                None => missing.push(reference.clone()),
+            }
+            continue;
+        }
         match image_id(docker, reference).await? {
-            Some(id) => {
+            Some(id) if scope.allows(&id) => {
                 ids.insert(reference.clone(), id);
             }
-            None if pull_policy == PullPolicy::Missing => {
-                match pull(docker, reference, sink).await {
-                    Ok(()) => match image_id(docker, reference).await? {
-                        Some(id) => {
-                            ids.insert(reference.clone(), id);
-                        }
-                        None => missing.push(reference.clone()),
-                    },
-                    Err(ImageError::PullFailed { detail, .. }) => {
-                        missing.push(format!("{reference} (pull failed: {detail})"))
+            Some(_) if pull_policy == PullPolicy::Never => foreign.push(reference.clone()),
+            // Missing, or present but not this domain's: pulled by this job.
+            _ if pull_policy == PullPolicy::Missing => match pull(docker, reference, sink).await {
+                Ok(()) => match image_id(docker, reference).await? {
+                    Some(id) => {
+                        ids.insert(reference.clone(), id);
                     }
-                    Err(other) => return Err(other),
+                    None => missing.push(reference.clone()),
+                },
+                Err(ImageError::PullFailed { detail, .. }) => {
+                    missing.push(format!("{reference} (pull failed: {detail})"))
                 }
-            }
-            None => missing.push(reference.clone()),
+                Err(other) => return Err(other),
+            },
+            _ => missing.push(reference.clone()),
         }
     }
-    if missing.is_empty() {
-        Ok(ids)
-    } else {
+    if !missing.is_empty() {
         Err(ImageError::Missing { images: missing })
+    } else if !foreign.is_empty() {
+        Err(ImageError::Foreign { images: foreign })
+    } else {
+        Ok(ids)
     }
 }
 

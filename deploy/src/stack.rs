@@ -14,7 +14,7 @@ use crate::convert::{self, StackInput};
 use crate::domain_dir::DomainDir;
 use crate::engine::StackSpec;
 use crate::error::DeployError;
-use crate::images::{self, PullPolicy};
+use crate::images::{self, ImageScope, PullPolicy};
 use crate::policy::Policy;
 use crate::ports::PortBlock;
 use crate::progress::ProgressSink;
@@ -87,16 +87,19 @@ pub struct Placement<'a> {
     pub labels: HashMap<String, String>,
 }
 
-/// Make sure every image is in the engine (pulling when allowed; failing
-/// with `image.missing` before any container is touched) and build the spec.
+/// Make sure every image is in the engine and in `scope` (pulling when
+/// allowed; failing with `image.missing` or `policy.denied` before any
+/// container is touched) and build the spec.
 pub async fn resolve(
     docker: &Docker,
     checked: &Checked,
     placement: &Placement<'_>,
     pull: PullPolicy,
+    scope: &ImageScope,
     sink: &dyn ProgressSink,
 ) -> Result<StackSpec, DeployError> {
-    let image_ids = images::ensure_present(docker, &checked.image_references(), pull, sink).await?;
+    let image_ids =
+        images::ensure_present(docker, &checked.image_references(), pull, scope, sink).await?;
     let input = StackInput {
         domain: placement.domain,
         project: &checked.project,

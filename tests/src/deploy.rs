@@ -8,7 +8,7 @@ use std::time::Duration;
 use bollard::Docker;
 use hostkit_deploy::engine::StackSpec;
 use hostkit_deploy::error::DeployError;
-use hostkit_deploy::images::PullPolicy;
+use hostkit_deploy::images::{ImageScope, PullPolicy};
 use hostkit_deploy::policy::Policy;
 use hostkit_deploy::ports::PortBlock;
 use hostkit_deploy::progress::ProgressSink;
@@ -40,5 +40,14 @@ pub async fn stack_spec(
         health_timeout,
         labels: HashMap::from([("hostkit.version".to_string(), "1".to_string())]),
     };
-    stack::resolve(docker, &checked, &placement, PullPolicy::Never, sink).await
+    let scope = ImageScope::unrestricted();
+    stack::resolve(
+        docker,
+        &checked,
+        &placement,
+        PullPolicy::Never,
+        &scope,
+        sink,
+    )
+    .await
 }

@@ -48,6 +48,7 @@ pub fn test_settings(domains_root: &std::path::Path) -> Settings {
         retention: 5,
         health_timeout: Duration::from_secs(30),
         allow_pull: true,
+        image_dir: None,
         policy: Policy::default(),
         trusted_keys: Vec::new(),
         require_signed: false,

@@ -45,6 +45,7 @@ pub fn settings(config: &Config) -> Settings {
         retention: config.jobs.keep_versions as usize,
         health_timeout: config.jobs.health_timeout,
         allow_pull: config.security.allow_registry_pulls,
+        image_dir: config.security.image_dir.clone(),
         policy: config.policy.clone(),
         trusted_keys: config.security.trusted_job_keys.clone(),
         require_signed: config.security.signing_required(),

@@ -238,6 +238,8 @@ pub struct SecuritySection {
     pub require_signed_jobs: bool,
     /// May a deploy job have its images pulled from a registry.
     pub allow_registry_pulls: bool,
+    /// The only directory a job's image `path:` may name (unset: none may).
+    pub image_dir: Option<PathBuf>,
 }
 
 /// `[log]`.

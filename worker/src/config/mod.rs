@@ -19,7 +19,7 @@
 //! | `[proxy]` | `enabled`, `conf_dir`, `test_command`, `reload_command`, `listen`, `listen_tls`, `certs_dir`, `verify_reload` |
 //! | `[ports]` | `start`, `end`, `block_size` |
 //! | `[jobs]` | `lanes`, `keep_versions`, `health_timeout`, `drain_time`, `shutdown_grace` |
-//! | `[security]` | `trusted_job_keys`, `require_signed_jobs`, `allow_registry_pulls` |
+//! | `[security]` | `trusted_job_keys`, `require_signed_jobs`, `allow_registry_pulls`, `image_dir` |
 //! | `[log]` | `format`, `filter` |
 //! | `[policy]` | [`hostkit_deploy::policy::Policy`] |
 
@@ -239,6 +239,8 @@ pub struct SecurityConfig {
     pub require_signed_jobs: bool,
     /// Whether a deploy may pull its images from a registry.
     pub allow_registry_pulls: bool,
+    /// The only directory a job's image `path:` may name (`None`: none may).
+    pub image_dir: Option<PathBuf>,
 }
 
 impl SecurityConfig {
@@ -411,6 +413,7 @@ impl Config {
                 trusted_job_keys: self.security.trusted_job_keys.clone(),
                 require_signed_jobs: self.security.require_signed_jobs,
                 allow_registry_pulls: self.security.allow_registry_pulls,
+                image_dir: self.security.image_dir.clone(),
             },
             log: file::LogSection {
                 format: self.log.format,
@@ -759,6 +762,12 @@ fn validate_security(s: &file::SecuritySection, p: &mut Problems) -> SecurityCon
             );
         }
     }
+    if let Some(dir) = s.image_dir.as_ref().filter(|d| !d.is_absolute()) {
+        p.push(
+            "security.image_dir",
+            format!("`{}` must be an absolute path", dir.display()),
+        );
+    }
     if s.require_signed_jobs && s.trusted_job_keys.is_empty() {
         p.push(
             "security.require_signed_jobs",
@@ -769,6 +778,7 @@ fn validate_security(s: &file::SecuritySection, p: &mut Problems) -> SecurityCon
         trusted_job_keys: s.trusted_job_keys.clone(),
         require_signed_jobs: s.require_signed_jobs,
         allow_registry_pulls: s.allow_registry_pulls,
+        image_dir: s.image_dir.clone(),
     }
 }
 

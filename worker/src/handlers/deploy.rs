@@ -3,17 +3,20 @@
 //! previous version (auto-rollback) or, on a first deploy, removes what it
 //! created; the job then ends `failed` with `rolled_back_to`.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use hostkit_deploy::compose::{Env, parse_env_file};
+use hostkit_deploy::domain_dir::{DomainDir, DomainDirError, READ_CAP};
 use hostkit_deploy::error::DeployError;
-use hostkit_deploy::images::{self, PullPolicy};
+use hostkit_deploy::images::{self, ImageScope, PullPolicy};
+use hostkit_deploy::policy::{PolicyDenied, Rule};
 use hostkit_deploy::progress::{Progress, ProgressSink};
 use hostkit_deploy::stack::{self, Placement};
 use hostkit_proto::job::{DeployPayload, DeploySource, ImageSource};
 use hostkit_proto::{ErrorCode, Job};
 
-use super::stack::{domain_dir, spec_for_version, version_labels};
+use super::stack::{checked_spec_for_version, domain_dir, version_labels};
 use super::{Done, Failure};
 use crate::runtime::Worker;
 use crate::store::{Change, NewVersion, VersionService};
@@ -82,7 +85,8 @@ pub async fn run(
     }
 
     // 2. Images: stream blobs and files into the engine; pulls happen in resolve.
-    let pull = load_images(worker, &payload.images, sink).await?;
+    let (pull, loaded) = load_images(worker, &payload.images, sink).await?;
+    let scope = image_scope(worker, domain, loaded).await?;
 
     // 3. Resolve and apply.
     let record = worker
@@ -103,7 +107,7 @@ pub async fn run(
         health_timeout: timeout,
         labels: version_labels(version, &job.id),
     };
-    let spec = stack::resolve(&worker.docker, &checked, &placement, pull, sink).await?;
+    let spec = stack::resolve(&worker.docker, &checked, &placement, pull, &scope, sink).await?;
 
     let started = Instant::now();
     match worker.engine.apply(&spec, sink).await {
@@ -162,8 +166,15 @@ pub async fn run(
                         name: "rollback",
                         message: format!("restoring version {}", previous.version),
                     });
-                    let restore =
-                        spec_for_version(worker, &record, &previous, None, &job.id, Some(timeout))?;
+                    let restore = checked_spec_for_version(
+                        worker,
+                        &record,
+                        &previous,
+                        None,
+                        &job.id,
+                        Some(timeout),
+                    )
+                    .await?;
                     match worker.engine.apply(&restore, sink).await {
                         Ok(_) => failure.rolled_back_to = Some(previous.version),
                         Err(e) => {
@@ -194,23 +205,23 @@ pub async fn run(
     }
 }
 
-/// The domain's env file (`<domain dir>/.env`, optional) overlaid by the job's env.
+/// The domain's env file (`<domain dir>/.env`, optional; never through a
+/// link, at most [`READ_CAP`] bytes) overlaid by the job's env.
 async fn deploy_env(
     dir: &std::path::Path,
     job_env: &hostkit_proto::job::Env,
 ) -> Result<Env, Failure> {
-    let path = dir.join(".env");
-    let domain_env = match tokio::fs::read_to_string(&path).await {
-        Ok(text) => {
+    let domain_dir = DomainDir::new(dir);
+    let read = tokio::task::spawn_blocking(move || {
+        domain_dir.read_to_string(std::path::Path::new(".env"), READ_CAP)
+    })
+    .await
+    .map_err(|e| Failure::new(ErrorCode::Internal, format!("reading .env panicked: {e}")))?;
+    let domain_env = match read.map_err(|e| Failure::from(DeployError::from(e)))? {
+        Some(text) => {
             parse_env_file(".env", &text).map_err(|e| Failure::from(DeployError::from(e)))?
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Env::new(),
-        Err(e) => {
-            return Err(Failure::new(
-                ErrorCode::Internal,
-                format!("cannot read {}: {e}", path.display()),
-            ));
-        }
+        None => Env::new(),
     };
     let job_env: Env = job_env
         .iter()
@@ -220,21 +231,24 @@ async fn deploy_env(
 }
 
 /// Stream every blob and file into the engine; answers whether registry
-/// pulls are wanted (and allowed).
+/// pulls are wanted (and allowed) and what each loaded reference's image
+/// id is (from the tarballs' own manifests).
 async fn load_images(
     worker: &Worker,
     sources: &[ImageSource],
     sink: &dyn ProgressSink,
-) -> Result<PullPolicy, Failure> {
+) -> Result<(PullPolicy, BTreeMap<String, String>), Failure> {
     let mut pull = PullPolicy::Never;
+    let mut loaded = BTreeMap::new();
     for source in sources {
         match source {
             ImageSource::Object { object, size } => {
-                if already_loaded(worker, object.as_str()).await {
+                if let Some(images) = already_loaded(worker, object.as_str()).await {
                     sink.report(Progress::Step {
                         name: "images",
                         message: format!("{object} is already loaded; its images are unchanged"),
                     });
+                    loaded.extend(images);
                     continue;
                 }
                 sink.report(Progress::Step {
@@ -247,19 +261,29 @@ async fn load_images(
                         format!("image blob {object} is not in the object store: {e}"),
                     )
                 })?;
-                let loaded = images::load_reader(&worker.docker, reader, Some(*size), sink)
+                let images = images::load_reader(&worker.docker, reader, Some(*size), sink)
                     .await
-                    .map_err(|e| Failure::from(DeployError::from(e)))?;
-                remember_loaded(worker, object.as_str(), loaded.references).await;
+                    .map_err(|e| Failure::from(DeployError::from(e)))?
+                    .images;
+                remember_loaded(worker, object.as_str(), &images);
+                loaded.extend(images);
             }
             ImageSource::Path { path } => {
                 sink.report(Progress::Step {
                     name: "images",
                     message: format!("loading {path}"),
                 });
-                images::load_file(&worker.docker, std::path::Path::new(path), sink)
-                    .await
-                    .map_err(|e| Failure::from(DeployError::from(e)))?;
+                let (file, size) = open_image_path(worker, path).await?;
+                let images = images::load_reader(
+                    &worker.docker,
+                    tokio::fs::File::from_std(file),
+                    Some(size),
+                    sink,
+                )
+                .await
+                .map_err(|e| Failure::from(DeployError::from(e)))?
+                .images;
+                loaded.extend(images);
             }
             ImageSource::Registry { registry } => {
                 if !worker.settings.allow_pull {
@@ -272,42 +296,95 @@ async fn load_images(
             }
         }
     }
-    Ok(pull)
+    Ok((pull, loaded))
 }
 
-/// Whether every image a blob brought in last time is still in the engine
-/// under the same id (then loading it again would change nothing).
-async fn already_loaded(worker: &Worker, object: &str) -> bool {
+/// Open a job's image `path:`: it must lie under the worker's `image_dir`
+/// and is reached without following links (rule `image-path`).
+async fn open_image_path(worker: &Worker, path: &str) -> Result<(std::fs::File, u64), Failure> {
+    let denied = |message: String| {
+        Failure::from(DeployError::from(PolicyDenied::one(
+            Rule::ImagePath,
+            None,
+            "images[].path",
+            message,
+        )))
+    };
+    let Some(image_dir) = worker.settings.image_dir.clone() else {
+        return Err(denied(format!(
+            "`{path}`: this node loads no image files (set security.image_dir in its worker.toml)"
+        )));
+    };
+    let dir = DomainDir::new(&image_dir);
+    let written = std::path::PathBuf::from(path);
+    if !written.is_absolute() || dir.components(&written).is_none() {
+        return Err(denied(format!(
+            "`{path}` is not under the node's image directory {}",
+            image_dir.display()
+        )));
+    }
+    let opened = tokio::task::spawn_blocking(move || dir.open_file(&written))
+        .await
+        .map_err(|e| Failure::new(ErrorCode::Internal, format!("opening {path} panicked: {e}")))?;
+    match opened {
+        Ok(Some(found)) => Ok(found),
+        Ok(None) => Err(Failure::new(
+            ErrorCode::ImageMissing,
+            format!("image file {path} does not exist on this node"),
+        )),
+        Err(DomainDirError::Symlink { .. }) => Err(denied(format!(
+            "`{path}` goes through a symbolic link, which is never followed"
+        ))),
+        Err(e) => Err(Failure::new(ErrorCode::ImageLoadFailed, e.to_string())),
+    }
+}
+
+/// The images a blob brought in last time, when every one of them is still
+/// in the engine (then loading it again would change nothing).
+async fn already_loaded(worker: &Worker, object: &str) -> Option<BTreeMap<String, String>> {
     let known = worker
         .loaded_blobs
         .lock()
         .expect("blob cache lock")
         .get(object)
-        .cloned();
-    let Some(known) = known else { return false };
-    for (reference, id) in known {
-        match images::image_id(&worker.docker, &reference).await {
-            Ok(Some(current)) if current == id => {}
-            _ => return false,
+        .cloned()?;
+    for id in known.values() {
+        match images::image_id(&worker.docker, id).await {
+            Ok(Some(_)) => {}
+            _ => return None,
         }
     }
-    true
+    Some(known)
 }
 
 /// Record what a blob brought in (reference → image id).
-async fn remember_loaded(worker: &Worker, object: &str, references: Vec<String>) {
-    let mut images = Vec::new();
-    for reference in references {
-        match images::image_id(&worker.docker, &reference).await {
-            Ok(Some(id)) => images.push((reference, id)),
-            _ => return,
-        }
-    }
+fn remember_loaded(worker: &Worker, object: &str, images: &BTreeMap<String, String>) {
     worker
         .loaded_blobs
         .lock()
         .expect("blob cache lock")
-        .insert(object.to_string(), images);
+        .insert(object.to_string(), images.clone());
+}
+
+/// The images this job may run: those it loaded, and those the domain's
+/// versions recorded.
+async fn image_scope(
+    worker: &Worker,
+    domain: &hostkit_proto::Domain,
+    loaded: BTreeMap<String, String>,
+) -> Result<ImageScope, Failure> {
+    let recorded = worker
+        .store
+        .versions(domain.clone())
+        .await?
+        .into_iter()
+        .flat_map(|v| v.images.into_values())
+        .collect();
+    Ok(ImageScope {
+        loaded,
+        recorded,
+        unrestricted: false,
+    })
 }
 
 /// A hash of the env (never the values themselves) for display and diffing.

@@ -5,7 +5,7 @@
 use hostkit_deploy::progress::{Progress, ProgressSink};
 use hostkit_proto::{ErrorCode, Job};
 
-use super::stack::{current, spec_for_version};
+use super::stack::{checked_spec_for_version, current};
 use super::{Done, Failure};
 use crate::runtime::Worker;
 use crate::store::Change;
@@ -50,7 +50,7 @@ pub async fn run(
             target.version, current.version
         ),
     });
-    let spec = spec_for_version(worker, &domain, &target, None, &job.id, None)?;
+    let spec = checked_spec_for_version(worker, &domain, &target, None, &job.id, None).await?;
     worker.engine.apply(&spec, sink).await?;
     Ok(Done {
         version: Some(target.version),

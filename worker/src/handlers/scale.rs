@@ -5,7 +5,7 @@
 use hostkit_deploy::progress::ProgressSink;
 use hostkit_proto::{ErrorCode, Job};
 
-use super::stack::{current, recorded_project, spec_for_version};
+use super::stack::{checked_spec_for_version, current, recorded_project};
 use super::{Done, Failure};
 use crate::runtime::Worker;
 use crate::store::Change;
@@ -41,7 +41,8 @@ pub async fn run(
         ));
     }
     definition.deploy.replicas = replicas;
-    let spec = spec_for_version(worker, &domain, &current, Some(&project), &job.id, None)?;
+    let spec =
+        checked_spec_for_version(worker, &domain, &current, Some(&project), &job.id, None).await?;
     worker.engine.apply(&spec, sink).await?;
     Ok(Done {
         version: Some(current.version),

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use hostkit_deploy::compose::{MainService, Project};
 use hostkit_deploy::convert::{self, StackInput};
+use hostkit_deploy::domain_dir::DomainDir;
 use hostkit_deploy::engine::StackSpec;
 use hostkit_deploy::engine::labels;
 use hostkit_proto::{Domain, ErrorCode, JobId};
@@ -85,6 +86,38 @@ pub fn spec_for_version(
     };
     convert::stack_spec(&input)
         .map_err(|e| Failure::from(hostkit_deploy::error::DeployError::from(e)))
+}
+
+/// [`spec_for_version`] for a job that starts containers (rollback, scale,
+/// start, restart, the auto-rollback of a deploy): the version's project —
+/// with `project`'s changes, e.g. a scale's replica count — must pass the
+/// worker's *current* policy, on disk too (DESIGN §6: the policy runs on
+/// every job that applies a spec, so a scale cannot exceed `max_replicas`
+/// and a link planted since the deploy is refused).
+pub async fn checked_spec_for_version(
+    worker: &Worker,
+    domain: &DomainRecord,
+    record: &VersionRecord,
+    project: Option<&Project>,
+    job: &JobId,
+    health_timeout: Option<Duration>,
+) -> Result<StackSpec, Failure> {
+    let checked = match project {
+        Some(project) => project.clone(),
+        None => recorded_project(record)?.0,
+    };
+    let policy = worker.settings.policy.clone();
+    let dir = DomainDir::new(domain_dir(worker, &domain.domain));
+    tokio::task::spawn_blocking(move || policy.check_on_disk(&checked, &dir))
+        .await
+        .map_err(|e| {
+            Failure::new(
+                ErrorCode::Internal,
+                format!("the policy check panicked: {e}"),
+            )
+        })?
+        .map_err(|denied| Failure::from(hostkit_deploy::error::DeployError::from(denied)))?;
+    spec_for_version(worker, domain, record, project, job, health_timeout)
 }
 
 /// The domain's record and current version, or a clear failure.

@@ -4,7 +4,7 @@
 use hostkit_deploy::progress::ProgressSink;
 use hostkit_proto::Job;
 
-use super::stack::{current, spec_for_version};
+use super::stack::{checked_spec_for_version, current, spec_for_version};
 use super::{Done, Failure};
 use crate::runtime::Worker;
 
@@ -20,7 +20,7 @@ pub async fn stop(worker: &Worker, job: &Job, sink: &dyn ProgressSink) -> Result
 
 pub async fn start(worker: &Worker, job: &Job, sink: &dyn ProgressSink) -> Result<Done, Failure> {
     let (domain, current) = current(worker, &job.domain).await?;
-    let spec = spec_for_version(worker, &domain, &current, None, &job.id, None)?;
+    let spec = checked_spec_for_version(worker, &domain, &current, None, &job.id, None).await?;
     worker.engine.apply(&spec, sink).await?;
     Ok(Done {
         version: Some(current.version),

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use hostkit_deploy::domain_dir::{DomainDir, Entry};
 use hostkit_deploy::images;
 use hostkit_proto::Domain;
 use hostkit_proto::registry::Placement;
@@ -78,17 +79,32 @@ pub async fn run(worker: &Worker, domain: &Domain) -> Result<(), AftercareError>
     Ok(())
 }
 
-async fn write(path: &Path, contents: &[u8]) -> Result<(), AftercareError> {
-    let err = |source| AftercareError::Write {
-        path: path.display().to_string(),
+/// Replace a file of the view (or write it only when it is missing),
+/// beneath the domain directory and never through a link a container
+/// planted there.
+async fn write(
+    dir: &Path,
+    name: &str,
+    contents: Vec<u8>,
+    only_if_missing: bool,
+) -> Result<(), AftercareError> {
+    let domain_dir = DomainDir::new(dir);
+    let path = std::path::PathBuf::from(name);
+    let written = tokio::task::spawn_blocking(move || {
+        if only_if_missing && domain_dir.entry(&path)? == Entry::File {
+            return Ok(());
+        }
+        domain_dir.write_atomic(&path, &contents)
+    })
+    .await
+    .map_err(|e| std::io::Error::other(e.to_string()));
+    let err = |source: std::io::Error| AftercareError::Write {
+        path: dir.join(name).display().to_string(),
         source,
     };
-    if let Some(parent) = path.parent() {
-        tokio::fs::create_dir_all(parent).await.map_err(err)?;
-    }
-    let tmp = path.with_extension("tmp");
-    tokio::fs::write(&tmp, contents).await.map_err(err)?;
-    tokio::fs::rename(&tmp, path).await.map_err(err)
+    written
+        .map_err(err)?
+        .map_err(|e| err(std::io::Error::other(e.to_string())))
 }
 
 /// `config.json`, `docker-compose.yml` (current) and `versions/v<N>.yml`.
@@ -114,39 +130,44 @@ async fn write_view(worker: &Worker, domain: &Domain, dir: &Path) -> Result<(), 
         })).collect::<Vec<_>>(),
     });
     let pretty = serde_json::to_vec_pretty(&config).unwrap_or_default();
-    write(&dir.join("config.json"), &pretty).await?;
+    write(dir, "config.json", pretty, false).await?;
     if let Some(current) = current {
         write(
-            &dir.join("docker-compose.yml"),
-            current.compose_text.as_bytes(),
+            dir,
+            "docker-compose.yml",
+            current.compose_text.clone().into_bytes(),
+            false,
         )
         .await?;
     }
     for version in &versions {
-        let path = dir
-            .join("versions")
-            .join(format!("v{}.yml", version.version));
+        let name = format!("versions/v{}.yml", version.version);
         if !version.status.is_restorable() {
-            let _ = tokio::fs::remove_file(&path).await;
+            let domain_dir = DomainDir::new(dir);
+            let _ =
+                tokio::task::spawn_blocking(move || domain_dir.remove_file(Path::new(&name))).await;
             continue;
         }
-        if tokio::fs::metadata(&path).await.is_err() {
-            write(&path, version.compose_text.as_bytes()).await?;
-        }
+        write(dir, &name, version.compose_text.clone().into_bytes(), true).await?;
     }
     Ok(())
 }
 
 async fn remove_view(dir: &Path) -> Result<(), AftercareError> {
-    for name in ["config.json", "docker-compose.yml"] {
-        let _ = tokio::fs::remove_file(dir.join(name)).await;
-    }
-    match tokio::fs::remove_dir_all(dir.join("versions")).await {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(AftercareError::Write {
-            path: dir.join("versions").display().to_string(),
-            source,
-        }),
-    }
+    let domain_dir = DomainDir::new(dir);
+    let removed = tokio::task::spawn_blocking(move || {
+        for name in ["config.json", "docker-compose.yml"] {
+            domain_dir.remove_file(Path::new(name))?;
+        }
+        domain_dir.remove_dir_all(Path::new("versions"))
+    })
+    .await
+    .map_err(|e| std::io::Error::other(e.to_string()));
+    let err = |source: std::io::Error| AftercareError::Write {
+        path: dir.join("versions").display().to_string(),
+        source,
+    };
+    removed
+        .map_err(err)?
+        .map_err(|e| err(std::io::Error::other(e.to_string())))
 }

@@ -41,6 +41,8 @@ pub struct Settings {
     pub health_timeout: Duration,
     /// Whether `registry` image sources may be pulled.
     pub allow_pull: bool,
+    /// The only directory a job's image `path:` may name (`None`: none may).
+    pub image_dir: Option<PathBuf>,
     /// The compose policy.
     pub policy: Policy,
     /// Public nkeys whose job signatures are accepted.
@@ -80,7 +82,9 @@ pub struct Worker {
     /// Image blobs loaded since start: object name → (reference, image id)
     /// of each image it held; a blob whose images are all still there is not
     /// streamed again (a redeploy of the same images loads nothing).
-    pub loaded_blobs: std::sync::Mutex<std::collections::HashMap<String, Vec<(String, String)>>>,
+    pub loaded_blobs: std::sync::Mutex<
+        std::collections::HashMap<String, std::collections::BTreeMap<String, String>>,
+    >,
 }
 
 impl std::fmt::Debug for Worker {

@@ -9,7 +9,7 @@ use bollard::query_parameters::{PushImageOptionsBuilder, TagImageOptionsBuilder}
 use futures_util::StreamExt;
 use hostkit_deploy::engine::StackSpec;
 use hostkit_deploy::error::DeployError;
-use hostkit_deploy::images::{self, PullPolicy};
+use hostkit_deploy::images::{self, ImageScope, PullPolicy};
 use hostkit_deploy::policy::Policy;
 use hostkit_deploy::progress::Progress;
 use hostkit_deploy::stack::{self, Placement};
@@ -33,7 +33,16 @@ async fn spec_with(site: &Site, compose: &str, pull: PullPolicy) -> Result<Stack
         health_timeout: Duration::from_secs(30),
         labels: HashMap::new(),
     };
-    stack::resolve(site.docker.client(), &checked, &placement, pull, &site.sink).await
+    let scope = ImageScope::unrestricted();
+    stack::resolve(
+        site.docker.client(),
+        &checked,
+        &placement,
+        pull,
+        &scope,
+        &site.sink,
+    )
+    .await
 }
 
 /// A reference pushed to the test registry.
