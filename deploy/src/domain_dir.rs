@@ -28,7 +28,9 @@ pub const READ_CAP: u64 = 1 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum DomainDirError {
     /// A component of the path is a symbolic link.
-    #[error("`{path}` is a symbolic link: links inside the domain directory are never followed")]
+    #[error(
+        "[symlink] `{path}` is a symbolic link: links inside the domain directory are never followed"
+    )]
     Symlink {
         /// The path (relative to the domain directory) up to the link.
         path: String,

@@ -3,6 +3,7 @@
 
 mod site;
 
+mod attacks;
 mod compose_features;
 mod deploy;
 mod failures;

@@ -88,6 +88,12 @@ pub struct Site {
 impl Site {
     /// A fresh domain with the fixture images loaded.
     pub async fn new() -> Site {
+        Self::with_domain(TestDocker::unique_domain).await
+    }
+
+    /// A site whose domain `name` picks (its Compose project is registered
+    /// for cleanup).
+    pub async fn with_domain(name: impl FnOnce(&TestDocker) -> String) -> Site {
         let docker = TestDocker::new().await;
         docker
             .load_images([
@@ -107,7 +113,8 @@ impl Site {
                 drain: Duration::from_millis(500),
             },
         );
-        let domain: Domain = docker.unique_domain().parse().expect("valid test domain");
+        let domain: Domain = name(&docker).parse().expect("valid test domain");
+        docker.register_project(domain.token());
         Site {
             docker,
             nginx,

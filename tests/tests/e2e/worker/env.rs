@@ -168,6 +168,14 @@ pub fn succeeded_version(event: &Event) -> u32 {
     }
 }
 
+/// The code and message of a `failed` event (panics on any other).
+pub fn failure(event: &Event) -> (hostkit_proto::ErrorCode, String) {
+    match &event.kind {
+        EventKind::Failed { code, message, .. } => (*code, message.clone()),
+        other => panic!("expected failed, got {other:?}"),
+    }
+}
+
 /// The fixture images the worker tests ship.
 pub fn images_v1_v2() -> Vec<hostkit_tests::ImageSpec> {
     vec![

@@ -7,7 +7,7 @@ use hostkit_proto::job::{DeployOptions, DeployPayload, DeploySource, ImageSource
 use hostkit_proto::{ErrorCode, EventKind, Job, JobSpec, sign_job};
 use hostkit_tests::{JobEvents, TarballBuilder, fixtures, publish_job};
 
-use super::env::{Env, succeeded_version, web};
+use super::env::{Env, failure, succeeded_version, web};
 
 #[tokio::test]
 async fn a_worker_requiring_signatures_refuses_unsigned_jobs_and_runs_signed_ones() {
@@ -57,31 +57,48 @@ async fn a_worker_requiring_signatures_refuses_unsigned_jobs_and_runs_signed_one
 
 #[tokio::test]
 async fn a_single_image_from_a_path_on_the_host_becomes_a_one_service_stack() {
-    let env = Env::new().await;
+    let image_dir = tempfile::tempdir().expect("image dir");
+    let image_dir_path = image_dir.path().to_path_buf();
+    let env = Env::with_settings(|s| s.image_dir = Some(image_dir_path)).await;
     let domain = env.domain();
     let tag = format!("{}/site:v1", domain.token());
     env.docker.register_image(tag.clone());
-    let path = env.dir.path().join("site.tar");
+    let path = image_dir.path().join("site.tar");
     TarballBuilder::new()
         .image(fixtures::web("v1").retag(&tag))
         .write_to(&path)
         .expect("tarball");
-    let job = Job::new(
-        domain.clone(),
-        JobSpec::Deploy(DeployPayload {
-            source: DeploySource::Image(SingleImage {
-                reference: tag.clone(),
-                port: Some(8080),
+    let job_for = |path: &std::path::Path| {
+        Job::new(
+            domain.clone(),
+            JobSpec::Deploy(DeployPayload {
+                source: DeploySource::Image(SingleImage {
+                    reference: tag.clone(),
+                    port: Some(8080),
+                }),
+                images: vec![ImageSource::Path {
+                    path: path.display().to_string(),
+                }],
+                env: Default::default(),
+                options: DeployOptions::default(),
             }),
-            images: vec![ImageSource::Path {
-                path: path.display().to_string(),
-            }],
-            env: Default::default(),
-            options: DeployOptions::default(),
-        }),
-        "e2e",
-    );
-    let (done, _) = env.run(&job).await;
+            "e2e",
+        )
+    };
+
+    // Only files under the node's image directory, never through a link.
+    let outside = env.dir.path().join("site.tar");
+    std::fs::copy(&path, &outside).expect("copy");
+    let link = image_dir.path().join("link.tar");
+    std::os::unix::fs::symlink(&outside, &link).expect("symlink");
+    for refused in [&outside, &link, &image_dir.path().join("../x/site.tar")] {
+        let (failed, _) = env.run(&job_for(refused)).await;
+        let (code, message) = failure(&failed);
+        assert_eq!(code, ErrorCode::PolicyDenied, "{refused:?}: {message}");
+        assert!(message.contains("[image-path]"), "{message}");
+    }
+
+    let (done, _) = env.run(&job_for(&path)).await;
     assert_eq!(succeeded_version(&done), 1, "{done:?}");
     assert_eq!(env.get(&domain).await, (200, "web v1\n".into()));
     let compose =

@@ -8,6 +8,7 @@ mod control;
 mod features;
 mod flow;
 mod intake;
+mod isolation;
 mod lanes;
 mod observability;
 mod resilience;
