@@ -56,6 +56,14 @@ fn readme_lists_the_supported_compose_keys() {
 }
 
 #[test]
+fn readme_lists_the_policy_rules() {
+    check_section(
+        "policy-rules",
+        &hostkit_deploy::policy::Rule::markdown_table(),
+    );
+}
+
+#[test]
 fn readme_lists_the_error_codes() {
     check_section("error-codes", &error_codes_markdown());
 }

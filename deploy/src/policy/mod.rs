@@ -88,6 +88,148 @@ pub enum Rule {
 }
 
 impl Rule {
+    /// Every rule, in the README's order.
+    pub const ALL: [Rule; 24] = [
+        Rule::Privileged,
+        Rule::HostNetwork,
+        Rule::NetworkMode,
+        Rule::HostPid,
+        Rule::HostIpc,
+        Rule::CapAdd,
+        Rule::Devices,
+        Rule::BindOutsideDomain,
+        Rule::DockerSocket,
+        Rule::FileOutsideDomain,
+        Rule::Symlink,
+        Rule::BindDomainFiles,
+        Rule::BindNested,
+        Rule::ResourceOwner,
+        Rule::PublicPort,
+        Rule::ExternalNetwork,
+        Rule::ExternalVolume,
+        Rule::NetworkDriver,
+        Rule::LoggingDriver,
+        Rule::ImagePath,
+        Rule::ForeignImage,
+        Rule::MemoryLimit,
+        Rule::CpuLimit,
+        Rule::Replicas,
+    ];
+
+    /// What the rule denies, for the README.
+    pub fn denies(self) -> &'static str {
+        match self {
+            Self::Privileged => "`privileged: true`",
+            Self::HostNetwork => "`network_mode: host`",
+            Self::NetworkMode => {
+                "`network_mode` other than `none` or `service:<name>` (e.g. `bridge`, `container:<id>`)"
+            }
+            Self::HostPid => "`pid: host` or `container:<id>`",
+            Self::HostIpc => "`ipc: host` or `container:<id>`",
+            Self::CapAdd => "a `cap_add` capability outside `allowed_cap_add`",
+            Self::Devices => "`devices`",
+            Self::BindOutsideDomain => {
+                "a bind mount whose source is outside `<domains_root>/<domain>/`"
+            }
+            Self::DockerSocket => {
+                "a mount of the Docker, containerd or podman socket (or a directory holding it)"
+            }
+            Self::FileOutsideDomain => {
+                "an `env_file`, secret or config file outside the domain directory"
+            }
+            Self::Symlink => {
+                "a symbolic link on the way to a bind source, `env_file`, secret, config or `.env` (checked at deploy and before every container start)"
+            }
+            Self::BindDomainFiles => {
+                "a bind mount of the domain directory itself or of HostKit's files in it (`config.json`, compose and version files, `.env`, `versions/`)"
+            }
+            Self::BindNested => {
+                "a bind source inside another source that a container of the stack (or a running one) mounts writable"
+            }
+            Self::ResourceOwner => {
+                "reusing a volume, network or container name that another project owns"
+            }
+            Self::PublicPort => "a port published on a non-loopback address",
+            Self::ExternalNetwork => "`external: true` networks",
+            Self::ExternalVolume => "`external: true` volumes",
+            Self::NetworkDriver => "network drivers other than `bridge`",
+            Self::LoggingDriver => {
+                "a logging driver outside `allowed_logging_drivers` (default `json-file`, `local`, `none`; json-file and local get `max-size: 10m`, `max-file: 3` unless set)"
+            }
+            Self::ImagePath => {
+                "a job's image `path:` outside `security.image_dir` (or through a link)"
+            }
+            Self::ForeignImage => {
+                "an image reference that resolves to an image neither the job loaded nor a version of the domain recorded"
+            }
+            Self::MemoryLimit => {
+                "memory limits × replicas over `max_memory`, or a service without a limit when it is set"
+            }
+            Self::CpuLimit => {
+                "CPU limits × replicas over `max_cpus`, or a service without a limit when it is set"
+            }
+            Self::Replicas => {
+                "more replicas of a service than `max_replicas` (deploy and scale jobs)"
+            }
+        }
+    }
+
+    /// The `[policy]` key that switches it off, or `None` for the rules of
+    /// isolation between domains, which are always enforced.
+    pub fn switch(self) -> Option<&'static str> {
+        match self {
+            Self::Privileged => Some("privileged"),
+            Self::HostNetwork => Some("host_network"),
+            Self::NetworkMode => Some("network_mode"),
+            Self::HostPid => Some("host_pid"),
+            Self::HostIpc => Some("host_ipc"),
+            Self::CapAdd => Some("cap_add"),
+            Self::Devices => Some("devices"),
+            Self::BindOutsideDomain => Some("bind_outside_domain"),
+            Self::DockerSocket => Some("docker_socket"),
+            Self::FileOutsideDomain => Some("file_outside_domain"),
+            Self::PublicPort => Some("public_port"),
+            Self::ExternalNetwork => Some("external_network"),
+            Self::ExternalVolume => Some("external_volume"),
+            Self::NetworkDriver => Some("network_driver"),
+            Self::LoggingDriver => Some("logging_driver"),
+            Self::MemoryLimit => Some("max_memory"),
+            Self::CpuLimit => Some("max_cpus"),
+            Self::Replicas => Some("max_replicas"),
+            Self::Symlink
+            | Self::BindDomainFiles
+            | Self::BindNested
+            | Self::ResourceOwner
+            | Self::ImagePath
+            | Self::ForeignImage => None,
+        }
+    }
+
+    /// The README's table of rules.
+    pub fn markdown_table() -> String {
+        let mut out = String::from(
+            "| Rule | Denies | Switched off by |
+| --- | --- | --- |
+",
+        );
+        for rule in Self::ALL {
+            let switch = match rule.switch() {
+                Some(key @ ("max_memory" | "max_cpus" | "max_replicas")) => {
+                    format!("enforced when `{key}` is set")
+                }
+                Some(key) => format!("`{key} = false`"),
+                None => "always enforced".to_owned(),
+            };
+            out.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                rule.id(),
+                rule.denies(),
+                switch
+            ));
+        }
+        out
+    }
+
     /// The stable id (`privileged`, `host-network`, …).
     pub fn id(self) -> &'static str {
         match self {

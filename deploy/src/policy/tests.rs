@@ -572,38 +572,28 @@ fn deserializes_from_toml_with_defaults() {
 
 #[test]
 fn rule_ids_are_stable() {
-    let ids: Vec<&str> = [
-        Rule::Privileged,
-        Rule::HostNetwork,
-        Rule::NetworkMode,
-        Rule::HostPid,
-        Rule::HostIpc,
-        Rule::CapAdd,
-        Rule::Devices,
-        Rule::BindOutsideDomain,
-        Rule::DockerSocket,
-        Rule::FileOutsideDomain,
-        Rule::PublicPort,
-        Rule::ExternalNetwork,
-        Rule::ExternalVolume,
-        Rule::NetworkDriver,
-        Rule::MemoryLimit,
-        Rule::CpuLimit,
-        Rule::Replicas,
-        Rule::Symlink,
-        Rule::BindDomainFiles,
-        Rule::BindNested,
-        Rule::ResourceOwner,
-        Rule::LoggingDriver,
-        Rule::ImagePath,
-        Rule::ForeignImage,
-    ]
-    .iter()
-    .map(|r| {
-        let json = serde_json::to_string(r).expect("json");
-        assert_eq!(json, format!("\"{}\"", r.id()));
-        r.id()
-    })
-    .collect();
+    let ids: Vec<&str> = Rule::ALL
+        .iter()
+        .map(|r| {
+            let json = serde_json::to_string(r).expect("json");
+            assert_eq!(json, format!("\"{}\"", r.id()));
+            r.id()
+        })
+        .collect();
+    let mut unique = ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "every rule once");
     assert!(ids.contains(&"bind-outside-domain") && ids.contains(&"docker-socket"));
+    // Switchable rules are switched by the key of their name.
+    for rule in Rule::ALL {
+        let off = match rule.switch() {
+            Some(key) if !key.starts_with("max_") => {
+                toml::from_str::<Policy>(&format!("{key} = false")).expect(key)
+            }
+            _ => continue,
+        };
+        assert!(!off.enforces(rule), "{rule}");
+        assert!(Policy::default().enforces(rule), "{rule}");
+    }
 }
