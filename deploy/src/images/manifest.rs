@@ -106,10 +106,11 @@ impl ManifestTap {
         let mut out = BTreeMap::new();
         for entry in entries {
             let id = config_id(&entry.config)?;
-            if entry.repo_tags.is_empty() {
+            let tags = entry.repo_tags.unwrap_or_default();
+            if tags.is_empty() {
                 out.insert(id.clone(), id.clone());
             }
-            for tag in entry.repo_tags {
+            for tag in tags {
                 out.insert(tag, id.clone());
             }
         }
@@ -165,7 +166,7 @@ struct ManifestEntry {
     #[serde(rename = "Config")]
     config: String,
     #[serde(rename = "RepoTags", default)]
-    repo_tags: Vec<String>,
+    repo_tags: Option<Vec<String>>,
 }
 
 /// `sha256:<hex>` from `<hex>.json` (classic) or `blobs/sha256/<hex>` (OCI).

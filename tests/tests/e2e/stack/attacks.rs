@@ -64,14 +64,24 @@ async fn a_planted_symlink_never_mounts_the_host() {
     assert_eq!(denied_rules(site.deploy(&both).await), [Rule::BindNested]);
     nobody_sees_the_host(&site).await;
 
-    // `b` alone while `a` still runs (a start-first replacement would start
-    // `b` beside it): refused against the running container.
+    // `b` alone while `a` still runs: the planted link is refused at the check…
     let reader_only = format!("services:{READER}");
+    assert_eq!(
+        denied_rules(site.deploy(&reader_only).await),
+        [Rule::Symlink]
+    );
+    nobody_sees_the_host(&site).await;
+    // …and with a real directory there for now, `b` is still refused: `a`,
+    // running, could plant the link again between the check and the start.
+    std::fs::remove_file(data.join("sub")).expect("remove the link");
+    std::fs::create_dir(data.join("sub")).expect("a real directory");
     assert_eq!(
         denied_rules(site.deploy(&reader_only).await),
         [Rule::BindNested]
     );
     nobody_sees_the_host(&site).await;
+    std::fs::remove_dir(data.join("sub")).expect("rmdir");
+    std::os::unix::fs::symlink("/", data.join("sub")).expect("as `a` left it");
 
     // `a` gone, its link left behind: the check walks ./data/sub without
     // following it.
