@@ -95,11 +95,12 @@ pub struct DomainDir {
 }
 
 impl DomainDir {
-    /// The domain directory at `root` (absolute; made absolute against the
-    /// current directory otherwise).
+    /// The domain directory at `root` (made absolute against the current
+    /// directory, `.` and `..` resolved lexically).
     pub fn new(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
         let root = std::path::absolute(&root).unwrap_or(root);
+        let root = crate::compose::resolve_host_path(".", &root).unwrap_or(root);
         DomainDir { root }
     }
 

@@ -109,6 +109,37 @@ mod tests {
     }
 
     #[test]
+    fn relative_compose_directories_keep_relative_sources_inside() {
+        // `hostkit deploy example.com docker-compose.yml` passes "." (a bare
+        // file name), `./x.yml` passes ".", `../dir/x.yml` passes "../dir".
+        let text = "services:\n  web:\n    image: nginx:1\n    env_file: ./app.env\n    volumes: ['./data:/data', './conf/site.conf:/etc/site.conf:ro']\n    secrets: [key]\nsecrets:\n  key:\n    file: ./key.pem\n";
+        let outside = tempfile::tempdir().unwrap();
+        let linked = outside.path().join("link");
+        std::os::unix::fs::symlink(outside.path(), &linked).unwrap();
+        for base in [
+            Path::new("."),
+            Path::new("./"),
+            Path::new("../dir"),
+            outside.path(),
+            &linked,
+        ] {
+            let checked = check(text, "docker-compose.yml", &Env::new(), base, None);
+            assert!(checked.is_ok(), "{base:?}: {:?}", checked.err());
+        }
+        let root = "services:\n  web:\n    image: nginx:1\n    volumes: ['.:/app']\n";
+        let error = check(
+            root,
+            "docker-compose.yml",
+            &Env::new(),
+            Path::new("."),
+            None,
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("[bind-domain-files]"), "{error}");
+        assert!(!error.to_string().contains("docker-socket"), "{error}");
+    }
+
+    #[test]
     fn a_variable_only_the_node_has_is_a_warning() {
         let checked = run("services:\n  web:\n    image: \"app:${TAG:?set TAG}\"\n").unwrap();
         assert!(checked.partial);

@@ -427,8 +427,9 @@ impl Policy {
 
     /// Every violation of `project`, in a stable order.
     pub fn violations(&self, project: &Project, domain_dir: &Path) -> Vec<Violation> {
-        let domain_dir = std::path::absolute(domain_dir).unwrap_or_else(|_| domain_dir.to_owned());
-        let mut found = rules::collect(self, project, &domain_dir);
+        let domain_dir = DomainDir::new(domain_dir);
+        let domain_dir = domain_dir.root();
+        let mut found = rules::collect(self, project, domain_dir);
         found.retain(|v| self.enforces(v.rule));
         found
     }
