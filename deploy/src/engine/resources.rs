@@ -59,6 +59,23 @@ fn owned_by(
     .into())
 }
 
+/// Whether the network exists; an existing one must be this project's.
+async fn existing_network(
+    docker: &Docker,
+    project: &str,
+    network: &NetworkSpec,
+) -> Result<bool, DeployError> {
+    match docker.inspect_network(&network.name, None).await {
+        Ok(found) => {
+            let labels = found.labels.as_ref();
+            owned_by(project, "network", &network.key, &network.name, labels)?;
+            Ok(true)
+        }
+        Err(e) if is_not_found(&e) => Ok(false),
+        Err(e) => Err(DockerError::call(format!("inspect network {}", network.name), e).into()),
+    }
+}
+
 /// Create each network that does not exist yet; an existing one is reused
 /// only when this project owns it.
 pub async fn ensure_networks(
@@ -67,23 +84,8 @@ pub async fn ensure_networks(
     networks: &[NetworkSpec],
 ) -> Result<(), DeployError> {
     for network in networks {
-        match docker.inspect_network(&network.name, None).await {
-            Ok(found) => {
-                owned_by(
-                    project,
-                    "network",
-                    &network.key,
-                    &network.name,
-                    found.labels.as_ref(),
-                )?;
-                continue;
-            }
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => {
-                return Err(
-                    DockerError::call(format!("inspect network {}", network.name), e).into(),
-                );
-            }
+        if existing_network(docker, project, network).await? {
+            continue;
         }
         let request = NetworkCreateRequest {
             name: network.name.clone(),
@@ -104,19 +106,7 @@ pub async fn ensure_networks(
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 409, ..
             }) => {
-                let found = docker
-                    .inspect_network(&network.name, None)
-                    .await
-                    .map_err(|e| {
-                        DockerError::call(format!("inspect network {}", network.name), e)
-                    })?;
-                owned_by(
-                    project,
-                    "network",
-                    &network.key,
-                    &network.name,
-                    found.labels.as_ref(),
-                )?;
+                existing_network(docker, project, network).await?;
             }
             Err(e) => {
                 return Err(
