@@ -2,11 +2,15 @@
 //! before acting, re-publish the outcome of a job that already finished,
 //! resume one a crash interrupted, commit the outcome and the terminal
 //! event in one SQLite transaction, and only then ack the message.
+//!
+//! A job is started at most [`JOBS_MAX_ATTEMPTS`] times (DESIGN §6): the
+//! next start ends it `failed` (`internal`) instead, as does its message's
+//! last delivery.
 
 use std::time::Instant;
 
 use async_nats::jetstream;
-use hostkit_proto::subjects::settings::JOBS_MAX_DELIVER;
+use hostkit_proto::subjects::settings::{JOBS_MAX_ATTEMPTS, JOBS_MAX_DELIVER};
 use hostkit_proto::{ErrorBody, ErrorCode, EventKind, Job};
 use tracing::Instrument;
 
@@ -63,7 +67,11 @@ pub async fn run(worker: &Worker, delivery: &Delivery) {
 async fn run_inner(worker: &Worker, delivery: &Delivery) -> Result<(), crate::store::StoreError> {
     let job = &delivery.job;
     if delivery.delivered >= JOBS_MAX_DELIVER {
-        return give_up(worker, delivery).await;
+        let reason = format!(
+            "the job was delivered {} times without finishing",
+            delivery.delivered
+        );
+        return give_up(worker, delivery, reason).await;
     }
     match worker.store.begin_job(new_job(delivery)).await? {
         JobStart::Finished(finished) => {
@@ -75,6 +83,14 @@ async fn run_inner(worker: &Worker, delivery: &Delivery) -> Result<(), crate::st
                 worker.events.republish(&event).await?;
             }
             return Ok(());
+        }
+        JobStart::Exhausted { attempts } => {
+            debug_assert!(attempts >= JOBS_MAX_ATTEMPTS);
+            let reason = format!(
+                "the job was attempted {attempts} times without finishing \
+                 (the worker crashed or was killed during it)"
+            );
+            return give_up(worker, delivery, reason).await;
         }
         JobStart::Resume { attempts } => {
             tracing::warn!(attempts, "resuming a job a restart interrupted")
@@ -136,20 +152,19 @@ async fn run_inner(worker: &Worker, delivery: &Delivery) -> Result<(), crate::st
     Ok(())
 }
 
-/// The message's last delivery: the job ends `failed` unless it already
-/// ended (then its outcome is re-published). It reaches the front of its
-/// lane only after any run of the same job (resumed at startup, or an
-/// earlier delivery) ended, and the store records the failure, so the job
-/// has exactly one terminal event and is not resumed after a restart.
-async fn give_up(worker: &Worker, delivery: &Delivery) -> Result<(), crate::store::StoreError> {
+/// Ends the job `failed` (`internal`, `reason`) without running it, unless
+/// it already ended (then its outcome is re-published): on its message's
+/// last delivery, or when it was started too often. It reaches the front
+/// of its lane only after any run of the same job (resumed at startup, or
+/// an earlier delivery) ended, and the store records the failure, so the
+/// job has exactly one terminal event and is not resumed after a restart.
+async fn give_up(
+    worker: &Worker,
+    delivery: &Delivery,
+    reason: String,
+) -> Result<(), crate::store::StoreError> {
     let job = &delivery.job;
-    let body = ErrorBody::new(
-        ErrorCode::Internal,
-        format!(
-            "the job was delivered {} times without finishing",
-            delivery.delivered
-        ),
-    );
+    let body = ErrorBody::new(ErrorCode::Internal, reason);
     let event = worker
         .events
         .build(&job.domain, &job.id, EventKind::failed(body, None))
@@ -162,7 +177,7 @@ async fn give_up(worker: &Worker, delivery: &Delivery) -> Result<(), crate::stor
         None => {
             tracing::error!(
                 delivered = delivery.delivered,
-                "job delivered too often; giving up"
+                "job delivered or started too often; giving up"
             );
             worker.events.republish(&event).await
         }
