@@ -23,9 +23,17 @@ pub const JOBS_ACK_WAIT: Duration = Duration::from_secs(60);
 /// How often a running job's message gets an in-progress ack (well within
 /// [`JOBS_ACK_WAIT`]).
 pub const JOBS_PROGRESS_INTERVAL: Duration = Duration::from_secs(15);
-/// Consumer `max_deliver`. When a job arrives with this delivery count the
-/// worker must end it (a `failed` event) instead of retrying again.
-pub const JOBS_MAX_DELIVER: i64 = 10;
+/// Starts a job may have (DESIGN §6): the worker records every start of a
+/// job (a delivery it runs, or a resume after a crash) and, rather than
+/// start it once more, ends it `failed` (`internal`), so a job that crashes
+/// the worker is not retried forever.
+pub const JOBS_MAX_ATTEMPTS: u32 = 3;
+/// Consumer `max_deliver`: one delivery more than [`JOBS_MAX_ATTEMPTS`], so
+/// that a job whose deliveries all started it is ended by the worker on its
+/// last delivery (the one that would be its fourth start). When a job
+/// arrives with this delivery count the worker must end it (a `failed`
+/// event) instead of running it: the server would not deliver it again.
+pub const JOBS_MAX_DELIVER: i64 = JOBS_MAX_ATTEMPTS as i64 + 1;
 /// Consumer `max_ack_pending`: jobs a worker may hold unacked (running plus
 /// waiting in lanes, which coalescing needs to see).
 pub const JOBS_MAX_ACK_PENDING: i64 = 1000;

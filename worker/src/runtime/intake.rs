@@ -130,7 +130,9 @@ async fn reject(worker: &Worker, raw: &[u8], error: ErrorBody) {
 /// Jobs a crash interrupted (recorded, not finished) go back to their lanes
 /// at once, in stream order, instead of waiting for the server to redeliver
 /// them after the ack wait. Their messages, when redelivered, are answered
-/// from the store.
+/// from the store. A resume is a start like a delivery: a job already
+/// started `JOBS_MAX_ATTEMPTS` times is ended `failed` by its lane instead
+/// (see `job::run`).
 pub async fn resume_interrupted(worker: &Worker, lanes: &Arc<Lanes>) {
     let unfinished = match worker.store.unfinished_jobs().await {
         Ok(jobs) => jobs,

@@ -3,35 +3,42 @@
 //! `max_lanes` at once. Waiting deploys of one domain coalesce: only the
 //! newest runs, the older end `superseded`. Every message a lane holds
 //! (running or waiting) gets in-progress acks, so none is redelivered while
-//! it waits.
+//! it waits. A panic while a job runs never ends its lane (DESIGN §6): the
+//! job's work is guarded by the runner (the job fails), the runner itself
+//! here (the message is left unacked: its redelivery re-publishes the
+//! outcome or resumes the job); and a lane that did end is replaced when its
+//! domain's next job arrives.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_nats::jetstream::AckKind;
+use futures_util::FutureExt;
 use hostkit_proto::subjects::settings::JOBS_PROGRESS_INTERVAL;
 use hostkit_proto::{Domain, EventKind, JobKind};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::Worker;
-use super::job::{self, Delivery};
+use super::job::{self, Delivery, Host};
 
-/// The lanes of one worker.
-pub struct Lanes {
+/// The lanes of one worker (of another [`Host`] in tests).
+pub struct Lanes<H: Host = Worker> {
     /// Jobs running now.
     pub busy: AtomicUsize,
     /// Jobs delivered and waiting in a lane.
     pub waiting: AtomicUsize,
-    worker: Arc<Worker>,
+    worker: Arc<H>,
     permits: Arc<Semaphore>,
     senders: Mutex<HashMap<Domain, mpsc::UnboundedSender<Delivery>>>,
     tasks: Mutex<JoinSet<()>>,
     shutdown: watch::Receiver<bool>,
 }
 
-impl std::fmt::Debug for Lanes {
+impl<H: Host> std::fmt::Debug for Lanes<H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lanes")
             .field("permits", &self.permits)
@@ -39,13 +46,9 @@ impl std::fmt::Debug for Lanes {
     }
 }
 
-impl Lanes {
+impl<H: Host> Lanes<H> {
     /// Lanes for `worker`, at most `max_lanes` running at once.
-    pub fn new(
-        worker: Arc<Worker>,
-        max_lanes: usize,
-        shutdown: watch::Receiver<bool>,
-    ) -> Arc<Lanes> {
+    pub fn new(worker: Arc<H>, max_lanes: usize, shutdown: watch::Receiver<bool>) -> Arc<Lanes<H>> {
         Arc::new(Lanes {
             busy: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
@@ -57,19 +60,26 @@ impl Lanes {
         })
     }
 
-    /// Hand a job to its domain's lane (created on first use).
+    /// Hand a job to its domain's lane (created on first use, and again
+    /// should the lane have ended: a dead lane never keeps its domain).
     pub fn dispatch(self: &Arc<Self>, delivery: Delivery) {
         let domain = delivery.job.domain.clone();
         let mut senders = self.senders.lock().expect("lanes lock");
-        let sender = senders.entry(domain.clone()).or_insert_with(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let lanes = Arc::clone(self);
-            self.tasks
-                .lock()
-                .expect("lanes lock")
-                .spawn(async move { lanes.lane(domain, rx).await });
-            tx
-        });
+        let sender = match senders.entry(domain.clone()) {
+            Entry::Occupied(entry) if !entry.get().is_closed() => entry.into_mut(),
+            entry => {
+                if matches!(entry, Entry::Occupied(_)) {
+                    tracing::error!(%domain, "the domain's lane had ended; starting a new one");
+                }
+                let (tx, rx) = mpsc::unbounded_channel();
+                let lanes = Arc::clone(self);
+                self.tasks
+                    .lock()
+                    .expect("lanes lock")
+                    .spawn(async move { lanes.lane(domain, rx).await });
+                entry.insert_entry(tx).into_mut()
+            }
+        };
         self.waiting.fetch_add(1, Ordering::Relaxed);
         if let Err(mpsc::error::SendError(delivery)) = sender.send(delivery) {
             self.waiting.fetch_sub(1, Ordering::Relaxed);
@@ -124,7 +134,16 @@ impl Lanes {
                     return;
                 }
                 self.busy.fetch_add(1, Ordering::Relaxed);
-                job::run(&self.worker, &current).await;
+                // The job's work is guarded in `job::run` (a panic there
+                // fails the job); this guards the rest of the runner.
+                let run = AssertUnwindSafe(job::run(&*self.worker, &current));
+                if let Err(payload) = run.catch_unwind().await {
+                    tracing::error!(
+                        job_id = %current.job.id,
+                        panic = job::panic_message(payload.as_ref()),
+                        "the job's runner panicked; its message is left unacked: the redelivery re-publishes the outcome or resumes the job"
+                    );
+                }
                 self.busy.fetch_sub(1, Ordering::Relaxed);
             };
             tokio::pin!(run);
@@ -137,7 +156,7 @@ impl Lanes {
                     next = rx.recv(), if open => if let Some(delivery) = next {
                         let position = queue.len() as u32 + 1;
                         let event = EventKind::Queued { position };
-                        if let Err(error) = self.worker.events.emit(Some(&domain), Some(&delivery.job.id), event).await {
+                        if let Err(error) = self.worker.events().emit(Some(&domain), Some(&delivery.job.id), event).await {
                             tracing::warn!(%error, "queued event not recorded");
                         }
                         queue.push_back(delivery);
@@ -165,17 +184,17 @@ impl Lanes {
         let worker = &self.worker;
         let kind = EventKind::Superseded { by: *newest };
         let event = worker
-            .events
+            .events()
             .build(&old.job.domain, &old.job.id, kind)
             .await?;
         match worker
-            .store
+            .store()
             .mark_superseded(job::new_job(old), *newest, event.to_vec())
             .await?
         {
-            None => worker.events.republish(&event).await,
+            None => worker.events().republish(&event).await,
             Some(finished) => match hostkit_proto::Event::from_slice(&finished.terminal_event) {
-                Ok(earlier) => worker.events.republish(&earlier).await,
+                Ok(earlier) => worker.events().republish(&earlier).await,
                 Err(_) => Ok(()),
             },
         }
@@ -225,5 +244,87 @@ impl Lanes {
         for delivery in kept.into_iter().rev() {
             queue.push_front(delivery);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use hostkit_proto::ErrorCode;
+    use tokio::sync::{mpsc, watch};
+
+    use super::super::tests::{TestHost, delivery, is_failed};
+    use super::*;
+    use crate::store::JobState;
+
+    #[tokio::test]
+    async fn a_panic_fails_its_job_only_and_the_lane_runs_on() {
+        let mut host = TestHost::new().await;
+        let (a1, a2, a3) = (
+            delivery("a.example", 1),
+            delivery("a.example", 2),
+            delivery("a.example", 3),
+        );
+        let b1 = delivery("b.example", 4);
+        // a1's work panics; a2's runner panics after its outcome (in the
+        // housekeeping, outside the work).
+        host.panic_in_work.insert(a1.job.id);
+        host.panic_after_commit.insert(a2.job.id);
+        let ids = [a1.job.id, a2.job.id, a3.job.id, b1.job.id];
+        let host = Arc::new(host);
+        let (_stop, shutdown) = watch::channel(false);
+        let lanes = Lanes::new(Arc::clone(&host), 2, shutdown);
+        for d in [a1, a2, a3, b1] {
+            lanes.dispatch(d);
+        }
+        host.until_ended(&ids).await;
+
+        let kind = host.terminal(ids[0]).await;
+        let message = "the job panicked: boom";
+        assert!(is_failed(&kind, ErrorCode::Internal, message), "{kind:?}");
+        for id in &ids[1..] {
+            assert_eq!(host.record(*id).await.state, JobState::Succeeded);
+            let kind = host.terminal(*id).await;
+            assert!(matches!(kind, EventKind::Succeeded { .. }), "{kind:?}");
+        }
+        let ran = host.ran();
+        let in_a: Vec<_> = ran.iter().filter(|id| ids[..3].contains(id)).collect();
+        assert_eq!(in_a, ids[..3].iter().collect::<Vec<_>>());
+        assert!(ran.contains(&ids[3]));
+
+        // Still one live lane per domain, which takes the next job.
+        let a4 = delivery("a.example", 5);
+        let id = a4.job.id;
+        lanes.dispatch(a4);
+        host.until_ended(&[id]).await;
+        assert_eq!(host.record(id).await.state, JobState::Succeeded);
+        assert_eq!(lanes.senders.lock().unwrap().len(), 2);
+        tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            while lanes.busy.load(Ordering::Relaxed) + lanes.waiting.load(Ordering::Relaxed) > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("no job left running or waiting");
+    }
+
+    #[tokio::test]
+    async fn a_lane_that_ended_is_replaced() {
+        let host = Arc::new(TestHost::new().await);
+        let (_stop, shutdown) = watch::channel(false);
+        let lanes = Lanes::new(Arc::clone(&host), 2, shutdown);
+        // The lane of a.example has ended: its receiver is gone.
+        let (tx, rx) = mpsc::unbounded_channel();
+        drop(rx);
+        let domain = Domain::parse("a.example").unwrap();
+        lanes.senders.lock().unwrap().insert(domain, tx);
+
+        let d = delivery("a.example", 1);
+        let id = d.job.id;
+        lanes.dispatch(d);
+        host.until_ended(&[id]).await;
+        assert_eq!(host.record(id).await.state, JobState::Succeeded);
+        assert_eq!(host.ran(), vec![id]);
     }
 }

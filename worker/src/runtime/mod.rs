@@ -13,6 +13,9 @@ pub mod monitor;
 pub mod progress;
 pub mod setup;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;

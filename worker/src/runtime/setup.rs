@@ -189,6 +189,15 @@ pub async fn ensure(
                     info.config.filter_subject, wanted.filter_subject
                 ));
             }
+            if info.config.max_deliver != wanted.max_deliver {
+                // The worker still starts a job at most JOBS_MAX_ATTEMPTS
+                // times; below HostKit's value a job's last delivery is not
+                // recognised as such and its message may stay unacked.
+                mismatches.push(format!(
+                    "consumer {durable}: max_deliver is {}, HostKit expects {}",
+                    info.config.max_deliver, wanted.max_deliver
+                ));
+            }
             existing
         }
         Err(_) => jobs

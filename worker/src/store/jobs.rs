@@ -9,12 +9,15 @@
 //! of running it again. The state changes a job makes (a new version, a
 //! rollback, a removal) are committed in the same transaction as its end
 //! ([`Store::finish_job_with`]): after a crash either both are there or
-//! neither is, and a re-run converges.
+//! neither is, and a re-run converges. Every start is counted (`attempts`):
+//! a job started [`JOBS_MAX_ATTEMPTS`] times that never ended is not started
+//! again ([`JobStart::Exhausted`]); the runner ends it `failed`.
 
 use std::time::SystemTime;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use hostkit_proto::subjects::settings::JOBS_MAX_ATTEMPTS;
 use hostkit_proto::{Domain, JobId};
 
 use super::error::{Res, StoreError};
@@ -54,6 +57,9 @@ impl Store {
     ///   incremented.
     /// - [`JobStart::Finished`]: it already ended; do not run it, ack and
     ///   re-publish its terminal event.
+    /// - [`JobStart::Exhausted`]: it was started [`JOBS_MAX_ATTEMPTS`] times
+    ///   and never ended; nothing changes (it is not started again), end it
+    ///   with [`Store::give_up_job`].
     pub async fn begin_job(&self, job: NewJob) -> Result<JobStart, StoreError> {
         self.write("begin job", move |tx| {
             let now = now_ms();
@@ -64,6 +70,11 @@ impl Store {
             };
             warn_mismatch(&job, &found);
             let (state, attempts) = (found.state, found.attempts.saturating_add(1));
+            if found.attempts >= JOBS_MAX_ATTEMPTS && !state.is_terminal() {
+                return Ok(JobStart::Exhausted {
+                    attempts: found.attempts,
+                });
+            }
             if let Some(finished) = found.finished() {
                 return Ok(JobStart::Finished(finished));
             }
@@ -193,8 +204,9 @@ impl Store {
     }
 
     /// Ends `job` as `failed` without running it (its message was delivered
-    /// too often), recording it first if needed, so that it is neither
-    /// resumed at the next start nor ended twice.
+    /// too often, or it was started too often: [`JobStart::Exhausted`]),
+    /// recording it first if needed, so that it is neither resumed at the
+    /// next start nor ended twice.
     ///
     /// Answers `Some` if the job had already ended: nothing changes, and the
     /// caller re-publishes the stored event instead of `terminal_event`.

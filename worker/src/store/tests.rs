@@ -312,6 +312,62 @@ async fn a_job_is_new_then_resumed_after_a_crash_then_finished() {
 }
 
 #[tokio::test]
+async fn a_job_started_three_times_is_not_started_a_fourth_time() {
+    use hostkit_proto::subjects::settings::JOBS_MAX_ATTEMPTS;
+    assert_eq!(JOBS_MAX_ATTEMPTS, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(dir.path());
+    let j = job("example.com", JobKind::Deploy, 3);
+    // Queued (waiting in its lane) is not a start.
+    let store = Store::open(&path).await.unwrap();
+    assert_eq!(store.enqueue_job(j.clone()).await.unwrap(), None);
+    assert_eq!(store.begin_job(j.clone()).await.unwrap(), JobStart::New);
+    // Each start is interrupted by a crash (then comes a resume at startup
+    // or a redelivery; both are starts).
+    let mut store = store;
+    for attempts in 2..=3 {
+        drop(store);
+        store = Store::open(&path).await.unwrap();
+        assert_eq!(
+            store.begin_job(j.clone()).await.unwrap(),
+            JobStart::Resume { attempts }
+        );
+    }
+    drop(store);
+    let store = Store::open(&path).await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            store.begin_job(j.clone()).await.unwrap(),
+            JobStart::Exhausted { attempts: 3 }
+        );
+    }
+    let record = store.job(j.job_id).await.unwrap().unwrap();
+    assert_eq!((record.state, record.attempts), (JobState::Running, 3));
+    // Still unfinished: a restart hands it to its lane, which ends it.
+    let unfinished = store.unfinished_jobs().await.unwrap();
+    assert_eq!(unfinished.len(), 1);
+
+    assert_eq!(
+        store
+            .give_up_job(j.clone(), b"gave-up".to_vec())
+            .await
+            .unwrap(),
+        None
+    );
+    let finished = FinishedJob {
+        state: JobState::Failed,
+        terminal_event: b"gave-up".to_vec(),
+    };
+    assert_eq!(
+        store.begin_job(j.clone()).await.unwrap(),
+        JobStart::Finished(finished)
+    );
+    assert!(store.unfinished_jobs().await.unwrap().is_empty());
+    let record = store.job(j.job_id).await.unwrap().unwrap();
+    assert_eq!((record.state, record.attempts), (JobState::Failed, 3));
+}
+
+#[tokio::test]
 async fn a_queued_job_starts_as_new() {
     let store = Store::open_in_memory().await.unwrap();
     let j = job("example.com", JobKind::Scale, 1);

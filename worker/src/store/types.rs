@@ -156,6 +156,15 @@ pub enum JobStart {
     },
     /// The job already ended: do not run it; ack and re-publish its event.
     Finished(FinishedJob),
+    /// The job was started `attempts` times (the most a job may have:
+    /// [`JOBS_MAX_ATTEMPTS`](hostkit_proto::subjects::settings::JOBS_MAX_ATTEMPTS))
+    /// and never ended: the worker crashed or was killed during each.
+    /// Nothing changed: do not run it again, end it `failed`
+    /// ([`Store::give_up_job`](super::Store::give_up_job)).
+    Exhausted {
+        /// Starts so far.
+        attempts: u32,
+    },
 }
 
 /// A recorded job (without its raw bytes: see
