@@ -345,7 +345,7 @@ async fn already_loaded(worker: &Worker, object: &str) -> Option<BTreeMap<String
     let known = worker
         .loaded_blobs
         .lock()
-        .expect("blob cache lock")
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .get(object)
         .cloned()?;
     for id in known.values() {
@@ -362,7 +362,7 @@ fn remember_loaded(worker: &Worker, object: &str, images: &BTreeMap<String, Stri
     worker
         .loaded_blobs
         .lock()
-        .expect("blob cache lock")
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .insert(object.to_string(), images.clone());
 }
 
