@@ -76,7 +76,7 @@ pub fn stack_spec(input: &StackInput<'_>) -> Result<StackSpec, ConvertError> {
         .iter()
         .map(|(key, n)| NetworkSpec {
             key: key.clone(),
-            name: scoped(&project_name, key),
+            name: n.name.clone().unwrap_or_else(|| scoped(&project_name, key)),
             driver: n.driver.clone(),
             internal: n.internal,
             labels: n.labels.clone().into_iter().collect(),
@@ -88,7 +88,7 @@ pub fn stack_spec(input: &StackInput<'_>) -> Result<StackSpec, ConvertError> {
         .iter()
         .map(|(key, v)| VolumeSpec {
             key: key.clone(),
-            name: scoped(&project_name, key),
+            name: v.name.clone().unwrap_or_else(|| scoped(&project_name, key)),
             driver: v.driver.clone(),
             driver_opts: HashMap::new(),
             labels: v.labels.clone().into_iter().collect(),
@@ -118,6 +118,26 @@ pub fn stack_spec(input: &StackInput<'_>) -> Result<StackSpec, ConvertError> {
 /// `<project>_<key>`: how compose names networks and volumes.
 fn scoped(project: &str, key: &str) -> String {
     format!("{project}_{key}")
+}
+
+/// The engine name of the project's network `key` (its `name:`, or scoped).
+fn network_name(input: &StackInput<'_>, project: &str, key: &str) -> String {
+    input
+        .project
+        .networks
+        .get(key)
+        .and_then(|n| n.name.clone())
+        .unwrap_or_else(|| scoped(project, key))
+}
+
+/// The engine name of the project's volume `key` (its `name:`, or scoped).
+fn volume_name(input: &StackInput<'_>, project: &str, key: &str) -> String {
+    input
+        .project
+        .volumes
+        .get(key)
+        .and_then(|v| v.name.clone())
+        .unwrap_or_else(|| scoped(project, key))
 }
 
 /// What shapes a container besides the service model and its image.
@@ -181,7 +201,7 @@ fn service_spec(
         .networks
         .iter()
         .map(|(key, n)| Endpoint {
-            network: scoped(project, key),
+            network: network_name(input, project, key),
             aliases: n.aliases.clone(),
         })
         .collect();
@@ -297,7 +317,7 @@ fn container_template(
                 subpath,
             } => mounts.push(DockerMount {
                 target: Some(mount.target.clone()),
-                source: name.as_ref().map(|n| scoped(project, n)),
+                source: name.as_ref().map(|n| volume_name(input, project, n)),
                 typ: Some(MountType::VOLUME),
                 read_only: Some(mount.read_only),
                 volume_options: Some(MountVolumeOptions {

@@ -29,6 +29,8 @@ pub struct Checked {
     pub warnings: Vec<Warning>,
     /// The service nginx fronts, if any.
     pub main: Option<MainService>,
+    /// Why that service and port (for the user: "main service `web` (…)").
+    pub main_reason: Option<String>,
 }
 
 impl Checked {
@@ -64,11 +66,15 @@ pub fn check(
     let dir = DomainDir::new(domain_dir);
     policy.check_on_disk(&project, &dir)?;
     project.apply_env_files(&dir)?;
-    let main = project.main_service(main_service)?;
+    let choice = project.main_choice(main_service)?;
+    if let Some(choice) = &choice {
+        project.publish_main_port(&choice.main);
+    }
     Ok(Checked {
         project,
         warnings,
-        main,
+        main_reason: choice.as_ref().map(ToString::to_string),
+        main: choice.map(|c| c.main),
     })
 }
 

@@ -25,6 +25,8 @@ pub struct Checked {
     pub partial: bool,
     /// The image references the services use (empty when `partial`).
     pub images: Vec<String>,
+    /// The main service nginx will front and why ("main service `web` (…)").
+    pub main_reason: Option<String>,
 }
 
 /// Loads `text` (named `file_name` in messages) with `env`, checks the
@@ -47,6 +49,7 @@ pub fn check(
                 )],
                 partial: true,
                 images: Vec::new(),
+                main_reason: None,
             });
         }
         Err(error) => return Err(rejected(error.to_string())),
@@ -54,10 +57,11 @@ pub fn check(
     Policy::default()
         .check(&loaded.project, base_dir)
         .map_err(|denied| rejected(denied.to_string()))?;
-    loaded
+    let main_reason = loaded
         .project
-        .main_service(main_service)
-        .map_err(|error| rejected(error.to_string()))?;
+        .main_choice(main_service)
+        .map_err(|error| rejected(error.to_string()))?
+        .map(|choice| choice.to_string());
     Ok(Checked {
         warnings: loaded
             .warnings
@@ -65,6 +69,7 @@ pub fn check(
             .map(|w| format!("{file_name}: {}: {}", w.path, w.message))
             .collect(),
         partial: false,
+        main_reason,
         images: loaded
             .project
             .services

@@ -175,6 +175,64 @@ impl ComposeError {
         }
     }
 
+    /// Names the unset variables that emptied the value this error is about
+    /// (`invalid volume name ''` says which `${VAR}` was not set).
+    pub(crate) fn naming_unset(mut self, unset: &[(KeyPath, String)]) -> Self {
+        let Some(at) = self.path().map(ToString::to_string) else {
+            return self;
+        };
+        let mut variables: Vec<&str> = unset
+            .iter()
+            .filter(|(path, _)| {
+                let path = path.to_string();
+                path == at
+                    || path.starts_with(&format!("{at}."))
+                    || path.starts_with(&format!("{at}["))
+                    || at.starts_with(&format!("{path}."))
+                    || at.starts_with(&format!("{path}["))
+            })
+            .map(|(_, variable)| variable.as_str())
+            .collect();
+        variables.dedup();
+        if variables.is_empty() {
+            return self;
+        }
+        let note = format!(
+            " (the variable {} {} not set)",
+            variables.join(", "),
+            if variables.len() == 1 { "is" } else { "are" }
+        );
+        match &mut self {
+            Self::Invalid { message, .. } | Self::UnsupportedValue { message, .. } => {
+                message.push_str(&note)
+            }
+            _ => {}
+        }
+        self
+    }
+
+    /// Sets the line of a path-bearing error that has none yet; when the
+    /// path is not in the text (a merged anchor's value), the line is where
+    /// it was merged and the message names the anchor's line too.
+    pub(crate) fn located(self, find: impl FnOnce(&KeyPath) -> super::locate::Located) -> Self {
+        let mut origin = None;
+        let mut located = self.with_line(|path| {
+            let found = find(path);
+            origin = found.origin.filter(|o| Some(*o) != found.line);
+            found.line
+        });
+        if let Some(origin) = origin {
+            let note = format!(" (the value comes from line {origin}, merged or aliased here)");
+            match &mut located {
+                Self::Invalid { message, .. } | Self::UnsupportedValue { message, .. } => {
+                    message.push_str(&note)
+                }
+                _ => {}
+            }
+        }
+        located
+    }
+
     /// Sets the line of a path-bearing error that has none yet.
     pub(crate) fn with_line(mut self, find: impl FnOnce(&KeyPath) -> Option<usize>) -> Self {
         let found = self.path().filter(|p| !p.is_root()).and_then(find);

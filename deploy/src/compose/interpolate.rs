@@ -196,8 +196,28 @@ pub fn interpolate_tree(
     env: &Env,
     warnings: &mut Vec<Warning>,
 ) -> Result<(), ComposeError> {
-    let mut warned = BTreeSet::new();
-    walk(value, &KeyPath::root(), env, warnings, &mut warned)
+    interpolate_tracking(value, env, warnings).map(drop)
+}
+
+/// Every use of a variable that was not set: (key path, variable).
+pub type UnsetUses = Vec<(KeyPath, String)>;
+
+/// [`interpolate_tree`], answering every use of an unset variable, so that
+/// an error about a value they emptied can name them.
+pub fn interpolate_tracking(
+    value: &mut Value,
+    env: &Env,
+    warnings: &mut Vec<Warning>,
+) -> Result<UnsetUses, ComposeError> {
+    let mut seen = Seen::default();
+    walk(value, &KeyPath::root(), env, warnings, &mut seen)?;
+    Ok(seen.uses)
+}
+
+#[derive(Default)]
+struct Seen {
+    warned: BTreeSet<String>,
+    uses: UnsetUses,
 }
 
 fn walk(
@@ -205,7 +225,7 @@ fn walk(
     path: &KeyPath,
     env: &Env,
     warnings: &mut Vec<Warning>,
-    warned: &mut BTreeSet<String>,
+    warned: &mut Seen,
 ) -> Result<(), ComposeError> {
     match value {
         Value::String(s) => {
@@ -215,7 +235,8 @@ fn walk(
             match expand(s, env) {
                 Ok(expanded) => {
                     for variable in expanded.unset {
-                        if warned.insert(variable.clone()) {
+                        warned.uses.push((path.clone(), variable.clone()));
+                        if warned.warned.insert(variable.clone()) {
                             warnings.push(Warning {
                                 path: path.to_string(),
                                 message: format!(

@@ -22,8 +22,61 @@ use std::ops::ControlFlow;
 
 use super::path::{KeyPath, Segment};
 
+/// Where an error's key path is in the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Located {
+    /// The path's line, or else its deepest ancestor's (a value that came
+    /// from a merged anchor is reported where it was merged, never at
+    /// another service's key).
+    pub line: Option<usize>,
+    /// When the path itself is not in the text nor in an `x-*` block: the
+    /// line of the same key under a parent of the same name, where a merged
+    /// anchor most likely defined it.
+    pub origin: Option<usize>,
+}
+
+/// [`find_line`]'s two places: the path (or its deepest ancestor), and the
+/// likely anchor a missing path's value came from.
+pub fn locate(source: &str, path: &KeyPath) -> Located {
+    let found = search(source, path);
+    match found.exact {
+        Some(line) => Located {
+            line: Some(line),
+            origin: None,
+        },
+        // An anchor in an `x-*` block is where the value is written.
+        None if found.in_extension.is_some() => Located {
+            line: found.in_extension,
+            origin: None,
+        },
+        // Elsewhere (e.g. another service's `&base`): where it was merged,
+        // naming the likely anchor too.
+        None => Located {
+            line: found.ancestor.or(found.same_parent),
+            origin: found.same_parent,
+        },
+    }
+}
+
 /// The 1-based line of `path` in `source`, if it can be found.
 pub fn find_line(source: &str, path: &KeyPath) -> Option<usize> {
+    let found = search(source, path);
+    found
+        .exact
+        .or(found.same_parent)
+        .or(found.in_extension)
+        .or(found.ancestor)
+}
+
+/// What one scan found for a path.
+struct Found {
+    exact: Option<usize>,
+    same_parent: Option<usize>,
+    in_extension: Option<usize>,
+    ancestor: Option<usize>,
+}
+
+fn search(source: &str, path: &KeyPath) -> Found {
     let wanted = path.segments();
     let last = path.last_key();
     let parent = parent_key(wanted);
@@ -58,10 +111,12 @@ pub fn find_line(source: &str, path: &KeyPath) -> Option<usize> {
         }
         ControlFlow::Continue(())
     });
-    exact
-        .or(same_parent)
-        .or(in_extension)
-        .or_else(|| ancestors.iter().rev().find_map(|line| *line))
+    Found {
+        exact,
+        same_parent,
+        in_extension,
+        ancestor: ancestors.iter().rev().find_map(|line| *line),
+    }
 }
 
 /// The nearest mapping key before the path's last segment.

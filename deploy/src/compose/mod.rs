@@ -37,7 +37,10 @@ pub use envfile::parse_env_file;
 pub use error::{CODE_INVALID, CODE_UNSUPPORTED, ComposeError, Warning};
 pub use hostpath::resolve_host_path;
 pub use keys::supported_keys_markdown;
-pub use main_service::{LABEL_EXPOSE, LABEL_PORT, MainService};
+pub use main_service::{
+    FRONT_END_NAMES, HTTP_PORTS, LABEL_EXPOSE, LABEL_PORT, MainChoice, MainService, PortReason,
+    ServiceReason, TLS_PORTS,
+};
 pub use model::*;
 pub use path::KeyPath;
 pub use yaml::{MAX_INPUT_BYTES, MAX_NODES};
@@ -74,16 +77,17 @@ pub struct Loaded {
 
 /// Loads compose `text` with `env`; see the module documentation.
 pub fn load(text: &str, env: &Env) -> Result<Loaded, ComposeError> {
-    load_unlocated(text, env).map_err(|e| e.with_line(|path| locate::find_line(text, path)))
+    load_unlocated(text, env).map_err(|e| e.located(|path| locate::locate(text, path)))
 }
 
 fn load_unlocated(text: &str, env: &Env) -> Result<Loaded, ComposeError> {
     let mut tree = yaml::parse(text)?;
     yaml::resolve_merges(&mut tree, &KeyPath::root())?;
     let mut warnings = Vec::new();
-    interpolate::interpolate_tree(&mut tree, env, &mut warnings)?;
-    let (mut project, refs) = normalize::project(&tree, env, &mut warnings)?;
-    validate::validate(&mut project, &refs, &mut warnings)?;
+    let unset = interpolate::interpolate_tracking(&mut tree, env, &mut warnings)?;
+    let (mut project, refs) =
+        normalize::project(&tree, env, &mut warnings).map_err(|e| e.naming_unset(&unset))?;
+    validate::validate(&mut project, &refs, &mut warnings).map_err(|e| e.naming_unset(&unset))?;
     for (name, service) in &project.services {
         if let Some(container_name) = &service.container_name {
             warnings.push(Warning {

@@ -468,6 +468,10 @@ pub struct FileRef {
 /// A top-level network.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Network {
+    /// `name:`: the engine name instead of `<project>_<key>` (reused only
+    /// when this stack owns it, DESIGN §6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Driver (default bridge).
     pub driver: Option<String>,
     /// No outside connectivity.
@@ -481,6 +485,10 @@ pub struct Network {
 /// A top-level named volume.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Volume {
+    /// `name:`: the engine name instead of `<project>_<key>` (reused only
+    /// when this stack owns it, DESIGN §6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Driver (default local).
     pub driver: Option<String>,
     /// Labels.

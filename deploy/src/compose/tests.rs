@@ -1095,3 +1095,58 @@ fn an_empty_networks_list_means_no_network() {
     assert_eq!(p.services["b"].network_mode, None);
     assert!(p.services["b"].networks.contains_key("default"));
 }
+
+#[test]
+fn a_merged_value_points_where_it_was_merged_and_names_the_anchor() {
+    // The anchor lives in another service: the error points at the service
+    // that merged it and names the anchor's line, never only the other
+    // service's key.
+    let text = "services:\n  web: &base\n    image: a\n    healthcheck:\n      timeout: soon\n  api:\n    <<: *base\n    image: b\n";
+    let path = KeyPath::from_keys(["services", "api", "healthcheck", "timeout"]);
+    let found = locate::locate(text, &path);
+    assert_eq!(found.line, Some(line_of(text, "  api:")));
+    assert_eq!(found.origin, Some(line_of(text, "timeout: soon")));
+    let e = ComposeError::invalid(&path, "invalid duration")
+        .located(|p| locate::locate(text, p));
+    assert_eq!(e.line(), Some(line_of(text, "  api:")));
+    assert!(e.to_string().contains("comes from line 5"), "{e}");
+    // An anchor in an `x-*` block is pointed at directly.
+    let text =
+        "x-hc: &hc\n  timeout: soon\nservices:\n  api:\n    image: b\n    healthcheck: *hc\n";
+    let found = locate::locate(text, &path);
+    assert_eq!((found.line, found.origin), (Some(2), None));
+}
+
+#[test]
+fn an_error_about_an_emptied_value_names_the_unset_variable() {
+    let e =
+        err("services:\n  web:\n    image: a\n    healthcheck:\n      interval: ${CHECK_EVERY}\n");
+    let message = e.to_string();
+    assert!(
+        message.contains("the variable CHECK_EVERY is not set"),
+        "{message}"
+    );
+    let e = err("services:\n  web:\n    image: a\n    volumes: [\"${DATA_VOLUME}:/data\"]\n");
+    assert!(e.to_string().contains("DATA_VOLUME is not set"), "{e}");
+    let e = err("services:\n  web:\n    image: a\nnetworks:\n  default:\n    name: ${NET_NAME}\n");
+    assert!(e.to_string().contains("NET_NAME is not set"), "{e}");
+    // A set variable is not blamed.
+    let set = load(
+        "services:\n  web:\n    image: a\n    healthcheck:\n      interval: ${CHECK_EVERY}\n",
+        &env(&[("CHECK_EVERY", "soon")]),
+    )
+    .expect_err("invalid duration");
+    assert!(!set.to_string().contains("not set"), "{set}");
+}
+
+#[test]
+fn custom_network_and_volume_names() {
+    let p = ok("services:\n  web:\n    image: a\n    volumes: [data:/data]\nnetworks:\n  default:\n    name: example-com-network\nvolumes:\n  data:\n    name: my.data_1\n").project;
+    assert_eq!(
+        p.networks["default"].name.as_deref(),
+        Some("example-com-network")
+    );
+    assert_eq!(p.volumes["data"].name.as_deref(), Some("my.data_1"));
+    let e = err("services:\n  web:\n    image: a\nvolumes:\n  data:\n    name: \"-bad name\"\n");
+    assert!(e.to_string().contains("volumes.data.name"), "{e}");
+}

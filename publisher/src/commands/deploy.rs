@@ -217,6 +217,9 @@ async fn compose_plan(
             "{file_name}: checked ({} service(s))",
             checked.images.len()
         ));
+        if let Some(reason) = &checked.main_reason {
+            out.line(format!("{file_name}: {reason}"));
+        }
     }
     if !tarballs.is_empty() {
         let provided: BTreeSet<String> = saved

@@ -83,6 +83,12 @@ pub async fn run(
             message: format!("{}: {}", warning.path, warning.message),
         });
     }
+    if let Some(reason) = &checked.main_reason {
+        sink.report(Progress::Step {
+            name: "check",
+            message: reason.clone(),
+        });
+    }
 
     // 2. Images: stream blobs and files into the engine; pulls happen in resolve.
     let (pull, loaded) = load_images(worker, &payload.images, sink).await?;

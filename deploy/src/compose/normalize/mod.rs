@@ -179,6 +179,7 @@ fn network(value: &Value, path: &KeyPath) -> Result<Network, ComposeError> {
     }
     for (key, v, p) in fields(value, Scope::Network, path)? {
         match key.as_str() {
+            "name" => n.name = Some(engine_name(v, &p)?),
             "driver" => n.driver = opt_string(v, &p)?,
             "internal" => n.internal = boolean(v, &p)?,
             "labels" => n.labels = string_map(v, &p)?,
@@ -196,6 +197,7 @@ fn volume(value: &Value, path: &KeyPath) -> Result<Volume, ComposeError> {
     }
     for (key, v, p) in fields(value, Scope::Volume, path)? {
         match key.as_str() {
+            "name" => vol.name = Some(engine_name(v, &p)?),
             "driver" => vol.driver = opt_string(v, &p)?,
             "labels" => vol.labels = string_map(v, &p)?,
             "external" => vol.external = external(v, &p)?,
@@ -203,6 +205,30 @@ fn volume(value: &Value, path: &KeyPath) -> Result<Volume, ComposeError> {
         }
     }
     Ok(vol)
+}
+
+/// A `name:` as the engine accepts it: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most
+/// 255 characters.
+fn engine_name(value: &Value, path: &KeyPath) -> Result<String, ComposeError> {
+    let name = opt_string(value, path)?.unwrap_or_default();
+    let valid = name.len() <= 255
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if valid {
+        Ok(name)
+    } else if name.is_empty() {
+        Err(ComposeError::invalid(
+            path,
+            "the name is empty (an unset variable?)",
+        ))
+    } else {
+        Err(ComposeError::invalid(
+            path,
+            "not a valid engine name: letters, digits, `_`, `.` and `-`, starting with a letter or digit",
+        ))
+    }
 }
 
 /// `external: true`, or the legacy `external: {name: x}` (external all the same).
