@@ -90,7 +90,7 @@ pub fn stack_spec(input: &StackInput<'_>) -> Result<StackSpec, ConvertError> {
             key: key.clone(),
             name: v.name.clone().unwrap_or_else(|| scoped(&project_name, key)),
             driver: v.driver.clone(),
-            driver_opts: HashMap::new(),
+            driver_opts: volume_options(v, input.domain_dir),
             labels: v.labels.clone().into_iter().collect(),
         })
         .collect();
@@ -118,6 +118,18 @@ pub fn stack_spec(input: &StackInput<'_>) -> Result<StackSpec, ConvertError> {
 /// `<project>_<key>`: how compose names networks and volumes.
 fn scoped(project: &str, key: &str) -> String {
     format!("{project}_{key}")
+}
+
+/// A volume's driver options, a bind device resolved against the domain
+/// directory (the engine needs an absolute path).
+fn volume_options(volume: &crate::compose::Volume, domain_dir: &Path) -> HashMap<String, String> {
+    let mut options: HashMap<String, String> = volume.driver_opts.clone().into_iter().collect();
+    if let Some(device) = volume.bind_device()
+        && let Some(resolved) = resolve_host_path(device, domain_dir)
+    {
+        options.insert("device".to_owned(), resolved.display().to_string());
+    }
+    options
 }
 
 /// The engine name of the project's network `key` (its `name:`, or scoped).

@@ -406,6 +406,11 @@ pub static KEYS: &[KeySpec] = &[
         "engine name instead of `<project>_<key>`: used when free or owned by this stack, refused naming the owner otherwise",
     ),
     yes(S::Volume, "driver", "volume driver"),
+    yes(
+        S::Volume,
+        "driver_opts",
+        "a bind of a directory (`type: none`, `o: bind`, `device: ./dir`) is checked as a bind mount; `type: tmpfs`; other options are denied by policy (`volume-options`)",
+    ),
     yes(S::Volume, "labels", "map or list"),
     yes(S::Volume, "external", "parsed so the policy can deny it"),
     yes(

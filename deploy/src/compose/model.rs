@@ -491,10 +491,32 @@ pub struct Volume {
     pub name: Option<String>,
     /// Driver (default local).
     pub driver: Option<String>,
+    /// Driver options (`type: none, o: bind, device: ./dir` is a bind mount
+    /// in disguise, checked as one).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
     /// Declared `external: true` (the policy denies it).
     pub external: bool,
+}
+
+impl Volume {
+    /// The host directory of a local volume that binds one (`o: bind`).
+    pub fn bind_device(&self) -> Option<&str> {
+        let binds = self.driver_opts.get("o").is_some_and(|o| {
+            o.split(',')
+                .any(|opt| matches!(opt.trim(), "bind" | "rbind"))
+        });
+        binds
+            .then(|| self.driver_opts.get("device").map(String::as_str))
+            .flatten()
+    }
+
+    /// Whether its driver options only make a tmpfs (`type: tmpfs`).
+    pub fn is_tmpfs(&self) -> bool {
+        self.driver_opts.get("type").map(String::as_str) == Some("tmpfs")
+    }
 }
 
 /// A top-level secret or config (`file:` source).

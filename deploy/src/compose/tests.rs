@@ -1106,8 +1106,7 @@ fn a_merged_value_points_where_it_was_merged_and_names_the_anchor() {
     let found = locate::locate(text, &path);
     assert_eq!(found.line, Some(line_of(text, "  api:")));
     assert_eq!(found.origin, Some(line_of(text, "timeout: soon")));
-    let e = ComposeError::invalid(&path, "invalid duration")
-        .located(|p| locate::locate(text, p));
+    let e = ComposeError::invalid(&path, "invalid duration").located(|p| locate::locate(text, p));
     assert_eq!(e.line(), Some(line_of(text, "  api:")));
     assert!(e.to_string().contains("comes from line 5"), "{e}");
     // An anchor in an `x-*` block is pointed at directly.

@@ -33,12 +33,20 @@ pub fn bind_sources(project: &Project, domain_dir: &Path) -> Vec<BindSource> {
     let mut out = Vec::new();
     for (name, service) in &project.services {
         for (i, mount) in service.volumes.iter().enumerate() {
-            if let MountSource::Bind { path, .. } = &mount.source {
+            let written = match &mount.source {
+                MountSource::Bind { path, .. } => Some(path.as_str()),
+                // A named volume that binds a host directory.
+                MountSource::Volume {
+                    name: Some(volume), ..
+                } => project.volumes.get(volume).and_then(|v| v.bind_device()),
+                _ => None,
+            };
+            if let Some(written) = written {
                 out.push(BindSource {
                     service: name.clone(),
                     key: format!("services.{name}.volumes[{i}]"),
-                    written: path.clone(),
-                    path: resolve_host_path(path, domain_dir),
+                    written: written.to_owned(),
+                    path: resolve_host_path(written, domain_dir),
                     writable: !mount.read_only,
                 });
             }

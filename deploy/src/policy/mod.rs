@@ -80,6 +80,8 @@ pub enum Rule {
     ResourceOwner,
     /// A logging driver outside the allow-list.
     LoggingDriver,
+    /// Volume driver options other than a bind of a directory or a tmpfs.
+    VolumeOptions,
     /// A job's image `path:` outside the worker's images directory.
     ImagePath,
     /// An image reference that resolves to an image neither this job loaded
@@ -89,7 +91,7 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in the README's order.
-    pub const ALL: [Rule; 24] = [
+    pub const ALL: [Rule; 25] = [
         Rule::Privileged,
         Rule::HostNetwork,
         Rule::NetworkMode,
@@ -107,6 +109,7 @@ impl Rule {
         Rule::PublicPort,
         Rule::ExternalNetwork,
         Rule::ExternalVolume,
+        Rule::VolumeOptions,
         Rule::NetworkDriver,
         Rule::LoggingDriver,
         Rule::ImagePath,
@@ -153,6 +156,9 @@ impl Rule {
             Self::ExternalNetwork => "`external: true` networks",
             Self::ExternalVolume => "`external: true` volumes",
             Self::NetworkDriver => "network drivers other than `bridge`",
+            Self::VolumeOptions => {
+                "volume `driver_opts` other than a bind of a directory (checked as a bind mount) or a tmpfs — e.g. NFS or CIFS mounts, which the engine makes from the host's network"
+            }
             Self::LoggingDriver => {
                 "a logging driver outside `allowed_logging_drivers` (default `json-file`, `local`, `none`; json-file and local get `max-size: 10m`, `max-file: 3` unless set)"
             }
@@ -192,6 +198,7 @@ impl Rule {
             Self::ExternalNetwork => Some("external_network"),
             Self::ExternalVolume => Some("external_volume"),
             Self::NetworkDriver => Some("network_driver"),
+            Self::VolumeOptions => Some("volume_options"),
             Self::LoggingDriver => Some("logging_driver"),
             Self::MemoryLimit => Some("max_memory"),
             Self::CpuLimit => Some("max_cpus"),
@@ -255,6 +262,7 @@ impl Rule {
             Self::BindNested => "bind-nested",
             Self::ResourceOwner => "resource-owner",
             Self::LoggingDriver => "logging-driver",
+            Self::VolumeOptions => "volume-options",
             Self::ImagePath => "image-path",
             Self::ForeignImage => "foreign-image",
         }
@@ -339,6 +347,8 @@ pub struct Policy {
     pub network_driver: bool,
     /// Enforce [`Rule::LoggingDriver`].
     pub logging_driver: bool,
+    /// Enforce [`Rule::VolumeOptions`].
+    pub volume_options: bool,
     /// Capabilities `cap_add` may name (upper case, with or without `CAP_`).
     pub allowed_cap_add: Vec<String>,
     /// Logging drivers a service may use.
@@ -370,6 +380,7 @@ impl Default for Policy {
             external_volume: true,
             network_driver: true,
             logging_driver: true,
+            volume_options: true,
             allowed_cap_add: DEFAULT_ALLOWED_CAPS
                 .iter()
                 .map(|c| (*c).to_owned())
@@ -407,6 +418,7 @@ impl Policy {
             Rule::CpuLimit => self.max_cpus.is_some(),
             Rule::Replicas => self.max_replicas.is_some(),
             Rule::LoggingDriver => self.logging_driver,
+            Rule::VolumeOptions => self.volume_options,
             Rule::ImagePath => true,
             // Isolation between domains is not a setting.
             Rule::Symlink

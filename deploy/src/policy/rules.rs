@@ -211,6 +211,29 @@ fn top_level(project: &Project, domain_dir: &Path, found: &mut Found<'_>) {
         }
     }
     for (name, volume) in &project.volumes {
+        if let Some(device) = volume.bind_device() {
+            let checked = host_path(device, domain_dir);
+            let key = format!("volumes.{name}.driver_opts.device");
+            if checked.socket {
+                found.add(
+                    Rule::DockerSocket,
+                    key,
+                    format!("`{device}` exposes the container runtime's socket"),
+                );
+            } else if !checked.inside {
+                found.add(
+                    Rule::BindOutsideDomain,
+                    key,
+                    format!("the volume binds `{device}`, which is outside the domain directory"),
+                );
+            }
+        } else if !volume.driver_opts.is_empty() && !volume.is_tmpfs() {
+            found.add(
+                Rule::VolumeOptions,
+                format!("volumes.{name}.driver_opts"),
+                "driver options other than a bind of a directory inside the domain directory or a tmpfs (e.g. an NFS or CIFS mount, made from the host's network)".to_owned(),
+            );
+        }
         if volume.external {
             found.add(
                 Rule::ExternalVolume,

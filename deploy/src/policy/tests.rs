@@ -597,3 +597,60 @@ fn rule_ids_are_stable() {
         assert!(Policy::default().enforces(rule), "{rule}");
     }
 }
+
+#[test]
+fn a_volume_that_binds_a_directory_is_checked_as_a_bind_mount() {
+    let with = |opts: &str, mount: &str| {
+        format!(
+            "services:\n  a:\n    image: x\n    volumes: ['{mount}']\nvolumes:\n  v:\n    driver_opts: {opts}\n"
+        )
+    };
+    let rules = |text: &str| -> Vec<(Rule, String)> {
+        Policy::default()
+            .violations(&project(text), &domain())
+            .into_iter()
+            .map(|v| (v.rule, v.path))
+            .collect()
+    };
+    let bind = |device: &str| format!("{{type: none, o: bind, device: '{device}'}}");
+    assert_eq!(
+        rules(&with(&bind("/etc"), "v:/x")),
+        [(
+            Rule::BindOutsideDomain,
+            "volumes.v.driver_opts.device".to_owned()
+        )]
+    );
+    assert_eq!(
+        rules(&with(&bind("/var/run"), "v:/x")),
+        [(
+            Rule::DockerSocket,
+            "volumes.v.driver_opts.device".to_owned()
+        )]
+    );
+    assert_eq!(
+        rules(&with(&bind("./config.json"), "v:/x:ro")),
+        [(Rule::BindDomainFiles, "services.a.volumes[0]".to_owned())]
+    );
+    let nested = "services:\n  a:\n    image: x\n    volumes: ['./data:/d', 'v:/x:ro']\nvolumes:\n  v:\n    driver_opts: {type: none, o: 'bind,ro', device: ./data/sub}\n";
+    assert_eq!(
+        rules(nested),
+        [(Rule::BindNested, "services.a.volumes[1]".to_owned())]
+    );
+    assert_eq!(rules(&with(&bind("./data"), "v:/x")), []);
+    assert_eq!(
+        rules(&with("{type: tmpfs, device: tmpfs, o: size=64m}", "v:/x")),
+        []
+    );
+    assert_eq!(
+        rules(&with(
+            "{type: nfs, o: 'addr=10.0.0.1,rw', device: ':/export'}",
+            "v:/x"
+        )),
+        [(Rule::VolumeOptions, "volumes.v.driver_opts".to_owned())]
+    );
+    let p = project(&with(&bind("./data/sub"), "v:/x"));
+    let sources = bind_sources(&p, &domain());
+    assert_eq!(sources.len(), 1);
+    assert_eq!(sources[0].path, Some(domain().join("data/sub")));
+    assert!(sources[0].writable);
+}

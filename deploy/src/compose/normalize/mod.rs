@@ -199,6 +199,7 @@ fn volume(value: &Value, path: &KeyPath) -> Result<Volume, ComposeError> {
         match key.as_str() {
             "name" => vol.name = Some(engine_name(v, &p)?),
             "driver" => vol.driver = opt_string(v, &p)?,
+            "driver_opts" => vol.driver_opts = string_map(v, &p)?,
             "labels" => vol.labels = string_map(v, &p)?,
             "external" => vol.external = external(v, &p)?,
             _ => return Err(ComposeError::unsupported_key(p, None)),

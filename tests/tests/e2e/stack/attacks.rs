@@ -301,3 +301,39 @@ async fn logging_drivers_that_leave_the_host_are_refused_and_local_logs_are_capp
     assert_eq!(options.get("max-size").map(String::as_str), Some("10m"));
     assert_eq!(options.get("max-file").map(String::as_str), Some("3"));
 }
+
+#[tokio::test]
+async fn a_volume_that_binds_a_directory_is_held_to_the_bind_rules() {
+    let site = Site::new().await;
+    let with_device = |device: &str| {
+        format!(
+            "services:\n  a:\n    image: hostkit-test/web:v1\n    volumes: [\"v:/host\"]\nvolumes:\n  v:\n    driver_opts: {{type: none, o: bind, device: \"{device}\"}}\n"
+        )
+    };
+    // A bind of /etc in disguise.
+    assert_eq!(
+        denied_rules(site.deploy(&with_device("/etc")).await),
+        [Rule::BindOutsideDomain]
+    );
+    // Through a link planted in the domain directory.
+    std::os::unix::fs::symlink("/", site.dir.path().join("root")).expect("plant");
+    assert_eq!(
+        denied_rules(site.deploy(&with_device("./root/etc")).await),
+        [Rule::Symlink]
+    );
+    assert!(site.containers().await.is_empty());
+    nobody_sees_the_host(&site).await;
+
+    // A directory of the domain works, resolved against the domain directory.
+    std::fs::create_dir_all(site.dir.path().join("shared")).expect("mkdir");
+    std::fs::write(site.dir.path().join("shared/marker"), "bound\n").expect("marker");
+    let applied = site
+        .deploy(&with_device("./shared"))
+        .await
+        .expect("deploys");
+    let a = &applied.services["a"].replicas[0].name;
+    assert_eq!(
+        site.exec(a, &["cat", "/host/marker"]).await,
+        (0, "bound\n".to_string())
+    );
+}
