@@ -68,6 +68,13 @@ fn http_service(name: &str, version: &str, port: u16) -> ImageSpec {
         .healthcheck(Healthcheck::cmd(["wget", "-q", "-O-", url.as_str()]))
 }
 
+/// An HTTP service like [`web`] under any tag (e.g. the seed's
+/// `example.com-web:latest`): `GET /` on `port` answers `"<name> <version>\n"`.
+/// Register the tag for removal: it is not a shared fixture tag.
+pub fn http_as(tag: &str, name: &str, version: &str, port: u16) -> ImageSpec {
+    http_service(name, version, port).retag(tag)
+}
+
 /// `hostkit-test/web:<version>`: HTTP on port 8080. `GET /` → 200
 /// `"web <version>\n"`; `GET /cgi-bin/env` → the container's environment
 /// (sorted `KEY=value` lines, incl. CGI variables); `GET /cgi-bin/hostname` →

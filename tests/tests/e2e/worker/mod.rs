@@ -12,3 +12,4 @@ mod isolation;
 mod lanes;
 mod observability;
 mod resilience;
+mod seed;
