@@ -17,6 +17,8 @@
 //! - [`error`]: stable [`ErrorCode`]s and the [`ErrorBody`] that crosses the wire.
 //! - [`control`]: request/reply messages for `<root>.ctl.<node>.<verb>`.
 //! - [`registry`]: KV values ([`NodeInfo`], [`Placement`]).
+//! - [`view`]: the on-disk view's `config.json` ([`view::DomainConfig`]), in
+//!   the seed's schema with HostKit v1's fields.
 //! - [`schema`]: JSON Schemas generated from these types (checked in under `proto/schema/`).
 
 pub mod control;
@@ -30,6 +32,7 @@ pub mod registry;
 pub mod schema;
 pub mod sign;
 pub mod subjects;
+pub mod view;
 
 pub use control::{ControlCall, Reply};
 pub use error::{ErrorBody, ErrorCode};

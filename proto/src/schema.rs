@@ -18,7 +18,13 @@ use crate::job::Job;
 use crate::registry::{NodeInfo, Placement};
 
 /// The checked-in schema files, relative to `proto/schema/`.
-pub const FILES: &[&str] = &["job.json", "event.json", "control.json", "node.json"];
+pub const FILES: &[&str] = &[
+    "job.json",
+    "event.json",
+    "control.json",
+    "node.json",
+    "domain-config.json",
+];
 
 fn generator() -> SchemaGenerator {
     SchemaSettings::draft2020_12().into_generator()
@@ -106,6 +112,10 @@ pub fn all() -> Vec<(&'static str, Value)> {
         ("event.json", event_schema()),
         ("control.json", control_schema()),
         ("node.json", node_schema()),
+        (
+            "domain-config.json",
+            root_for::<crate::view::DomainConfig>(),
+        ),
     ]
 }
 

@@ -15,7 +15,7 @@ use crate::logging::LogFormat;
 /// Default data directory (SQLite lives here); systemd's `StateDirectory=hostkit`.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/hostkit";
 /// Default root of the on-disk view (`<domains_root>/<domain>/`).
-pub const DEFAULT_DOMAINS_ROOT: &str = "/srv/hostkit/domains";
+pub const DEFAULT_DOMAINS_ROOT: &str = "/opt/domains";
 /// Default NATS server.
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 /// Default first port of the pool.

@@ -212,7 +212,7 @@ fn defaults_suit_a_vps_under_systemd() {
         config.database_path(),
         PathBuf::from("/var/lib/hostkit/worker.db")
     );
-    assert_eq!(config.domains_root, PathBuf::from("/srv/hostkit/domains"));
+    assert_eq!(config.domains_root, PathBuf::from("/opt/domains"));
     assert_eq!(config.nats.urls[0].expose(), "nats://127.0.0.1:4222");
     assert_eq!(config.nats.auth, NatsAuth::None);
     assert!(!config.nats.require_tls);

@@ -23,6 +23,9 @@ use crate::store::{Change, NewVersion, VersionService};
 
 /// Name of the one service of a single-image deploy.
 pub const SINGLE_IMAGE_SERVICE: &str = "web";
+/// First line of the compose file of a single-image deploy: how the on-disk
+/// view tells `"type": "single"` sites from stacks.
+pub const SINGLE_IMAGE_MARKER: &str = "# hostkit: single image\n";
 
 /// Compose text for a deploy: inline, or a one-service stack for a single
 /// image (so old single-container sites keep working).
@@ -35,7 +38,7 @@ pub fn compose_text(source: &DeploySource) -> String {
                 .map(|p| format!("    ports: [\"{p}\"]\n"))
                 .unwrap_or_default();
             format!(
-                "services:\n  {SINGLE_IMAGE_SERVICE}:\n    image: \"{}\"\n    restart: unless-stopped\n{ports}",
+                "{SINGLE_IMAGE_MARKER}services:\n  {SINGLE_IMAGE_SERVICE}:\n    image: \"{}\"\n    restart: unless-stopped\n{ports}",
                 single.reference.replace('"', "")
             )
         }

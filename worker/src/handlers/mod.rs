@@ -17,6 +17,7 @@ use hostkit_proto::{ErrorCode, Job, JobSpec};
 use crate::runtime::Worker;
 use crate::store::{Change, StoreError};
 
+pub use deploy::SINGLE_IMAGE_MARKER;
 pub use stack::{domain_dir, spec_for_version};
 
 /// A job that succeeded.

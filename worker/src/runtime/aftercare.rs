@@ -1,17 +1,25 @@
 //! Housekeeping after a job's outcome is committed, safe to redo: version
 //! retention (pruned versions lose their image tags), the on-disk view of
-//! DESIGN §5 (written from SQLite, the source of truth) and the placement
-//! record in KV.
+//! DESIGN §5 and §10 (the seed's layout and `config.json`, written from
+//! SQLite, the source of truth) and the placement record in KV.
 
 use std::path::Path;
 
+use std::collections::BTreeMap;
+
 use hostkit_deploy::domain_dir::{DomainDir, Entry};
+use hostkit_deploy::engine::inventory::Inventory;
 use hostkit_deploy::images;
 use hostkit_proto::Domain;
 use hostkit_proto::registry::Placement;
+use hostkit_proto::view::{
+    DomainConfig, HostkitView, PortsView, ServiceView, SiteKind, VersionView, memory_text,
+    version_name,
+};
 
 use super::Worker;
-use crate::handlers::domain_dir;
+use crate::handlers::{SINGLE_IMAGE_MARKER, domain_dir};
+use crate::store::{DomainRecord, VersionRecord};
 
 /// Why housekeeping failed (it is retried after the next job).
 #[derive(Debug, thiserror::Error)]
@@ -107,28 +115,19 @@ async fn write(
         .map_err(|e| err(std::io::Error::other(e.to_string())))
 }
 
-/// `config.json`, `docker-compose.yml` (current) and `versions/v<N>.yml`.
+/// `config.json` (the seed's schema, [`DomainConfig`]),
+/// `docker-compose.yml` (current) and `docker-compose.v<N>.yml` (each kept
+/// version), as the seed lays them out.
 async fn write_view(worker: &Worker, domain: &Domain, dir: &Path) -> Result<(), AftercareError> {
-    let record = worker.store.domain(domain.clone()).await?;
-    let versions = worker.store.versions(domain.clone()).await?;
+    let Some(record) = worker.store.domain(domain.clone()).await? else {
+        return Ok(());
+    };
+    let mut versions = worker.store.versions(domain.clone()).await?;
+    versions.sort_by_key(|v| v.version);
     let current = versions
         .iter()
-        .find(|v| Some(v.version) == record.as_ref().and_then(|r| r.current_version));
-    let config = serde_json::json!({
-        "domain": domain.as_str(),
-        "project": domain.token(),
-        "node": worker.node.as_str(),
-        "version": current.map(|v| v.version),
-        "main_service": current.and_then(|v| v.main_service_json.as_deref()).and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()),
-        "images": current.map(|v| &v.images),
-        "ports": record.as_ref().map(|r| serde_json::json!({"start": r.ports.start, "len": r.ports.len})),
-        "versions": versions.iter().map(|v| serde_json::json!({
-            "version": v.version,
-            "status": v.status.as_str(),
-            "job_id": v.job_id.to_string(),
-            "created_at": chrono::DateTime::<chrono::Utc>::from(v.created_at).to_rfc3339(),
-        })).collect::<Vec<_>>(),
-    });
+        .find(|v| Some(v.version) == record.current_version);
+    let config = domain_config(worker, &record, current, &versions, dir).await;
     let pretty = serde_json::to_vec_pretty(&config).unwrap_or_default();
     write(dir, "config.json", pretty, false).await?;
     if let Some(current) = current {
@@ -140,17 +139,134 @@ async fn write_view(worker: &Worker, domain: &Domain, dir: &Path) -> Result<(), 
         )
         .await?;
     }
+    let domain_dir = DomainDir::new(dir);
     for version in &versions {
-        let name = format!("versions/v{}.yml", version.version);
+        let name = format!("docker-compose.v{}.yml", version.version);
         if !version.status.is_restorable() {
-            let domain_dir = DomainDir::new(dir);
+            let domain_dir = domain_dir.clone();
             let _ =
                 tokio::task::spawn_blocking(move || domain_dir.remove_file(Path::new(&name))).await;
             continue;
         }
         write(dir, &name, version.compose_text.clone().into_bytes(), true).await?;
     }
+    // Before the seed's layout, version files lived in `versions/`.
+    let _ =
+        tokio::task::spawn_blocking(move || domain_dir.remove_dir_all(Path::new("versions"))).await;
     Ok(())
+}
+
+/// The view's `config.json` from the store (and the engine, for the host
+/// ports replicas got).
+async fn domain_config(
+    worker: &Worker,
+    record: &DomainRecord,
+    current: Option<&VersionRecord>,
+    versions: &[VersionRecord],
+    dir: &Path,
+) -> DomainConfig {
+    let domain = &record.domain;
+    let project = current.and_then(|v| v.project().ok()).unwrap_or_default();
+    let main = current.and_then(|v| v.main_service().ok().flatten());
+    let inventory = Inventory::load(&worker.docker, &domain.token())
+        .await
+        .unwrap_or_default();
+    let mut services = BTreeMap::new();
+    for (name, service) in &project.services {
+        let main_port = main.as_ref().filter(|m| &m.service == name).map(|m| m.port);
+        let internal_port = main_port
+            .or_else(|| service.ports.first().map(|p| p.target))
+            .or_else(|| {
+                service
+                    .expose
+                    .iter()
+                    .find_map(|e| e.split('/').next()?.trim().parse().ok())
+            });
+        let external_port = internal_port.and_then(|port| {
+            inventory
+                .services
+                .get(name)?
+                .iter()
+                .min_by_key(|c| c.number)?
+                .ports
+                .iter()
+                .find(|(target, _)| *target == port)
+                .map(|(_, host)| *host)
+        });
+        let replicas = current
+            .and_then(|v| v.services.iter().find(|s| &s.service == name))
+            .map_or(service.deploy.replicas, |s| s.replicas);
+        services.insert(
+            name.clone(),
+            ServiceView {
+                exposed: main_port.is_some(),
+                internal_port,
+                external_port,
+                replicas,
+                image: service.image.clone(),
+            },
+        );
+    }
+    let main_limits = main
+        .as_ref()
+        .and_then(|m| project.services.get(&m.service))
+        .map(|s| s.deploy.resources);
+    let single = current.is_some_and(|v| v.compose_text.starts_with(SINGLE_IMAGE_MARKER));
+    let rfc3339 = |t: std::time::SystemTime| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339();
+    DomainConfig {
+        domain: domain.to_string(),
+        kind: if single {
+            SiteKind::Single
+        } else {
+            SiteKind::Compose
+        },
+        compose_file: dir.join("docker-compose.yml").display().to_string(),
+        main_service: main.as_ref().map(|m| m.service.clone()),
+        port: main
+            .as_ref()
+            .and_then(|m| services.get(&m.service)?.external_port),
+        services,
+        network: project
+            .networks
+            .get("default")
+            .and_then(|n| n.name.clone())
+            .unwrap_or_else(|| format!("{}_default", domain.token())),
+        current_version: current.map(|v| version_name(v.version)),
+        versions: versions
+            .iter()
+            .filter(|v| v.status.is_restorable())
+            .map(|v| version_name(v.version))
+            .collect(),
+        redirect_domains: Vec::new(),
+        all_domains: vec![domain.to_string()],
+        memory_limit: main_limits
+            .as_ref()
+            .and_then(|r| r.limits.memory)
+            .map(memory_text),
+        memory_reservation: main_limits
+            .as_ref()
+            .and_then(|r| r.reservations.memory)
+            .map(memory_text),
+        created: rfc3339(record.created_at),
+        hostkit: HostkitView {
+            project: domain.token(),
+            node: worker.node.to_string(),
+            ports: PortsView {
+                start: record.ports.start,
+                len: record.ports.len,
+            },
+            versions: versions
+                .iter()
+                .map(|v| VersionView {
+                    version: version_name(v.version),
+                    status: v.status.as_str().to_owned(),
+                    job_id: v.job_id.to_string(),
+                    created_at: rfc3339(v.created_at),
+                    images: v.images.clone(),
+                })
+                .collect(),
+        },
+    }
 }
 
 async fn remove_view(dir: &Path) -> Result<(), AftercareError> {

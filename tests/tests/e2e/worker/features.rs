@@ -104,6 +104,12 @@ async fn a_single_image_from_a_path_on_the_host_becomes_a_one_service_stack() {
     let compose =
         std::fs::read_to_string(env.domain_dir(&domain).join("docker-compose.yml")).unwrap();
     assert!(compose.contains(&tag), "{compose}");
+    let config: hostkit_proto::view::DomainConfig = serde_json::from_slice(
+        &std::fs::read(env.domain_dir(&domain).join("config.json")).expect("config.json"),
+    )
+    .expect("the seed's schema");
+    assert_eq!(config.kind, hostkit_proto::view::SiteKind::Single);
+    assert_eq!(config.services["web"].internal_port, Some(8080));
 }
 
 #[tokio::test]
@@ -139,7 +145,9 @@ async fn retention_keeps_the_newest_versions_and_untags_the_rest() {
         "kept versions keep their tags"
     );
     let dir = env.domain_dir(&domain);
-    assert!(!dir.join("versions/v1.yml").exists() && dir.join("versions/v4.yml").exists());
+    assert!(
+        !dir.join("docker-compose.v1.yml").exists() && dir.join("docker-compose.v4.yml").exists()
+    );
 }
 
 #[tokio::test]

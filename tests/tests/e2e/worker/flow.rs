@@ -37,16 +37,29 @@ async fn deploy_deploy_rollback_and_auto_rollback() {
     assert_eq!(env.get(&domain).await, (200, "web v1\n".into()));
     let v1_images = env.image_ids(&domain).await;
     let dir = env.domain_dir(&domain);
-    let config: serde_json::Value =
+    // config.json in the seed's schema (parsed strictly, like the schema).
+    let config: hostkit_proto::view::DomainConfig =
         serde_json::from_slice(&std::fs::read(dir.join("config.json")).expect("config.json"))
-            .unwrap();
-    assert_eq!(config["version"], 1);
+            .expect("config.json has the seed's schema");
+    assert_eq!(config.current_version.as_deref(), Some("v1"));
+    assert_eq!(config.versions, ["v1"]);
+    assert_eq!(config.kind, hostkit_proto::view::SiteKind::Compose);
+    assert_eq!(config.main_service.as_deref(), Some("web"));
+    assert_eq!(config.services["web"].internal_port, Some(8080));
+    assert!(config.services["web"].exposed);
+    let port = config.port.expect("the main service's host port");
+    assert!(
+        (config.hostkit.ports.start..config.hostkit.ports.start + config.hostkit.ports.len)
+            .contains(&port),
+        "{config:?}"
+    );
+    assert_eq!(config.all_domains, [domain.to_string()]);
     assert!(
         std::fs::read_to_string(dir.join("docker-compose.yml"))
             .unwrap()
             .contains("web:v1")
     );
-    assert!(dir.join("versions/v1.yml").exists());
+    assert!(dir.join("docker-compose.v1.yml").exists());
 
     // v2.
     let job = env.deploy_job(&domain, &web("hostkit-test/web:v2"), vec![images.clone()]);
@@ -70,7 +83,7 @@ async fn deploy_deploy_rollback_and_auto_rollback() {
             .unwrap()
             .contains("web:v2")
     );
-    assert!(dir.join("versions/v2.yml").exists());
+    assert!(dir.join("docker-compose.v2.yml").exists());
 
     // Rollback (to the previous version): v1's exact images serve again.
     let job = env.job(
@@ -81,9 +94,10 @@ async fn deploy_deploy_rollback_and_auto_rollback() {
     assert_eq!(succeeded_version(&done), 1);
     assert_eq!(env.get(&domain).await, (200, "web v1\n".into()));
     assert_eq!(env.image_ids(&domain).await, v1_images);
-    let config: serde_json::Value =
+    let config: hostkit_proto::view::DomainConfig =
         serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
-    assert_eq!(config["version"], 1);
+    assert_eq!(config.current_version.as_deref(), Some("v1"));
+    assert_eq!(config.versions, ["v1", "v2"]);
 
     // v3 never turns healthy: the job fails, v1 keeps serving throughout.
     let stop = Arc::new(AtomicBool::new(false));
@@ -129,7 +143,8 @@ async fn deploy_deploy_rollback_and_auto_rollback() {
             .collect::<Vec<_>>()
     );
     assert_eq!(env.image_ids(&domain).await, v1_images);
-    let config: serde_json::Value =
+    let config: hostkit_proto::view::DomainConfig =
         serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
-    assert_eq!(config["version"], 1);
+    assert_eq!(config.current_version.as_deref(), Some("v1"));
+    assert_eq!(config.versions, ["v1", "v2"]);
 }

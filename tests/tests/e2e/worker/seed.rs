@@ -69,6 +69,30 @@ async fn the_seeds_example_compose_file_deploys_unchanged() {
         said.contains("main service `web` (labelled hostkit.expose / hostkit.port), port 3000 (its hostkit.port label)"),
         "the check step says which service nginx fronts: {said}"
     );
+    // config.json as the seed shows it.
+    let config: hostkit_proto::view::DomainConfig = serde_json::from_slice(
+        &std::fs::read(env.domain_dir(&domain).join("config.json")).expect("config.json"),
+    )
+    .expect("the seed's schema");
+    assert_eq!(config.kind, hostkit_proto::view::SiteKind::Compose);
+    assert_eq!(config.main_service.as_deref(), Some("web"));
+    assert_eq!(config.network, "example-com-network");
+    assert_eq!(config.current_version.as_deref(), Some("v1"));
+    assert_eq!(config.versions, ["v1"]);
+    let web = &config.services["web"];
+    assert!(web.exposed && web.internal_port == Some(3000) && web.external_port.is_some());
+    assert!(!config.services["api"].exposed && !config.services["db"].exposed);
+    assert!(
+        config
+            .compose_file
+            .ends_with(&format!("{domain}/docker-compose.yml"))
+    );
+    assert!(
+        env.domain_dir(&domain)
+            .join("docker-compose.v1.yml")
+            .exists()
+    );
+
     // The default network carries the seed's name and belongs to the stack.
     let network = env
         .docker
