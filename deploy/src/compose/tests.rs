@@ -181,13 +181,16 @@ services:
     networks: [front]
 networks:
   front:
+    name: shop-front
     driver: bridge
     internal: false
     labels: {team: shop}
     external: false
 volumes:
   data:
+    name: shop-data
     driver: local
+    driver_opts: {type: tmpfs, device: tmpfs}
     labels: [team=shop]
     external: false
 secrets:
