@@ -42,6 +42,14 @@ pub enum Rule {
     CapAdd,
     /// `devices`.
     Devices,
+    /// A `security_opt` other than `no-new-privileges`: the weakening ones
+    /// (`seccomp=unconfined`, `apparmor=unconfined`, `label=disable`,
+    /// `systempaths=unconfined`) and any profile or label HostKit cannot vet.
+    SecurityOpt,
+    /// A `sysctls` entry outside the `net.*` namespace.
+    Sysctls,
+    /// `ulimits` with `nofile` above `max_nofile` or `memlock: -1`.
+    Ulimits,
     /// A bind mount whose source is outside the domain directory.
     BindOutsideDomain,
     /// A mount of the Docker (or containerd, podman) socket or a directory
@@ -89,7 +97,7 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in the README's order.
-    pub const ALL: [Rule; 24] = [
+    pub const ALL: [Rule; 27] = [
         Rule::Privileged,
         Rule::HostNetwork,
         Rule::NetworkMode,
@@ -97,6 +105,9 @@ impl Rule {
         Rule::HostIpc,
         Rule::CapAdd,
         Rule::Devices,
+        Rule::SecurityOpt,
+        Rule::Sysctls,
+        Rule::Ulimits,
         Rule::BindOutsideDomain,
         Rule::DockerSocket,
         Rule::FileOutsideDomain,
@@ -128,6 +139,13 @@ impl Rule {
             Self::HostIpc => "`ipc: host` or `container:<id>`",
             Self::CapAdd => "a `cap_add` capability outside `allowed_cap_add`",
             Self::Devices => "`devices`",
+            Self::SecurityOpt => {
+                "a `security_opt` other than `no-new-privileges[:true]`: `seccomp`/`apparmor`/`systempaths` `unconfined`, `label=disable`, a custom seccomp or AppArmor profile, SELinux labels"
+            }
+            Self::Sysctls => "a `sysctls` entry outside the `net.*` namespace",
+            Self::Ulimits => {
+                "`ulimits` with `nofile` above `max_nofile` (default 1048576) or `memlock: -1` (unlimited)"
+            }
             Self::BindOutsideDomain => {
                 "a bind mount whose source is outside `<domains_root>/<domain>/`"
             }
@@ -185,6 +203,9 @@ impl Rule {
             Self::HostIpc => Some("host_ipc"),
             Self::CapAdd => Some("cap_add"),
             Self::Devices => Some("devices"),
+            Self::SecurityOpt => Some("security_opt"),
+            Self::Sysctls => Some("sysctls"),
+            Self::Ulimits => Some("ulimits"),
             Self::BindOutsideDomain => Some("bind_outside_domain"),
             Self::DockerSocket => Some("docker_socket"),
             Self::FileOutsideDomain => Some("file_outside_domain"),
@@ -240,6 +261,9 @@ impl Rule {
             Self::HostIpc => "host-ipc",
             Self::CapAdd => "cap-add",
             Self::Devices => "devices",
+            Self::SecurityOpt => "security-opt",
+            Self::Sysctls => "sysctls",
+            Self::Ulimits => "ulimits",
             Self::BindOutsideDomain => "bind-outside-domain",
             Self::DockerSocket => "docker-socket",
             Self::FileOutsideDomain => "file-outside-domain",
@@ -293,6 +317,10 @@ pub const DEFAULT_ALLOWED_CAPS: &[&str] = &[
     "SYS_NICE",
 ];
 
+/// The default of [`Policy::max_nofile`]: the kernel's default
+/// `fs.nr_open`, the most a process can be granted anyway.
+pub const DEFAULT_MAX_NOFILE: u64 = 1 << 20;
+
 /// The policy, as the worker's TOML writes it (all fields optional):
 ///
 /// ```toml
@@ -303,6 +331,7 @@ pub const DEFAULT_ALLOWED_CAPS: &[&str] = &[
 /// max_memory = "4g"          # per stack: Σ memory limit × replicas
 /// max_cpus = 2.0             # per stack: Σ cpus × replicas
 /// max_replicas = 10          # per service
+/// max_nofile = 65536         # per service: ulimits.nofile (default 1048576)
 /// ```
 ///
 /// Rule switches are named like the rule ids, with `_` for `-`.
@@ -339,6 +368,15 @@ pub struct Policy {
     pub network_driver: bool,
     /// Enforce [`Rule::LoggingDriver`].
     pub logging_driver: bool,
+    /// Enforce [`Rule::SecurityOpt`].
+    pub security_opt: bool,
+    /// Enforce [`Rule::Sysctls`].
+    pub sysctls: bool,
+    /// Enforce [`Rule::Ulimits`].
+    pub ulimits: bool,
+    /// Highest `ulimits.nofile` (soft and hard) a service may set while
+    /// [`Rule::Ulimits`] is enforced.
+    pub max_nofile: u64,
     /// Capabilities `cap_add` may name (upper case, with or without `CAP_`).
     pub allowed_cap_add: Vec<String>,
     /// Logging drivers a service may use.
@@ -370,6 +408,10 @@ impl Default for Policy {
             external_volume: true,
             network_driver: true,
             logging_driver: true,
+            security_opt: true,
+            sysctls: true,
+            ulimits: true,
+            max_nofile: DEFAULT_MAX_NOFILE,
             allowed_cap_add: DEFAULT_ALLOWED_CAPS
                 .iter()
                 .map(|c| (*c).to_owned())
@@ -407,6 +449,9 @@ impl Policy {
             Rule::CpuLimit => self.max_cpus.is_some(),
             Rule::Replicas => self.max_replicas.is_some(),
             Rule::LoggingDriver => self.logging_driver,
+            Rule::SecurityOpt => self.security_opt,
+            Rule::Sysctls => self.sysctls,
+            Rule::Ulimits => self.ulimits,
             Rule::ImagePath => true,
             // Isolation between domains is not a setting.
             Rule::Symlink
