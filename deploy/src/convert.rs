@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use bollard::models::{
     ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, Mount as DockerMount,
-    MountTmpfsOptions, MountType, MountVolumeOptions, RestartPolicy, RestartPolicyNameEnum,
+    MountTmpfsOptions, MountType, MountVolumeOptions, ResourcesUlimits, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 use hostkit_proto::Domain;
 use serde::Serialize;
@@ -300,6 +301,16 @@ fn log_config(service: &Service) -> HostConfigLogConfig {
     }
 }
 
+/// A `security_opt` entry in the engine's preferred `name=value` form
+/// (`no-new-privileges:true` → `no-new-privileges=true`; the `:` separator
+/// is deprecated by the engine, which reads the two alike).
+fn security_opt(opt: &str) -> String {
+    if opt.contains('=') {
+        return opt.to_owned();
+    }
+    opt.replacen(':', "=", 1)
+}
+
 fn nanos(d: Option<Duration>) -> Option<i64> {
     d.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
@@ -443,6 +454,29 @@ fn container_template(
         privileged: Some(service.privileged),
         pid_mode: service.pid.clone(),
         ipc_mode: service.ipc.clone(),
+        shm_size: service
+            .shm_size
+            .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+        ulimits: (!service.ulimits.is_empty()).then(|| {
+            service
+                .ulimits
+                .iter()
+                .map(|(name, l)| ResourcesUlimits {
+                    name: Some(name.clone()),
+                    soft: Some(l.soft),
+                    hard: Some(l.hard),
+                })
+                .collect()
+        }),
+        security_opt: (!service.security_opt.is_empty()).then(|| {
+            service
+                .security_opt
+                .iter()
+                .map(|o| security_opt(o))
+                .collect()
+        }),
+        sysctls: (!service.sysctls.is_empty())
+            .then(|| service.sysctls.clone().into_iter().collect()),
         ..Default::default()
     };
 
@@ -490,4 +524,97 @@ fn container_template(
         host_config: Some(host_config),
         ..Default::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compose::{Env, load};
+
+    /// The template of service `web` of `text`.
+    fn template(text: &str) -> ContainerCreateBody {
+        let project = load(text, &Env::new()).expect("loads").project;
+        let domain = Domain::parse("example.com").expect("domain");
+        let image_ids = project
+            .services
+            .values()
+            .map(|s| (s.image.clone(), "sha256:1".to_owned()))
+            .collect();
+        let input = StackInput {
+            domain: &domain,
+            project: &project,
+            image_ids: &image_ids,
+            main: None,
+            ports: PortBlock {
+                start: 20000,
+                len: 10,
+            },
+            health_timeout: Duration::from_secs(30),
+            domain_dir: Path::new("/srv/example.com"),
+            labels: HashMap::new(),
+        };
+        let spec = stack_spec(&input).expect("converts");
+        let web = spec.service("web").expect("web");
+        web.template.clone()
+    }
+
+    #[test]
+    fn the_template_carries_shm_size_ulimits_security_opt_and_sysctls() {
+        let t = template(
+            "services:\n  web:\n    image: nginx\n    shm_size: 64m\n    ulimits:\n      nofile: {soft: 1024, hard: 4096}\n      nproc: 512\n    security_opt: ['no-new-privileges:true', no-new-privileges]\n    sysctls: [net.core.somaxconn=1024]\n",
+        );
+        let hc = t.host_config.expect("host config");
+        assert_eq!(hc.shm_size, Some(64 << 20));
+        assert_eq!(
+            hc.ulimits,
+            Some(vec![
+                ResourcesUlimits {
+                    name: Some("nofile".into()),
+                    soft: Some(1024),
+                    hard: Some(4096),
+                },
+                ResourcesUlimits {
+                    name: Some("nproc".into()),
+                    soft: Some(512),
+                    hard: Some(512),
+                },
+            ])
+        );
+        assert_eq!(
+            hc.security_opt,
+            Some(vec![
+                "no-new-privileges=true".to_owned(),
+                "no-new-privileges".to_owned()
+            ])
+        );
+        assert_eq!(
+            hc.sysctls,
+            Some(HashMap::from([(
+                "net.core.somaxconn".to_owned(),
+                "1024".to_owned()
+            )]))
+        );
+    }
+
+    #[test]
+    fn without_the_keys_the_template_leaves_them_to_the_engine() {
+        let hc = template("services:\n  web:\n    image: nginx\n")
+            .host_config
+            .expect("host config");
+        assert_eq!(
+            (hc.shm_size, hc.ulimits, hc.security_opt, hc.sysctls),
+            (None, None, None, None)
+        );
+    }
+
+    #[test]
+    fn security_options_use_the_equals_form() {
+        assert_eq!(
+            security_opt("no-new-privileges:true"),
+            "no-new-privileges=true"
+        );
+        assert_eq!(security_opt("no-new-privileges"), "no-new-privileges");
+        assert_eq!(security_opt("label=type:x"), "label=type:x");
+        assert_eq!(security_opt("label:type:x"), "label=type:x");
+    }
 }

@@ -295,6 +295,7 @@ Examples:
   hostkit deploy example.com docker-compose.yml --images images.tar
   hostkit deploy example.com docker-compose.yml --images web.tar --images db.tar \\
       --env-file prod.env --env TAG=1.4.2 --timeout 10m
+  hostkit deploy example.com docker-compose.yml --images images.tar --profile workers
   hostkit deploy example.com app.tar --port 8080 --node vps-1
   hostkit deploy example.com release.tar --compose";
 
@@ -320,6 +321,12 @@ pub struct DeployArgs {
     /// File of `KEY=VALUE` lines (--env wins over it).
     #[arg(long, value_name = "FILE")]
     pub env_file: Option<PathBuf>,
+
+    /// Compose profile to activate (services with `profiles:` are deployed
+    /// only when one of theirs is active; `*` activates all); repeatable.
+    /// Sets COMPOSE_PROFILES in the job's env, over --env and --env-file.
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profile: Vec<String>,
 
     /// The service nginx proxies to (default: labels, or the only one with ports).
     #[arg(long, value_name = "SERVICE")]

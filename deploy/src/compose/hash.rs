@@ -22,7 +22,7 @@ impl Service {
     /// model and the resolved image ID.
     ///
     /// Settings that do not shape the container are left out: `replicas`
-    /// (scaling keeps existing containers), `depends_on` and
+    /// (scaling keeps existing containers), `depends_on`, `profiles` and
     /// `deploy.update_config.order`. Host ports are assigned per replica
     /// outside the model: mix them in with [`Service::config_hash_with`].
     pub fn config_hash(&self, image_id: &str) -> String {
@@ -36,6 +36,7 @@ impl Service {
         view.deploy.replicas = 0;
         view.deploy.update_order = None;
         view.depends_on.clear();
+        view.profiles.clear();
         let input = HashInput {
             schema: HASH_SCHEMA,
             image_id,
@@ -107,5 +108,19 @@ mod tests {
             },
         );
         assert_eq!(h, other.config_hash("sha256:1"));
+    }
+
+    /// Keys added later are left out of the hashed JSON when unset, so a
+    /// service that does not use them keeps the hash it had before they
+    /// existed (its containers are not recreated by an upgrade).
+    #[test]
+    fn unchanged_for_services_without_the_newer_keys() {
+        let s = web(
+            "    ports: ['8080:80']\n    volumes: ['./data:/data', '/cache']\n    healthcheck: {test: [CMD, true], interval: 5s}\n    deploy: {resources: {limits: {memory: 256m}}}\n    restart: always\n    cap_drop: [ALL]\n    logging: {driver: json-file}\n",
+        );
+        assert_eq!(
+            s.config_hash("sha256:1"),
+            "14c416f45f321d54b94973c1bf5cde66b1dd5c2bed94b77682702a0f7965cb0e"
+        );
     }
 }

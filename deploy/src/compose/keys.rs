@@ -45,6 +45,8 @@ pub enum Scope {
     RestartPolicy,
     /// `services.<name>.logging`.
     Logging,
+    /// `services.<name>.ulimits.<name>` (long form).
+    Ulimit,
     /// `services.<name>.secrets[]` and `.configs[]` (long form).
     FileRef,
     /// `services.<name>.env_file[]` (long form).
@@ -77,6 +79,7 @@ impl Scope {
             Self::UpdateConfig => "services.<name>.deploy.update_config.",
             Self::RestartPolicy => "services.<name>.deploy.restart_policy.",
             Self::Logging => "services.<name>.logging.",
+            Self::Ulimit => "services.<name>.ulimits.<name>.",
             Self::FileRef => "services.<name>.{secrets,configs}[].",
             Self::EnvFile => "services.<name>.env_file[].",
             Self::Network => "networks.<name>.",
@@ -252,6 +255,42 @@ pub static KEYS: &[KeySpec] = &[
     yes(S::Service, "devices", "parsed so the policy can deny it"),
     yes(S::Service, "tty", "allocate a TTY"),
     yes(S::Service, "stdin_open", "keep stdin open"),
+    yes(
+        S::Service,
+        "profiles",
+        "the service is deployed only when one of its profiles is active (`COMPOSE_PROFILES`, `hostkit deploy --profile`)",
+    ),
+    yes(S::Service, "shm_size", "size of `/dev/shm` (`64m`, bytes)"),
+    yes(
+        S::Service,
+        "ulimits",
+        "`name: N` or `name: {soft, hard}` (policy: `nofile` up to `max_nofile`, no `memlock: -1`)",
+    ),
+    yes(
+        S::Service,
+        "security_opt",
+        "`no-new-privileges[:true]`; other options are denied by policy",
+    ),
+    yes(
+        S::Service,
+        "sysctls",
+        "map or list of `KEY=VALUE`; `net.*` only (others denied by policy)",
+    ),
+    yes(
+        S::Service,
+        "develop",
+        "accepted and ignored with a warning (local development only)",
+    ),
+    yes(
+        S::Service,
+        "platform",
+        "accepted and ignored with a warning: the image runs as loaded (HostKit resolves images by id)",
+    ),
+    yes(
+        S::Service,
+        "pull_policy",
+        "accepted and ignored with a warning (`always`, `missing`, `never`, `build`, `if_not_present`, `daily`, `weekly`, `every_<duration>`): HostKit pulls only when the job allows it",
+    ),
     no(S::Service, "build", BUILD_HINT),
     no(
         S::Service,
@@ -380,6 +419,8 @@ pub static KEYS: &[KeySpec] = &[
     yes(S::RestartPolicy, "window", "duration (informational)"),
     yes(S::Logging, "driver", "log driver"),
     yes(S::Logging, "options", "driver options"),
+    yes(S::Ulimit, "soft", "soft limit (`-1`: unlimited)"),
+    yes(S::Ulimit, "hard", "hard limit (`-1`: unlimited)"),
     yes(S::FileRef, "source", "the secret or config (required)"),
     yes(S::FileRef, "target", "path or name in the container"),
     yes(S::FileRef, "uid", "owner"),
@@ -520,7 +561,7 @@ mod tests {
         assert!(check(Scope::Service, "x-anything", &p).is_ok());
         let e = check(Scope::Service, "build", &p).expect_err("rejected");
         assert_eq!(e.hint(), Some(BUILD_HINT));
-        let e = check(Scope::Service, "sysctls", &p).expect_err("unknown");
+        let e = check(Scope::Service, "userns_mode", &p).expect_err("unknown");
         assert_eq!(e.code(), "compose.unsupported");
     }
 

@@ -8,7 +8,8 @@
 //!    in keys nor in `x-*` subtrees); unset variables become warnings;
 //! 3. `normalize`: check every key against the one table in [`keys`]
 //!    (unknown keys are `compose.unsupported` errors) and convert short and
-//!    long forms into the [`model`];
+//!    long forms into the [`model`]; services none of whose [`profiles`]
+//!    is active are dropped;
 //! 4. `validate`: references, dependency cycles, replicas, container names.
 //!
 //! Errors name the key path and, found by [`locate`], the source line.
@@ -28,6 +29,7 @@ pub mod model;
 mod normalize;
 mod order;
 pub mod path;
+pub mod profiles;
 pub mod shell;
 pub mod size;
 mod validate;

@@ -111,6 +111,35 @@ pub struct Service {
     pub tty: bool,
     /// `stdin_open:`.
     pub stdin_open: bool,
+    // The keys below were added after versions were first recorded: they
+    // are left out of the JSON when unset, so a stored version still
+    // decodes and a service that does not use them keeps its config hash.
+    /// `profiles:` the service belongs to. Informational once loaded (a
+    /// service none of whose profiles is active is not in the project) and
+    /// left out of the config hash.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<String>,
+    /// `shm_size:` in bytes (the size of `/dev/shm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<u64>,
+    /// `ulimits:` by name (`nofile`, `nproc`, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ulimits: BTreeMap<String, Ulimit>,
+    /// `security_opt:` as written (the policy allows `no-new-privileges`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
+    /// `sysctls:` by name (the policy allows the `net.*` namespace).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+}
+
+/// One `ulimits` entry; `-1` is unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ulimit {
+    /// Soft limit.
+    pub soft: i64,
+    /// Hard limit.
+    pub hard: i64,
 }
 
 /// An env file reference.

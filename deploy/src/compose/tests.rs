@@ -85,12 +85,29 @@ const SERVICE_SAMPLES: &[(&str, &str)] = &[
     ("devices", "    devices: ['/dev/fuse']\n"),
     ("tty", "    tty: true\n"),
     ("stdin_open", "    stdin_open: true\n"),
+    ("profiles", "    profiles: [debug]\n"),
+    ("shm_size", "    shm_size: 64m\n"),
+    ("ulimits", "    ulimits: {nofile: 65535}\n"),
+    ("security_opt", "    security_opt: [no-new-privileges]\n"),
+    ("sysctls", "    sysctls: {net.core.somaxconn: 1024}\n"),
+    (
+        "develop",
+        "    develop: {watch: [{action: sync, path: ./src, target: /app}]}\n",
+    ),
+    ("platform", "    platform: linux/amd64\n"),
+    ("pull_policy", "    pull_policy: always\n"),
 ];
 
 const SAMPLE_TOP: &str = "  db:\n    image: postgres\nnetworks:\n  back: {}\nsecrets:\n  s: {file: ./s.txt}\nconfigs:\n  c: {file: ./c.txt}\n";
 
 #[test]
 fn every_supported_service_key_loads_and_changes_the_model() {
+    // With the samples' profile active (a service with `profiles` is
+    // deployed only then).
+    let ok = |text: &str| match load(text, &env(&[("COMPOSE_PROFILES", "debug")])) {
+        Ok(loaded) => loaded,
+        Err(e) => panic!("load failed: {e}\n{text}"),
+    };
     let base_text = format!("services:\n  web:\n    image: nginx\n{SAMPLE_TOP}");
     let base = ok(&base_text).project.services["web"].clone();
     for spec in KEYS
@@ -109,7 +126,18 @@ fn every_supported_service_key_loads_and_changes_the_model() {
                 sample.1
             )
         };
-        let service = ok(&text).project.services["web"].clone();
+        let loaded = ok(&text);
+        let service = loaded.project.services["web"].clone();
+        if spec.description.starts_with("accepted and ignored") {
+            assert_eq!(service, base, "`{}` changed the model", spec.key);
+            let path = format!("services.web.{}", spec.key);
+            assert!(
+                loaded.warnings.iter().any(|w| w.path == path),
+                "`{}` is ignored without a warning",
+                spec.key
+            );
+            continue;
+        }
         assert_ne!(service, base, "`{}` did not change the model", spec.key);
     }
 }
@@ -164,6 +192,8 @@ services:
     logging:
       driver: json-file
       options: {max-size: 10m}
+    ulimits:
+      nofile: {soft: 1024, hard: 4096}
     secrets:
       - source: token
         target: /run/secrets/api-token
@@ -661,12 +691,12 @@ volumes:
 
 #[test]
 fn unsupported_key_names_path_and_line() {
-    let text = "services:\n  web:\n    image: a\n    sysctls:\n      net.core.somaxconn: 1024\n";
+    let text = "services:\n  web:\n    image: a\n    userns_mode:\n      host\n";
     let e = err(text);
     assert_eq!(
         e,
         ComposeError::UnsupportedKey {
-            path: KeyPath::from_keys(["services", "web", "sysctls"]),
+            path: KeyPath::from_keys(["services", "web", "userns_mode"]),
             line: Some(4),
             hint: None,
         }
@@ -674,7 +704,7 @@ fn unsupported_key_names_path_and_line() {
     assert_eq!(e.code(), "compose.unsupported");
     assert!(
         e.to_string()
-            .contains("unsupported key `services.web.sysctls` (line 4)"),
+            .contains("unsupported key `services.web.userns_mode` (line 4)"),
         "{e}"
     );
 }
@@ -1151,4 +1181,341 @@ fn custom_network_and_volume_names() {
     assert_eq!(p.volumes["data"].name.as_deref(), Some("my.data_1"));
     let e = err("services:\n  web:\n    image: a\nvolumes:\n  data:\n    name: \"-bad name\"\n");
     assert!(e.to_string().contains("volumes.data.name"), "{e}");
+}
+
+// ------------------------------------- kernel settings and ignored keys
+
+#[test]
+fn shm_size_ulimits_security_opt_and_sysctls_forms() {
+    let s = web(
+        "    shm_size: 64m\n    ulimits:\n      nofile: {soft: 1024, hard: 4096}\n      nproc: 512\n      memlock: '-1'\n    security_opt: ['no-new-privileges:true', 'label=disable']\n    sysctls:\n      net.core.somaxconn: 1024\n      net.ipv4.tcp_syncookies: '0'\n",
+    );
+    assert_eq!(s.shm_size, Some(64 << 20));
+    assert_eq!(
+        s.ulimits["nofile"],
+        Ulimit {
+            soft: 1024,
+            hard: 4096
+        }
+    );
+    assert_eq!(
+        s.ulimits["nproc"],
+        Ulimit {
+            soft: 512,
+            hard: 512
+        }
+    );
+    assert_eq!(s.ulimits["memlock"], Ulimit { soft: -1, hard: -1 });
+    // The loader keeps what is written; the policy judges it.
+    assert_eq!(s.security_opt, ["no-new-privileges:true", "label=disable"]);
+    assert_eq!(s.sysctls["net.core.somaxconn"], "1024");
+    assert_eq!(s.sysctls["net.ipv4.tcp_syncookies"], "0");
+    // Bytes as a number, sysctls as a list.
+    let s = web("    shm_size: 1048576\n    sysctls: [net.core.somaxconn=512]\n");
+    assert_eq!(s.shm_size, Some(1 << 20));
+    assert_eq!(s.sysctls["net.core.somaxconn"], "512");
+}
+
+#[test]
+fn kernel_settings_round_trip_and_stay_out_of_json_when_unset() {
+    let s = web(
+        "    shm_size: 1g\n    ulimits: {nofile: 10}\n    security_opt: [no-new-privileges]\n    sysctls: [net.core.somaxconn=1]\n",
+    );
+    let json = serde_json::to_string(&s).expect("serializes");
+    let back: Service = serde_json::from_str(&json).expect("deserializes");
+    assert_eq!(back, s);
+    let plain = serde_json::to_string(&web("")).expect("serializes");
+    for key in ["shm_size", "ulimits", "security_opt", "sysctls", "profiles"] {
+        assert!(!plain.contains(key), "{key} in {plain}");
+    }
+    // A version recorded before these keys existed still decodes.
+    let old: Service = serde_json::from_str(&plain).expect("old JSON decodes");
+    assert_eq!(old, web(""));
+}
+
+#[test]
+fn kernel_setting_errors_name_the_key_and_line() {
+    let cases = [
+        (
+            "    ulimits:\n      nofile: {soft: 8192, hard: 1024}\n",
+            "services.web.ulimits.nofile",
+            5,
+            "above the hard limit",
+        ),
+        (
+            "    ulimits:\n      open_files: 1024\n",
+            "services.web.ulimits.open_files",
+            5,
+            "unknown ulimit",
+        ),
+        (
+            "    ulimits:\n      nofile: {soft: 1024}\n",
+            "services.web.ulimits.nofile",
+            5,
+            "both `soft` and `hard`",
+        ),
+        (
+            "    ulimits:\n      nofile: lots\n",
+            "services.web.ulimits.nofile",
+            5,
+            "expected an integer",
+        ),
+        (
+            "    shm_size:\n      64x\n",
+            "services.web.shm_size",
+            4,
+            "unknown unit",
+        ),
+        (
+            "    sysctls:\n      - net.core.somaxconn\n",
+            "services.web.sysctls[0]",
+            5,
+            "needs a value",
+        ),
+        (
+            "    sysctls:\n      - net..x=1\n",
+            "services.web.sysctls[0]",
+            5,
+            "not a sysctl name",
+        ),
+        (
+            "    security_opt:\n      - ''\n",
+            "services.web.security_opt[0]",
+            5,
+            "must not be empty",
+        ),
+        (
+            "    pull_policy:\n      sometimes\n",
+            "services.web.pull_policy",
+            4,
+            "unknown pull_policy",
+        ),
+        (
+            "    platform:\n      ''\n",
+            "services.web.platform",
+            4,
+            "must not be empty",
+        ),
+        (
+            "    develop:\n      - watch\n",
+            "services.web.develop",
+            4,
+            "expected a mapping",
+        ),
+        (
+            "    profiles:\n      - 'with space'\n",
+            "services.web.profiles[0]",
+            5,
+            "invalid profile name",
+        ),
+    ];
+    // Errors are located at the key that holds the bad value.
+    for (extra, path, line, message) in cases {
+        let text = format!("services:\n  web:\n    image: a\n{extra}");
+        let e = err(&text);
+        assert_eq!(
+            e.path().map(ToString::to_string).as_deref(),
+            Some(path),
+            "{extra}: {e}"
+        );
+        assert_eq!(e.line(), Some(line), "{extra}: {e}");
+        assert!(e.to_string().contains(message), "{extra}: {e}");
+        assert_eq!(e.code(), "compose.invalid", "{extra}");
+    }
+    // An unknown key of the long ulimit form.
+    let text = "services:\n  web:\n    image: a\n    ulimits:\n      nofile:\n        soft: 1\n        max: 2\n";
+    let e = err(text);
+    assert_eq!(e.code(), "compose.unsupported");
+    assert_eq!(
+        e.path().map(ToString::to_string).as_deref(),
+        Some("services.web.ulimits.nofile.max")
+    );
+    assert_eq!(e.line(), Some(7));
+}
+
+#[test]
+fn develop_platform_and_pull_policy_are_ignored_with_warnings() {
+    let text = "services:\n  web:\n    image: a\n    develop:\n      watch:\n        - {action: rebuild, path: .}\n    platform: linux/arm64\n    pull_policy: if_not_present\n  db:\n    image: b\n    pull_policy: every_12h\n";
+    let loaded = ok(text);
+    let plain = ok("services:\n  web:\n    image: a\n  db:\n    image: b\n");
+    assert_eq!(loaded.project, plain.project);
+    let warned: Vec<&str> = loaded.warnings.iter().map(|w| w.path.as_str()).collect();
+    assert_eq!(
+        warned,
+        [
+            "services.web.develop",
+            "services.web.platform",
+            "services.web.pull_policy",
+            "services.db.pull_policy"
+        ]
+    );
+    assert!(
+        loaded.warnings[3]
+            .message
+            .contains("pulls only when the job allows"),
+        "{:?}",
+        loaded.warnings[3]
+    );
+    for policy in ["always", "missing", "never", "build", "daily", "weekly"] {
+        ok(&format!(
+            "services:\n  web:\n    image: a\n    pull_policy: {policy}\n"
+        ));
+    }
+}
+
+// ------------------------------------------------------------- profiles
+
+const PROFILED: &str = "services:\n  web:\n    image: a\n  debug:\n    image: b\n    profiles: [debug, ops]\n  admin:\n    image: c\n    profiles: [admin]\n    networks: [back]\nnetworks:\n  back: {}\n";
+
+fn with_profiles(text: &str, profiles: &str) -> Result<Loaded, ComposeError> {
+    load(text, &env(&[("COMPOSE_PROFILES", profiles)]))
+}
+
+fn service_names(loaded: &Loaded) -> Vec<&str> {
+    loaded.project.services.keys().map(String::as_str).collect()
+}
+
+#[test]
+fn services_of_inactive_profiles_are_left_out() {
+    let loaded = ok(PROFILED);
+    assert_eq!(service_names(&loaded), ["web"]);
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.path == "services.debug.profiles"
+                && w.message.contains("`debug`, `ops`")
+                && w.message.contains("not deployed")),
+        "{:?}",
+        loaded.warnings
+    );
+    for (active, expected) in [
+        ("ops", vec!["debug", "web"]),
+        ("debug,admin", vec!["admin", "debug", "web"]),
+        (" admin , ", vec!["admin", "web"]),
+        ("*", vec!["admin", "debug", "web"]),
+        ("", vec!["web"]),
+        ("nope", vec!["web"]),
+    ] {
+        let loaded = with_profiles(PROFILED, active).expect("loads");
+        assert_eq!(service_names(&loaded), expected, "{active:?}");
+        assert_eq!(
+            loaded
+                .project
+                .services
+                .get("debug")
+                .map(|s| s.profiles.clone()),
+            expected
+                .contains(&"debug")
+                .then(|| vec!["debug".to_owned(), "ops".to_owned()]),
+        );
+    }
+}
+
+#[test]
+fn an_inactive_service_does_not_bring_its_network() {
+    let text = "services:\n  web:\n    image: a\n    networks: [front]\n  tools:\n    image: b\n    profiles: [tools]\nnetworks:\n  front: {}\n";
+    let loaded = ok(text);
+    assert!(
+        !loaded.project.networks.contains_key("default"),
+        "only the disabled service used the default network"
+    );
+    let loaded = with_profiles(text, "tools").expect("loads");
+    assert!(loaded.project.networks.contains_key("default"));
+}
+
+#[test]
+fn depending_on_an_inactive_service_names_both() {
+    let text = "services:\n  web:\n    image: a\n    depends_on:\n      - db\n  db:\n    image: b\n    profiles: [db]\n";
+    let e = err(text);
+    assert_eq!(e.code(), "compose.invalid");
+    assert_eq!(
+        e.path().map(ToString::to_string).as_deref(),
+        Some("services.web.depends_on[0]")
+    );
+    assert_eq!(e.line(), Some(5));
+    let message = e.to_string();
+    assert!(
+        message.contains("service `web` depends on service `db`, which is not enabled"),
+        "{message}"
+    );
+    assert!(message.contains("profile(s) `db`"), "{message}");
+    assert!(message.contains("--profile"), "{message}");
+    assert_eq!(
+        service_names(&with_profiles(text, "db").expect("loads")),
+        ["db", "web"]
+    );
+    // Through a namespace mode as well.
+    let text = "services:\n  web:\n    image: a\n    network_mode: service:vpn\n  vpn:\n    image: b\n    profiles: [vpn]\n";
+    let e = err(text);
+    assert_eq!(
+        e.path().map(ToString::to_string).as_deref(),
+        Some("services.web.network_mode")
+    );
+    assert!(e.to_string().contains("`vpn`"), "{e}");
+}
+
+#[test]
+fn inactive_services_may_depend_on_anything_active_and_inactive() {
+    let text = "services:\n  web:\n    image: a\n  debug:\n    image: b\n    profiles: [debug]\n    depends_on: [web, tracer]\n  tracer:\n    image: c\n    profiles: [trace]\n";
+    assert_eq!(service_names(&ok(text)), ["web"]);
+    let e = with_profiles(text, "debug").expect_err("tracer is off");
+    assert!(
+        e.to_string()
+            .contains("service `debug` depends on service `tracer`"),
+        "{e}"
+    );
+    assert_eq!(
+        service_names(&with_profiles(text, "debug,trace").expect("loads")),
+        ["debug", "tracer", "web"]
+    );
+}
+
+#[test]
+fn an_optional_dependency_on_an_inactive_service_is_dropped() {
+    let text = "services:\n  web:\n    image: a\n    depends_on:\n      cache: {condition: service_started, required: false}\n  cache:\n    image: b\n    profiles: [cache]\n";
+    let loaded = ok(text);
+    assert!(loaded.project.services["web"].depends_on.is_empty());
+    assert!(
+        loaded.warnings.iter().any(
+            |w| w.path == "services.web.depends_on.cache" && w.message.contains("not deployed")
+        ),
+        "{:?}",
+        loaded.warnings
+    );
+}
+
+#[test]
+fn a_project_with_no_enabled_service_is_an_error() {
+    let text = "services:\n  a:\n    image: a\n    profiles: [x]\n";
+    let e = err(text);
+    assert_eq!(
+        e.path().map(ToString::to_string).as_deref(),
+        Some("services")
+    );
+    assert!(e.to_string().contains("no service is enabled"), "{e}");
+    assert!(with_profiles(text, "x").is_ok());
+}
+
+#[test]
+fn profiles_do_not_change_the_config_hash() {
+    let plain = web("");
+    let mut profiled = with_profiles(
+        "services:\n  web:\n    image: nginx\n    profiles: [web]\n",
+        "web",
+    )
+    .expect("loads")
+    .project
+    .services["web"]
+        .clone();
+    assert_eq!(profiled.profiles, ["web"]);
+    assert_eq!(
+        plain.config_hash("sha256:1"),
+        profiled.config_hash("sha256:1")
+    );
+    profiled.shm_size = Some(1);
+    assert_ne!(
+        plain.config_hash("sha256:1"),
+        profiled.config_hash("sha256:1")
+    );
 }

@@ -42,6 +42,14 @@ pub enum Rule {
     CapAdd,
     /// `devices`.
     Devices,
+    /// A `security_opt` other than `no-new-privileges`: the weakening ones
+    /// (`seccomp=unconfined`, `apparmor=unconfined`, `label=disable`,
+    /// `systempaths=unconfined`) and any profile or label HostKit cannot vet.
+    SecurityOpt,
+    /// A `sysctls` entry outside the `net.*` namespace.
+    Sysctls,
+    /// `ulimits` with `nofile` above `max_nofile` or `memlock: -1`.
+    Ulimits,
     /// A bind mount whose source is outside the domain directory.
     BindOutsideDomain,
     /// A mount of the Docker (or containerd, podman) socket or a directory
@@ -91,7 +99,7 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in the README's order.
-    pub const ALL: [Rule; 25] = [
+    pub const ALL: [Rule; 28] = [
         Rule::Privileged,
         Rule::HostNetwork,
         Rule::NetworkMode,
@@ -99,6 +107,9 @@ impl Rule {
         Rule::HostIpc,
         Rule::CapAdd,
         Rule::Devices,
+        Rule::SecurityOpt,
+        Rule::Sysctls,
+        Rule::Ulimits,
         Rule::BindOutsideDomain,
         Rule::DockerSocket,
         Rule::FileOutsideDomain,
@@ -131,6 +142,13 @@ impl Rule {
             Self::HostIpc => "`ipc: host` or `container:<id>`",
             Self::CapAdd => "a `cap_add` capability outside `allowed_cap_add`",
             Self::Devices => "`devices`",
+            Self::SecurityOpt => {
+                "a `security_opt` other than `no-new-privileges[:true]`: `seccomp`/`apparmor`/`systempaths` `unconfined`, `label=disable`, a custom seccomp or AppArmor profile, SELinux labels"
+            }
+            Self::Sysctls => "a `sysctls` entry outside the `net.*` namespace",
+            Self::Ulimits => {
+                "`ulimits` with `nofile` above `max_nofile` (default 1048576) or `memlock: -1` (unlimited)"
+            }
             Self::BindOutsideDomain => {
                 "a bind mount whose source is outside `<domains_root>/<domain>/`"
             }
@@ -191,6 +209,9 @@ impl Rule {
             Self::HostIpc => Some("host_ipc"),
             Self::CapAdd => Some("cap_add"),
             Self::Devices => Some("devices"),
+            Self::SecurityOpt => Some("security_opt"),
+            Self::Sysctls => Some("sysctls"),
+            Self::Ulimits => Some("ulimits"),
             Self::BindOutsideDomain => Some("bind_outside_domain"),
             Self::DockerSocket => Some("docker_socket"),
             Self::FileOutsideDomain => Some("file_outside_domain"),
@@ -247,6 +268,9 @@ impl Rule {
             Self::HostIpc => "host-ipc",
             Self::CapAdd => "cap-add",
             Self::Devices => "devices",
+            Self::SecurityOpt => "security-opt",
+            Self::Sysctls => "sysctls",
+            Self::Ulimits => "ulimits",
             Self::BindOutsideDomain => "bind-outside-domain",
             Self::DockerSocket => "docker-socket",
             Self::FileOutsideDomain => "file-outside-domain",
@@ -301,6 +325,10 @@ pub const DEFAULT_ALLOWED_CAPS: &[&str] = &[
     "SYS_NICE",
 ];
 
+/// The default of [`Policy::max_nofile`]: the kernel's default
+/// `fs.nr_open`, the most a process can be granted anyway.
+pub const DEFAULT_MAX_NOFILE: u64 = 1 << 20;
+
 /// The policy, as the worker's TOML writes it (all fields optional):
 ///
 /// ```toml
@@ -311,6 +339,7 @@ pub const DEFAULT_ALLOWED_CAPS: &[&str] = &[
 /// max_memory = "4g"          # per stack: Σ memory limit × replicas
 /// max_cpus = 2.0             # per stack: Σ cpus × replicas
 /// max_replicas = 10          # per service
+/// max_nofile = 65536         # per service: ulimits.nofile (default 1048576)
 /// ```
 ///
 /// Rule switches are named like the rule ids, with `_` for `-`.
@@ -349,6 +378,15 @@ pub struct Policy {
     pub logging_driver: bool,
     /// Enforce [`Rule::VolumeOptions`].
     pub volume_options: bool,
+    /// Enforce [`Rule::SecurityOpt`].
+    pub security_opt: bool,
+    /// Enforce [`Rule::Sysctls`].
+    pub sysctls: bool,
+    /// Enforce [`Rule::Ulimits`].
+    pub ulimits: bool,
+    /// Highest `ulimits.nofile` (soft and hard) a service may set while
+    /// [`Rule::Ulimits`] is enforced.
+    pub max_nofile: u64,
     /// Capabilities `cap_add` may name (upper case, with or without `CAP_`).
     pub allowed_cap_add: Vec<String>,
     /// Logging drivers a service may use.
@@ -381,6 +419,10 @@ impl Default for Policy {
             network_driver: true,
             logging_driver: true,
             volume_options: true,
+            security_opt: true,
+            sysctls: true,
+            ulimits: true,
+            max_nofile: DEFAULT_MAX_NOFILE,
             allowed_cap_add: DEFAULT_ALLOWED_CAPS
                 .iter()
                 .map(|c| (*c).to_owned())
@@ -419,6 +461,9 @@ impl Policy {
             Rule::Replicas => self.max_replicas.is_some(),
             Rule::LoggingDriver => self.logging_driver,
             Rule::VolumeOptions => self.volume_options,
+            Rule::SecurityOpt => self.security_opt,
+            Rule::Sysctls => self.sysctls,
+            Rule::Ulimits => self.ulimits,
             Rule::ImagePath => true,
             // Isolation between domains is not a setting.
             Rule::Symlink

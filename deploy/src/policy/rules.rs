@@ -39,6 +39,7 @@ pub fn collect(policy: &Policy, project: &Project, domain_dir: &Path) -> Vec<Vio
                 format!("device `{device}` is not allowed"),
             );
         }
+        kernel(policy, service, &mut found, at);
         mounts(policy, service, domain_dir, &mut found, at);
         logging(policy, service, &mut found, at);
         for (i, file) in service.env_file.iter().enumerate() {
@@ -146,6 +147,106 @@ fn capabilities(
             );
         }
     }
+}
+
+/// `security_opt`, `sysctls` and `ulimits`.
+fn kernel(policy: &Policy, service: &Service, found: &mut Found<'_>, at: impl Fn(&str) -> String) {
+    for (i, opt) in service.security_opt.iter().enumerate() {
+        if let Some(problem) = security_opt_problem(opt) {
+            found.add(
+                Rule::SecurityOpt,
+                at(&format!("security_opt[{i}]")),
+                format!("security option `{opt}` {problem}"),
+            );
+        }
+    }
+    for key in service.sysctls.keys() {
+        if key.split(['.', '/']).next() != Some("net") {
+            found.add(
+                Rule::Sysctls,
+                at(&format!("sysctls.{key}")),
+                format!("sysctl `{key}` is not allowed: only `net.*` sysctls, which stay in the container's own network namespace"),
+            );
+        }
+    }
+    let show = |n: i64| {
+        if n == -1 {
+            "unlimited".to_owned()
+        } else {
+            n.to_string()
+        }
+    };
+    for (name, limit) in &service.ulimits {
+        let (soft, hard) = (limit.soft, limit.hard);
+        match name.as_str() {
+            "nofile" => {
+                let over = |n: i64| u64::try_from(n).map_or(true, |n| n > policy.max_nofile);
+                if over(soft) || over(hard) {
+                    found.add(
+                        Rule::Ulimits,
+                        at("ulimits.nofile"),
+                        format!(
+                            "nofile {} (soft) / {} (hard) is above the {} open files a service may have",
+                            show(soft),
+                            show(hard),
+                            policy.max_nofile
+                        ),
+                    );
+                }
+            }
+            "memlock" if soft == -1 || hard == -1 => found.add(
+                Rule::Ulimits,
+                at("ulimits.memlock"),
+                "memlock -1 (unlimited) would let the service lock the host's memory; give a number of bytes".to_owned(),
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// Why a `security_opt` entry is denied; `None` for the hardening
+/// `no-new-privileges[:true]` (also written with `=`).
+fn security_opt_problem(opt: &str) -> Option<String> {
+    // The engine's own reading: split at `=` if there is one, else at `:`.
+    let split = if opt.contains('=') {
+        opt.split_once('=')
+    } else {
+        opt.split_once(':')
+    };
+    let (name, value) = match split {
+        Some((name, value)) => (name, Some(value)),
+        None => (opt, None),
+    };
+    let problem = match (name, value) {
+        ("no-new-privileges", None) => return None,
+        ("disable", None) => "turns SELinux separation off".to_owned(),
+        ("no-new-privileges", Some(v)) => {
+            if matches!(v, "true" | "TRUE" | "True" | "t" | "T" | "1") {
+                return None;
+            }
+            "turns `no-new-privileges` off".to_owned()
+        }
+        ("seccomp", Some("unconfined")) => "turns seccomp filtering off".to_owned(),
+        ("apparmor", Some("unconfined")) => "turns AppArmor confinement off".to_owned(),
+        ("label", Some("disable")) => "turns SELinux separation off".to_owned(),
+        ("systempaths", Some("unconfined")) => {
+            "unmasks the kernel's paths in /proc and /sys".to_owned()
+        }
+        ("seccomp", Some(_)) => {
+            "replaces the engine's default seccomp profile; a custom profile is not allowed"
+                .to_owned()
+        }
+        ("apparmor", Some(_)) => {
+            "selects an AppArmor profile of the host; only the engine's default is allowed"
+                .to_owned()
+        }
+        ("label", Some(_)) => {
+            "sets an SELinux label, which could share another container's files; not allowed"
+                .to_owned()
+        }
+        _ => "is not allowed (only `no-new-privileges`)".to_owned(),
+    };
+    Some(problem)
 }
 
 fn mounts(

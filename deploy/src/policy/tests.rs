@@ -654,3 +654,205 @@ fn a_volume_that_binds_a_directory_is_checked_as_a_bind_mount() {
     assert_eq!(sources[0].path, Some(domain().join("data/sub")));
     assert!(sources[0].writable);
 }
+
+#[test]
+fn security_opt_allows_no_new_privileges_only() {
+    for fine in [
+        "no-new-privileges",
+        "no-new-privileges:true",
+        "no-new-privileges=true",
+        "no-new-privileges=1",
+    ] {
+        assert_eq!(
+            rules(&format!("    security_opt: ['{fine}']\n"), ""),
+            vec![],
+            "{fine}"
+        );
+    }
+    for (denied, says) in [
+        ("label=disable", "SELinux separation off"),
+        ("label:disable", "SELinux separation off"),
+        ("disable", "SELinux separation off"),
+        ("seccomp=unconfined", "seccomp filtering off"),
+        ("seccomp:unconfined", "seccomp filtering off"),
+        ("apparmor=unconfined", "AppArmor confinement off"),
+        ("apparmor:unconfined", "AppArmor confinement off"),
+        ("systempaths=unconfined", "/proc and /sys"),
+        ("no-new-privileges:false", "`no-new-privileges` off"),
+        ("seccomp:./profiles/chrome.json", "custom profile"),
+        ("apparmor=my-profile", "AppArmor profile of the host"),
+        ("label=type:spc_t", "SELinux label"),
+        ("label:level:s0:c100,c200", "SELinux label"),
+        ("writable-cgroups=true", "only `no-new-privileges`"),
+    ] {
+        let v = violations_with(
+            &Policy::default(),
+            &format!("    security_opt: [no-new-privileges, '{denied}']\n"),
+            "",
+        );
+        assert_eq!(v.len(), 1, "{denied}: {v:?}");
+        assert_eq!(v[0].rule, Rule::SecurityOpt, "{denied}");
+        assert_eq!(v[0].rule.id(), "security-opt");
+        assert_eq!(v[0].service.as_deref(), Some("web"));
+        assert_eq!(v[0].path, "services.web.security_opt[1]");
+        assert!(
+            v[0].message.contains(&format!("`{denied}`")) && v[0].message.contains(says),
+            "{denied}: {}",
+            v[0].message
+        );
+    }
+    let off = Policy {
+        security_opt: false,
+        ..Policy::default()
+    };
+    assert!(violations_with(&off, "    security_opt: [seccomp=unconfined]\n", "").is_empty());
+}
+
+#[test]
+fn sysctls_outside_the_network_namespace_are_denied() {
+    assert_eq!(
+        rules(
+            "    sysctls: {net.core.somaxconn: 1024, 'net/ipv4/ip_forward': 1}\n",
+            ""
+        ),
+        vec![]
+    );
+    let v = violations_with(
+        &Policy::default(),
+        "    sysctls: [kernel.shmmax=1, net.core.somaxconn=1024, fs/mqueue/msg_max=10, vm.swappiness=0]\n",
+        "",
+    );
+    let got: Vec<(Rule, Option<&str>, &str)> = v
+        .iter()
+        .map(|v| (v.rule, v.service.as_deref(), v.path.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                Rule::Sysctls,
+                Some("web"),
+                "services.web.sysctls.fs/mqueue/msg_max"
+            ),
+            (
+                Rule::Sysctls,
+                Some("web"),
+                "services.web.sysctls.kernel.shmmax"
+            ),
+            (
+                Rule::Sysctls,
+                Some("web"),
+                "services.web.sysctls.vm.swappiness"
+            ),
+        ]
+    );
+    assert!(v[1].message.contains("`kernel.shmmax`"), "{}", v[1].message);
+    let off = Policy {
+        sysctls: false,
+        ..Policy::default()
+    };
+    assert!(violations_with(&off, "    sysctls: [kernel.shmmax=1]\n", "").is_empty());
+}
+
+#[test]
+fn ulimits_cap_nofile_and_deny_unlimited_memlock() {
+    for fine in [
+        "    ulimits: {nofile: 65535}\n",
+        "    ulimits: {nofile: {soft: 1024, hard: 1048576}, memlock: 67108864, nproc: -1}\n",
+        "    ulimits: {core: 0, stack: {soft: 8388608, hard: -1}}\n",
+    ] {
+        assert_eq!(rules(fine, ""), vec![], "{fine}");
+    }
+    for (denied, path, says) in [
+        (
+            "    ulimits: {nofile: 1048577}\n",
+            "services.web.ulimits.nofile",
+            "1048577 (soft) / 1048577 (hard) is above the 1048576",
+        ),
+        (
+            "    ulimits: {nofile: {soft: 1024, hard: 2000000}}\n",
+            "services.web.ulimits.nofile",
+            "2000000 (hard)",
+        ),
+        (
+            "    ulimits: {nofile: -1}\n",
+            "services.web.ulimits.nofile",
+            "unlimited (soft)",
+        ),
+        (
+            "    ulimits: {memlock: -1}\n",
+            "services.web.ulimits.memlock",
+            "unlimited",
+        ),
+        (
+            "    ulimits: {memlock: {soft: 65536, hard: -1}}\n",
+            "services.web.ulimits.memlock",
+            "unlimited",
+        ),
+    ] {
+        let v = violations_with(&Policy::default(), denied, "");
+        assert_eq!(v.len(), 1, "{denied}: {v:?}");
+        assert_eq!(
+            (v[0].rule, v[0].service.as_deref(), v[0].path.as_str()),
+            (Rule::Ulimits, Some("web"), path),
+            "{denied}"
+        );
+        assert!(v[0].message.contains(says), "{denied}: {}", v[0].message);
+    }
+    // The cap is configurable, and the rule can be switched off.
+    let tight = Policy {
+        max_nofile: 4096,
+        ..Policy::default()
+    };
+    assert_eq!(
+        violations_with(&tight, "    ulimits: {nofile: 65535}\n", "")
+            .iter()
+            .map(|v| v.rule)
+            .collect::<Vec<_>>(),
+        [Rule::Ulimits]
+    );
+    assert!(violations_with(&tight, "    ulimits: {nofile: 4096}\n", "").is_empty());
+    let off = Policy {
+        ulimits: false,
+        ..Policy::default()
+    };
+    assert!(violations_with(&off, "    ulimits: {nofile: 99999999, memlock: -1}\n", "").is_empty());
+}
+
+#[test]
+fn kernel_rules_switch_and_cap_from_toml() {
+    let policy: Policy = toml::from_str(
+        "security_opt = false\nsysctls = false\nulimits = false\nmax_nofile = 65536\n",
+    )
+    .expect("toml");
+    assert!(!policy.enforces(Rule::SecurityOpt));
+    assert!(!policy.enforces(Rule::Sysctls));
+    assert!(!policy.enforces(Rule::Ulimits));
+    assert_eq!(policy.max_nofile, 65536);
+    let default = Policy::default();
+    assert!(
+        default.enforces(Rule::SecurityOpt)
+            && default.enforces(Rule::Sysctls)
+            && default.enforces(Rule::Ulimits)
+    );
+    assert_eq!(default.max_nofile, 1_048_576);
+    assert_eq!(Rule::SecurityOpt.switch(), Some("security_opt"));
+    assert_eq!(Rule::Sysctls.switch(), Some("sysctls"));
+    assert_eq!(Rule::Ulimits.switch(), Some("ulimits"));
+}
+
+#[test]
+fn a_denied_kernel_setting_names_rule_service_and_key() {
+    let text = "services:\n  db:\n    image: x\n    security_opt: ['seccomp:unconfined']\n    sysctls: {kernel.sem: '250 32000 100 128'}\n    ulimits: {memlock: -1}\n";
+    let e = Policy::default()
+        .check(&project(text), &domain())
+        .expect_err("denied");
+    let message = e.to_string();
+    for part in [
+        "[security-opt] services.db.security_opt[0]: security option `seccomp:unconfined` turns seccomp filtering off",
+        "[sysctls] services.db.sysctls.kernel.sem:",
+        "[ulimits] services.db.ulimits.memlock:",
+    ] {
+        assert!(message.contains(part), "{part} not in {message}");
+    }
+}

@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use hostkit_deploy::compose::profiles;
 use hostkit_proto::JobSpec;
 use hostkit_proto::job::{
     ComposeSource, DeployOptions, DeployPayload, DeploySource, Env, MAX_COMPOSE_BYTES, SingleImage,
@@ -91,7 +92,8 @@ pub async fn deploy(connect: &ConnectArgs, out: &Output, args: &DeployArgs) -> R
     job::run(connect, &session, out, request).await
 }
 
-/// `--env-file` then `--env` (which wins).
+/// `--env-file`, then `--env` (which wins), then `--profile` as
+/// `COMPOSE_PROFILES`.
 fn job_env(args: &DeployArgs) -> Result<Env, Error> {
     let mut env = Env::new();
     if let Some(path) = &args.env_file {
@@ -123,6 +125,18 @@ fn job_env(args: &DeployArgs) -> Result<Env, Error> {
             )));
         }
         env.insert(key, value);
+    }
+    if !args.profile.is_empty() {
+        if let Some(bad) = args
+            .profile
+            .iter()
+            .find(|p| *p != "*" && !profiles::is_valid_name(p))
+        {
+            return Err(Error::usage(format!(
+                "--profile {bad}: not a profile name (letters, digits, `_`, `.`, `-`)"
+            )));
+        }
+        env.insert(profiles::COMPOSE_PROFILES, args.profile.join(","));
     }
     Ok(env)
 }
@@ -259,6 +273,11 @@ async fn single_image_plan(args: &DeployArgs, env: &Env, out: &Output) -> Result
             "--main-service goes with a compose file; a single image is its own main service",
         ));
     }
+    if !args.profile.is_empty() {
+        return Err(Error::usage(
+            "--profile goes with a compose file; a single image has no profiles",
+        ));
+    }
     if !env.is_empty() {
         out.warn("--env and --env-file do not reach a single-image container; deploy a compose file to set its environment");
     }
@@ -352,6 +371,42 @@ async fn blocking<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn deploy_args(extra: &[&str]) -> DeployArgs {
+        let mut argv = vec!["hostkit", "deploy", "example.com", "docker-compose.yml"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).expect("parses").command {
+            Command::Deploy(args) => args,
+            _ => panic!("deploy"),
+        }
+    }
+
+    #[test]
+    fn profiles_become_compose_profiles() {
+        let env = job_env(&deploy_args(&[])).expect("env");
+        assert!(env.is_empty());
+        let env = job_env(&deploy_args(&[
+            "--env",
+            "COMPOSE_PROFILES=old",
+            "--profile",
+            "workers",
+            "--profile",
+            "debug",
+            "-e",
+            "TAG=1",
+        ]))
+        .expect("env");
+        assert_eq!(env.0["COMPOSE_PROFILES"], "workers,debug");
+        assert_eq!(env.0["TAG"], "1");
+        let env = job_env(&deploy_args(&["--profile", "*"])).expect("env");
+        assert_eq!(env.0["COMPOSE_PROFILES"], "*");
+        let env = job_env(&deploy_args(&["--env", "COMPOSE_PROFILES=a,b"])).expect("env");
+        assert_eq!(env.0["COMPOSE_PROFILES"], "a,b");
+        let e = job_env(&deploy_args(&["--profile", "a,b"])).expect_err("not a name");
+        assert!(e.to_string().contains("--profile a,b"), "{e}");
+    }
 
     #[test]
     fn references_normalize() {

@@ -4,6 +4,7 @@
 
 mod deploy;
 mod health;
+mod kernel;
 mod mounts;
 mod ports;
 mod refs;
@@ -109,9 +110,10 @@ pub fn project(
                     check_service_name(&name, &sp)?;
                     project
                         .services
-                        .insert(name, service::service(sv, &sp, env, &mut refs)?);
+                        .insert(name, service::service(sv, &sp, env, &mut refs, warnings)?);
                     has_services = true;
                 }
+                super::profiles::apply(&mut project, &mut refs, env, &p, warnings)?;
             }
             "networks" => project.networks = named(v, &p, "network", network)?,
             "volumes" => project.volumes = named(v, &p, "volume", volume)?,

@@ -2,6 +2,7 @@
 
 use super::deploy::{deploy, effective_restart, fold_limit, restart};
 use super::health::healthcheck;
+use super::kernel::{ignored, security_opt, sysctls, ulimits};
 use super::mounts::{check_name, mounts, tmpfs};
 use super::ports::{expose, ports};
 use super::refs::{depends_on, env_files, extra_hosts, file_refs, logging, networks};
@@ -11,7 +12,7 @@ use super::value::{
 };
 use super::{RefKind, Reference};
 use crate::compose::Env;
-use crate::compose::error::ComposeError;
+use crate::compose::error::{ComposeError, Warning};
 use crate::compose::keys::Scope;
 use crate::compose::model::{Condition, Dependency, MountSource, Service, ServiceNetwork};
 use crate::compose::path::KeyPath;
@@ -28,12 +29,14 @@ struct Limits {
 }
 
 /// Normalizes the service found at `path`; references to other
-/// objects are appended to `refs` for validation.
+/// objects are appended to `refs` for validation, what the user should know
+/// (ignored keys) to `warnings`.
 pub fn service(
     value: &Value,
     path: &KeyPath,
     env: &Env,
     refs: &mut Vec<Reference>,
+    warnings: &mut Vec<Warning>,
 ) -> Result<Service, ComposeError> {
     if !matches!(value, Value::Mapping(_)) {
         return Err(expected("a mapping", value, path));
@@ -116,6 +119,12 @@ pub fn service(
             "devices" => s.devices = devices(v, &p)?,
             "tty" => s.tty = boolean(v, &p)?,
             "stdin_open" => s.stdin_open = boolean(v, &p)?,
+            "profiles" => s.profiles = crate::compose::profiles::parse(v, &p)?,
+            "shm_size" => s.shm_size = Some(size(v, &p)?),
+            "ulimits" => s.ulimits = ulimits(v, &p)?,
+            "security_opt" => s.security_opt = security_opt(v, &p)?,
+            "sysctls" => s.sysctls = sysctls(v, &p)?,
+            "develop" | "platform" | "pull_policy" => ignored(&key, v, &p, warnings)?,
             _ => return Err(ComposeError::unsupported_key(p, None)),
         }
     }
