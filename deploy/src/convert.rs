@@ -262,6 +262,7 @@ fn service_spec(
             Readiness::Healthy
         },
         stop_timeout: service.stop_grace_period,
+        mac_address: service.mac_address.clone(),
         bind_sources: crate::policy::bind_sources(input.project, input.domain_dir)
             .into_iter()
             .filter(|b| b.service == name)

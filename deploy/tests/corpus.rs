@@ -38,7 +38,26 @@ const SOURCES: &[(&str, usize)] = &[("awesome-compose", 39), ("compose-e2e", 78)
 
 /// Keys HostKit refuses by design (`compose.unsupported` naming one of
 /// them is an expected outcome, not a gap). `build` is stripped beforehand.
-const BY_DESIGN: &[&str] = &["extends", "include", "volumes_from", "runtime", "ipam"];
+/// `ipv4_address`/`ipv6_address` belong with `ipam`: fixed addresses need a
+/// subnet of the file's choosing, and HostKit's networks take the engine's.
+const BY_DESIGN: &[&str] = &[
+    "extends",
+    "include",
+    "volumes_from",
+    "runtime",
+    "ipam",
+    "ipv4_address",
+    "ipv6_address",
+];
+
+/// Refusals the main-service rules prescribe (issue 10 item 2): several
+/// services publish ports and none is the main one by the documented rules,
+/// so the file is refused with the candidates listed; and a file with no
+/// service has nothing to deploy.
+const BY_DESIGN_MESSAGES: &[&str] = &[
+    "none is the main one by HostKit's rules",
+    "the compose file defines no service",
+];
 
 /// Outcomes that are neither accepted nor refused for a security or
 /// by-design reason, as of today: `(file, a substring of the error)`. Each
@@ -47,71 +66,13 @@ const BY_DESIGN: &[&str] = &["extends", "include", "volumes_from", "runtime", "i
 /// next gap.
 #[rustfmt::skip]
 const KNOWN_GAPS: &[(&str, &str)] = &[
-    // The main-service rule: several services publish ports, none labelled.
-    ("awesome-compose/elasticsearch-logstash-kibana.yaml", "several services publish ports (elasticsearch, kibana, logstash)"),
-    ("awesome-compose/nginx-flask-mysql.yaml", "several services publish ports (backend, proxy)"),
-    ("awesome-compose/nginx-nodejs-redis.yaml", "several services publish ports (nginx, redis, web1, web2)"),
-    ("awesome-compose/nginx-wsgi-flask.yaml", "several services publish ports (flask-app, nginx-proxy)"),
-    ("awesome-compose/postgresql-pgadmin.yaml", "several services publish ports (pgadmin, postgres)"),
-    ("awesome-compose/prometheus-grafana.yaml", "several services publish ports (grafana, prometheus)"),
-    ("awesome-compose/react-express-mysql.yaml", "several services publish ports (backend, frontend)"),
-    ("awesome-compose/react-rust-postgres.yaml", "several services publish ports (db, frontend)"),
-    ("compose-e2e/bridge__compose.yaml", "several services publish ports (serviceA, serviceB)"),
-    ("compose-e2e/pause__compose.yaml", "several services publish ports (a, b)"),
-    ("compose-e2e/sentences__compose.yaml", "several services publish ports (web, words)"),
-    // A file with networks and volumes only.
-    ("compose-e2e/resources__compose.yaml", "the compose file defines no service"),
-    // services.<name>.profiles
-    ("compose-e2e/dependencies__deps-not-required.yaml", "`services.bar.profiles`"),
-    ("compose-e2e/dotenv__development__compose.yaml", "`services.test.profiles`"),
-    ("compose-e2e/env_file__compose.yaml", "`services.serviceC.profiles`"),
-    ("compose-e2e/orphans__compose.yaml", "`services.orphan.profiles`"),
-    ("compose-e2e/profiles__compose.yaml", "`services.profiled-service.profiles`"),
-    ("compose-e2e/profiles__docker-compose.yaml", "`services.foo.profiles`"),
-    // services.<name>.platform
-    ("awesome-compose/wasmedge-kafka-mysql.yaml", "`services.etl.platform`"),
-    ("awesome-compose/wasmedge-mysql-nginx.yaml", "`services.backend.platform`"),
-    ("compose-e2e/image-identity__mixed-platforms.yaml", "`services.pinned.platform`"),
-    ("compose-e2e/multiplatform__compose.yaml", "`services.repro.platform`"),
-    // services.<name>.pull_policy
-    ("compose-e2e/compose-pull__image-present-locally__compose.yaml", "`services.simple.pull_policy`"),
-    ("compose-e2e/image-identity__refresh-window.yaml", "`services.app.pull_policy`"),
-    ("compose-e2e/images-removed__compose.yaml", "`services.app.pull_policy`"),
-    // services.<name>.links
-    ("compose-e2e/links__compose.yaml", "`services.foo.links`"),
-    ("compose-e2e/network-alias__compose.yaml", "`services.container1.links`"),
-    ("compose-e2e/network-links__compose.yaml", "`services.container2.links`"),
-    // services.<name>.networks.<network>.ipv4_address
-    ("awesome-compose/pihole-cloudflared-DoH.yaml", "`services.cloudflared.networks.dns-net.ipv4_address`"),
-    ("compose-e2e/external__compose.yaml", "`services.other.networks.test_network.ipv4_address`"),
-    ("compose-e2e/ipam__compose.yaml", "`services.foo.networks.default.ipv4_address`"),
-    // services.<name>.networks.<network>.interface_name
-    ("compose-e2e/network-interface-name__compose.yaml", "`services.test.networks.default.interface_name`"),
-    // services.<name>.mac_address
-    ("compose-e2e/network-test__mac_address.yaml", "`services.test.mac_address`"),
-    // services.<name>.scale
-    ("compose-e2e/dependencies__compose.yaml", "`services.bar.scale`"),
-    ("compose-e2e/port-range__compose.yaml", "`services.a.scale`"),
-    // services.<name>.sysctls
-    ("awesome-compose/wireguard.yaml", "`services.wireguard.sysctls`"),
-    // services.<name>.develop
-    ("compose-e2e/watch__compose.yaml", "`services.alpine.develop`"),
-    ("compose-e2e/watch__exec.yaml", "`services.test.develop`"),
-    // services.<name>.{pre_start,pre_stop} (lifecycle hooks)
+    // services.<name>.{pre_start,post_start,pre_stop} (lifecycle hooks)
     ("compose-e2e/pre_start__compose-success.yaml", "`services.sample.pre_start`"),
     ("compose-e2e/hooks__compose.yaml", "`services.sample.pre_stop`"),
     ("compose-e2e/stop__compose.yaml", "`services.service2.pre_stop`"),
-    // services.<name>.env_file[].format
-    ("compose-e2e/dotenv__raw.yaml", "`services.test.env_file[0].format`"),
-    // services.<name>.volumes[].image (`type: image` mounts)
+    // services.<name>.volumes[].image (`type: image` mounts, Engine 28+)
     ("compose-e2e/image-volume-recreate__compose.yaml", "`services.consumer.volumes[0].image`"),
     ("compose-e2e/volumes__compose.yaml", "`services.with_image.volumes[0].image`"),
-    // {networks,volumes}.<name>.name
-    ("compose-e2e/network-test__compose.yaml", "`networks.servicenet.name`"),
-    ("compose-e2e/switch-volumes__compose.yaml", "`volumes.my_vol.name`"),
-    ("compose-e2e/volume-test__compose.yaml", "`volumes.otherVol.name`"),
-    // volumes.<name>.driver_opts
-    ("compose-e2e/project-volume-bind-test__docker-compose.yaml", "`volumes.project-data.driver_opts`"),
     // {secrets,configs}.<name>.{environment,content}
     ("compose-e2e/configs__compose.yaml", "`configs.from_env.environment`"),
     ("compose-e2e/env-secret__child__compose.yaml", "`secrets.my-secret.environment`"),
@@ -319,11 +280,18 @@ fn check_text(text: &str, env: &Env, base_dir: &Path) -> (Outcome, Option<KeyPat
     }
     match loaded.project.main_service(None) {
         Ok(_) => (Outcome::Accepted { partial: None }, None),
-        Err(error) => (other(&error), None),
+        Err(error) => (classify_compose_error(&error), None),
     }
 }
 
 fn classify_compose_error(error: &ComposeError) -> Outcome {
+    let message = error.to_string();
+    if let Some(rule) = BY_DESIGN_MESSAGES.iter().find(|m| message.contains(*m)) {
+        return Outcome::RefusedByDesign {
+            key: (*rule).to_owned(),
+            message,
+        };
+    }
     if let ComposeError::UnsupportedKey { path, .. } = error {
         if let Some(key) = path.last_key().filter(|k| BY_DESIGN.contains(k)) {
             return Outcome::RefusedByDesign {

@@ -297,10 +297,16 @@ pub static KEYS: &[KeySpec] = &[
         "extends",
         "not supported: use YAML anchors and merge keys (`<<: *base`)",
     ),
-    no(
+    yes(
         S::Service,
         "links",
-        "not supported: services reach each other by name on the project network",
+        "`service` or `service:alias`: a dependency; the alias is added to the linked service on the networks both join",
+    ),
+    yes(S::Service, "scale", "the legacy form of `deploy.replicas`"),
+    yes(
+        S::Service,
+        "mac_address",
+        "MAC address on the first network",
     ),
     no(
         S::Service,
@@ -368,6 +374,11 @@ pub static KEYS: &[KeySpec] = &[
         "extra DNS names on that network",
     ),
     yes(
+        S::ServiceNetwork,
+        "interface_name",
+        "accepted; the engine names the interface",
+    ),
+    yes(
         S::Healthcheck,
         "test",
         "string (CMD-SHELL) or `[CMD, ...]`, `[CMD-SHELL, cmd]`, `[NONE]`",
@@ -428,6 +439,11 @@ pub static KEYS: &[KeySpec] = &[
     yes(S::FileRef, "mode", "file mode"),
     yes(S::EnvFile, "path", "env file path"),
     yes(S::EnvFile, "required", "default true"),
+    yes(
+        S::EnvFile,
+        "format",
+        "`dotenv` (default) or `raw` (lines taken verbatim)",
+    ),
     yes(
         S::Network,
         "driver",

@@ -8,8 +8,11 @@
 //! 3. the only service that publishes ports;
 //! 4. among those that do, the only one publishing a conventional HTTP port
 //!    ([`HTTP_PORTS`]);
-//! 5. among those, the only one named like a front end ([`FRONT_END_NAMES`]);
-//! 6. otherwise the choice is refused, listing the candidates. A stack where
+//! 5. among those, the only one named like a front end ([`FRONT_END_NAMES`],
+//!    as a word of the name: `nginx-proxy`);
+//! 6. among those (the HTTP ones when several are), the only one no other
+//!    service depends on: the front of the chain (`proxy → app → db`);
+//! 7. otherwise the choice is refused, listing the candidates. A stack where
 //!    no service publishes a port and none is labelled has no main service.
 //!
 //! The port: the `hostkit.port` label; else the service's only published
@@ -59,6 +62,8 @@ pub enum ServiceReason {
     HttpPort,
     /// It is the only one named like a front end.
     FrontEndName,
+    /// It is the only one no other service depends on.
+    FrontOfChain,
 }
 
 /// Why a port is the main port.
@@ -95,6 +100,7 @@ impl fmt::Display for MainChoice {
             ServiceReason::OnlyWithPorts => "the only service that publishes ports",
             ServiceReason::HttpPort => "the only service publishing a conventional HTTP port",
             ServiceReason::FrontEndName => "the only service named like a front end",
+            ServiceReason::FrontOfChain => "the only one no other service depends on",
         };
         let port = match self.port_reason {
             PortReason::Label => "its hostkit.port label",
@@ -117,6 +123,14 @@ fn labelled(service: &Service) -> bool {
         .get(LABEL_EXPOSE)
         .is_some_and(|v| v.eq_ignore_ascii_case("true"))
         || service.labels.contains_key(LABEL_PORT)
+}
+
+/// `web`, `nginx-proxy`, `app_frontend`: a word of the name (split at `-`,
+/// `_`, `.`) is one of [`FRONT_END_NAMES`].
+fn named_like_a_front_end(name: &str) -> bool {
+    name.to_ascii_lowercase()
+        .split(['-', '_', '.'])
+        .any(|word| FRONT_END_NAMES.contains(&word))
 }
 
 fn publishes_http(service: &Service) -> bool {
@@ -182,16 +196,30 @@ impl Project {
                     let named: Vec<&str> = many
                         .iter()
                         .copied()
-                        .filter(|n| FRONT_END_NAMES.contains(&n.to_ascii_lowercase().as_str()))
+                        .filter(|n| named_like_a_front_end(n))
                         .collect();
-                    match (http.as_slice(), named.as_slice()) {
-                        ([one], _) => (*one, ServiceReason::HttpPort),
-                        (_, [one]) => (*one, ServiceReason::FrontEndName),
+                    // Among those (HTTP ones first), the one no other
+                    // service depends on: the front of the chain.
+                    let pool = if http.len() > 1 { &http } else { many };
+                    let front: Vec<&str> = pool
+                        .iter()
+                        .copied()
+                        .filter(|n| {
+                            !self
+                                .services
+                                .values()
+                                .any(|s| s.depends_on.contains_key(*n))
+                        })
+                        .collect();
+                    match (http.as_slice(), named.as_slice(), front.as_slice()) {
+                        ([one], _, _) => (*one, ServiceReason::HttpPort),
+                        (_, [one], _) => (*one, ServiceReason::FrontEndName),
+                        (_, _, [one]) => (*one, ServiceReason::FrontOfChain),
                         _ => {
                             return Err(ComposeError::invalid(
                                 &services,
                                 format!(
-                                    "several services publish ports ({}) and none is the main one by HostKit's rules (one labelled, the only one on a conventional HTTP port, the only one named {}): label the main one `hostkit.expose=true` or pass --main-service",
+                                    "several services publish ports ({}) and none is the main one by HostKit's rules (one labelled, the only one on a conventional HTTP port, the only one named {}, the only one nothing depends on): label the main one `hostkit.expose=true` or pass --main-service",
                                     describe(self, many),
                                     FRONT_END_NAMES.join("/")
                                 ),
@@ -392,6 +420,17 @@ mod tests {
         assert!(
             message.contains("a (80), b (8080)") && message.contains("--main-service"),
             "{message}"
+        );
+    }
+
+    #[test]
+    fn the_front_of_the_dependency_chain_is_the_main_service() {
+        // Both on HTTP ports, both named like front ends (`app`, `proxy`).
+        let t = "services:\n  flask-app: {image: a, ports: ['8000:8000']}\n  nginx-proxy: {image: n, ports: ['80:80'], depends_on: [flask-app]}\n";
+        let c = choice(t, None).expect("ok").expect("some");
+        assert_eq!(
+            (c.main.service.as_str(), c.service_reason),
+            ("nginx-proxy", ServiceReason::FrontOfChain)
         );
     }
 

@@ -103,6 +103,16 @@ fn load_unlocated(text: &str, env: &Env) -> Result<Loaded, ComposeError> {
     Ok(Loaded { project, warnings })
 }
 
+/// An env file in `format: raw`: `KEY=VALUE` lines taken verbatim; blank
+/// lines and lines starting with `#` are skipped.
+fn raw_env_lines(text: &str) -> Env {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+        .collect()
+}
+
 /// The env for [`load`]: the domain's env file overlaid by the job's env.
 pub fn merge_env(domain: &Env, job: &Env) -> Env {
     let mut env = domain.clone();
@@ -148,7 +158,11 @@ impl Project {
                     }
                     Err(e) => return Err(ComposeError::invalid(&path, e.to_string())),
                 };
-                from_files.extend(parse_env_file(&file.path, &text)?);
+                if file.raw {
+                    from_files.extend(raw_env_lines(&text));
+                } else {
+                    from_files.extend(parse_env_file(&file.path, &text)?);
+                }
             }
             for (key, value) in from_files {
                 service.environment.entry(key).or_insert(value);

@@ -33,6 +33,13 @@ pub struct Project {
 /// One service.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Service {
+    /// `links:` (`service` or `service:alias`): the alias is added to the
+    /// linked service on the networks both join; a link is a dependency.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
+    /// `mac_address:` of the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
     /// Image reference as written (after interpolation).
     pub image: String,
     /// Overrides the image's CMD; `Some(vec![])` clears it.
@@ -149,6 +156,10 @@ pub struct EnvFile {
     pub path: String,
     /// A missing optional file is skipped.
     pub required: bool,
+    /// `format: raw`: each line is `KEY=VALUE` taken verbatim (no quotes,
+    /// escapes or comments after the value).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub raw: bool,
 }
 
 /// Transport protocol of a port.

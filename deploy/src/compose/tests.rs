@@ -90,6 +90,9 @@ const SERVICE_SAMPLES: &[(&str, &str)] = &[
     ("ulimits", "    ulimits: {nofile: 65535}\n"),
     ("security_opt", "    security_opt: [no-new-privileges]\n"),
     ("sysctls", "    sysctls: {net.core.somaxconn: 1024}\n"),
+    ("links", "    links: ['db:database']\n"),
+    ("scale", "    scale: 2\n"),
+    ("mac_address", "    mac_address: 02:42:ac:11:00:02\n"),
     (
         "develop",
         "    develop: {watch: [{action: sync, path: ./src, target: /app}]}\n",
@@ -172,7 +175,7 @@ services:
     depends_on:
       db: {condition: service_healthy, restart: true, required: true}
     networks:
-      front: {aliases: [www]}
+      front: {aliases: [www], interface_name: eth0}
     healthcheck:
       test: [CMD, wget, -q, http://localhost/]
       interval: 30s
@@ -206,6 +209,7 @@ services:
     env_file:
       - path: ./web.env
         required: false
+        format: dotenv
   db:
     image: postgres
     networks: [front]
@@ -271,7 +275,8 @@ fn kitchen_sink_uses_every_nested_key_and_loads() {
         web.env_file,
         [EnvFile {
             path: "./web.env".into(),
-            required: false
+            required: false,
+            raw: false
         }]
     );
     assert_eq!(web.networks["front"].aliases, ["www"]);
@@ -1291,12 +1296,6 @@ fn kernel_setting_errors_name_the_key_and_line() {
             "unknown pull_policy",
         ),
         (
-            "    platform:\n      ''\n",
-            "services.web.platform",
-            4,
-            "must not be empty",
-        ),
-        (
             "    develop:\n      - watch\n",
             "services.web.develop",
             4,
@@ -1518,4 +1517,34 @@ fn profiles_do_not_change_the_config_hash() {
         plain.config_hash("sha256:1"),
         profiled.config_hash("sha256:1")
     );
+}
+
+#[test]
+fn links_scale_mac_address_and_raw_env_files() {
+    let p = ok("services:\n  web:\n    image: a\n    links: [db, 'cache:redis']\n    scale: 3\n    mac_address: 02:42:ac:11:00:02\n  db:\n    image: b\n  cache:\n    image: c\n").project;
+    let web = &p.services["web"];
+    assert_eq!(web.deploy.replicas, 3);
+    assert_eq!(web.mac_address.as_deref(), Some("02:42:ac:11:00:02"));
+    assert!(web.depends_on.contains_key("db") && web.depends_on.contains_key("cache"));
+    assert_eq!(p.services["cache"].networks["default"].aliases, ["redis"]);
+    assert!(p.services["db"].networks["default"].aliases.is_empty());
+    let e = err("services:\n  web:\n    image: a\n    links: [nope]\n");
+    assert!(e.to_string().contains("nope"), "{e}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("raw.env"),
+        "A=\"quoted\" # kept\n# comment\nB=$HOME\n",
+    )
+    .expect("write");
+    let mut p = ok("services:\n  web:\n    image: a\n    env_file:\n      - path: ./raw.env\n        format: raw\n").project;
+    p.apply_env_files(&DomainDir::new(dir.path()))
+        .expect("applies");
+    let environment = &p.services["web"].environment;
+    assert_eq!(environment["A"], "\"quoted\" # kept");
+    assert_eq!(environment["B"], "$HOME");
+    let e = err(
+        "services:\n  web:\n    image: a\n    env_file:\n      - path: ./x.env\n        format: yaml\n",
+    );
+    assert!(e.to_string().contains("unknown format"), "{e}");
 }

@@ -103,6 +103,7 @@ pub async fn create_and_start(
                 first.network.clone(),
                 EndpointSettings {
                     aliases: Some(aliases(&first.aliases)),
+                    mac_address: service.mac_address.clone(),
                     ..Default::default()
                 },
             )])),

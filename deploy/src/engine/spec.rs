@@ -107,6 +107,8 @@ pub struct ServiceSpec {
     pub ready_when: Readiness,
     /// Grace period for stop.
     pub stop_timeout: Option<Duration>,
+    /// `mac_address:` of its container on its first network.
+    pub mac_address: Option<String>,
     /// Host paths its containers bind-mount (bind mounts, secret and config
     /// files), resolved.
     pub bind_sources: Vec<PathBuf>,

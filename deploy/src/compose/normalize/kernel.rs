@@ -175,7 +175,8 @@ pub fn ignored(
             "`develop` is for local development (`docker compose watch`) and is ignored".to_owned()
         }
         "platform" => {
-            let platform = non_empty(value, path)?;
+            // Ignored, so an empty one (an unset variable) is fine too.
+            let platform = super::value::opt_string(value, path)?.unwrap_or_default();
             format!(
                 "`platform: {platform}` is ignored: HostKit runs the image it loaded (by id), as built"
             )

@@ -114,6 +114,7 @@ pub fn project(
                     has_services = true;
                 }
                 super::profiles::apply(&mut project, &mut refs, env, &p, warnings)?;
+                apply_links(&mut project);
             }
             "networks" => project.networks = named(v, &p, "network", network)?,
             "volumes" => project.volumes = named(v, &p, "volume", volume)?,
@@ -172,6 +173,33 @@ fn named<T>(
         out.insert(name, parse(v, &p)?);
     }
     Ok(out)
+}
+
+/// `links: [db:database]` on `web`: `database` becomes an alias of `db` on
+/// every network both services join (a plain `db` link adds nothing:
+/// services reach each other by name).
+fn apply_links(project: &mut Project) {
+    let mut aliases: Vec<(String, String, String)> = Vec::new();
+    for service in project.services.values() {
+        for link in &service.links {
+            let Some((target, alias)) = link.split_once(':') else {
+                continue;
+            };
+            for network in service.networks.keys() {
+                aliases.push((target.to_owned(), network.clone(), alias.to_owned()));
+            }
+        }
+    }
+    for (target, network, alias) in aliases {
+        if let Some(joined) = project
+            .services
+            .get_mut(&target)
+            .and_then(|t| t.networks.get_mut(&network))
+            && !joined.aliases.contains(&alias)
+        {
+            joined.aliases.push(alias);
+        }
+    }
 }
 
 fn network(value: &Value, path: &KeyPath) -> Result<Network, ComposeError> {

@@ -94,6 +94,10 @@ pub fn networks(
                     for (key, fv, fp) in fields(v, Scope::ServiceNetwork, &p)? {
                         match key.as_str() {
                             "aliases" => net.aliases = super::value::string_list(fv, &fp)?,
+                            // Accepted; the engine names interfaces itself.
+                            "interface_name" => {
+                                non_empty(fv, &fp)?;
+                            }
                             _ => return Err(ComposeError::unsupported_key(fp, None)),
                         }
                     }
@@ -147,16 +151,28 @@ pub fn env_files(value: &Value, path: &KeyPath) -> Result<Vec<EnvFile>, ComposeE
             return Ok(EnvFile {
                 path: non_empty(v, p)?,
                 required: true,
+                raw: false,
             });
         }
         let mut file = EnvFile {
             path: String::new(),
             required: true,
+            raw: false,
         };
         for (key, fv, fp) in fields(v, Scope::EnvFile, p)? {
             match key.as_str() {
                 "path" => file.path = non_empty(fv, &fp)?,
                 "required" => file.required = boolean(fv, &fp)?,
+                "format" => match non_empty(fv, &fp)?.as_str() {
+                    "raw" => file.raw = true,
+                    "dotenv" => file.raw = false,
+                    other => {
+                        return Err(ComposeError::invalid(
+                            &fp,
+                            format!("unknown format `{other}` (`dotenv` or `raw`)"),
+                        ));
+                    }
+                },
                 _ => return Err(ComposeError::unsupported_key(fp, None)),
             }
         }
@@ -321,7 +337,8 @@ mod tests {
             env_files(&v(".env"), &p).expect("one"),
             [EnvFile {
                 path: ".env".into(),
-                required: true
+                required: true,
+                raw: false
             }]
         );
         let list = env_files(&v("[a.env, {path: b.env, required: false}]"), &p).expect("list");
@@ -329,7 +346,8 @@ mod tests {
             list[1],
             EnvFile {
                 path: "b.env".into(),
-                required: false
+                required: false,
+                raw: false
             }
         );
         assert!(env_files(&v("[{required: false}]"), &p).is_err());

@@ -8,7 +8,7 @@ use super::ports::{expose, ports};
 use super::refs::{depends_on, env_files, extra_hosts, file_refs, logging, networks};
 use super::value::{
     boolean, expected, fields, int, items, key_values, nano_cpus, non_empty, opt_string, size,
-    string, string_list, string_map,
+    string, string_list, string_map, uint,
 };
 use super::{RefKind, Reference};
 use crate::compose::Env;
@@ -46,6 +46,7 @@ pub fn service(
     let mut restart_key = None;
     let mut limits = Limits::default();
     let mut networks_key = None;
+    let mut scale = None;
     for (key, v, p) in fields(value, Scope::Service, path)? {
         match key.as_str() {
             "image" => image = Some(non_empty(v, &p)?),
@@ -125,6 +126,21 @@ pub fn service(
             "security_opt" => s.security_opt = security_opt(v, &p)?,
             "sysctls" => s.sysctls = sysctls(v, &p)?,
             "develop" | "platform" | "pull_policy" => ignored(&key, v, &p, warnings)?,
+            "scale" => scale = Some(uint(v, &p)?),
+            "mac_address" => s.mac_address = opt_string(v, &p)?,
+            "links" => {
+                for (link, lp) in items(v, &p)? {
+                    let link = non_empty(link, &lp)?;
+                    let target = link.split(':').next().unwrap_or_default().to_owned();
+                    refs.push(Reference::new(RefKind::Service, &target, lp));
+                    s.depends_on.entry(target).or_insert(Dependency {
+                        condition: Condition::ServiceStarted,
+                        restart: false,
+                        required: true,
+                    });
+                    s.links.push(link);
+                }
+            }
             _ => return Err(ComposeError::unsupported_key(p, None)),
         }
     }
@@ -133,6 +149,10 @@ pub fn service(
     fold_limit(&mut l.memory, limits.memory, "memory")?;
     fold_limit(&mut l.nano_cpus, limits.cpus, "cpus")?;
     fold_limit(&mut l.pids, limits.pids, "pids")?;
+    if let Some(scale) = scale {
+        // The legacy `scale:` is `deploy.replicas`.
+        s.deploy.replicas = scale;
+    }
     s.restart = effective_restart(restart_key, &s.deploy);
     finish_networking(&mut s, networks_key)?;
     Ok(s)
