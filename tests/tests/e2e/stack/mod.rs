@@ -5,6 +5,7 @@ mod site;
 
 mod attacks;
 mod compose_features;
+mod corpus;
 mod deploy;
 mod failures;
 mod isolation;
