@@ -77,7 +77,7 @@ pub fn stack_spec(input: &StackInput<'_>) -> Result<StackSpec, ConvertError> {
         .iter()
         .map(|(key, n)| NetworkSpec {
             key: key.clone(),
-            name: n.name.clone().unwrap_or_else(|| scoped(&project_name, key)),
+            name: engine_name(n.name.as_ref(), &project_name, key),
             driver: n.driver.clone(),
             internal: n.internal,
             labels: n.labels.clone().into_iter().collect(),
@@ -89,7 +89,7 @@ pub fn stack_spec(input: &StackInput<'_>) -> Result<StackSpec, ConvertError> {
         .iter()
         .map(|(key, v)| VolumeSpec {
             key: key.clone(),
-            name: v.name.clone().unwrap_or_else(|| scoped(&project_name, key)),
+            name: engine_name(v.name.as_ref(), &project_name, key),
             driver: v.driver.clone(),
             driver_opts: volume_options(v, input.domain_dir),
             labels: v.labels.clone().into_iter().collect(),
@@ -133,24 +133,9 @@ fn volume_options(volume: &crate::compose::Volume, domain_dir: &Path) -> HashMap
     options
 }
 
-/// The engine name of the project's network `key` (its `name:`, or scoped).
-fn network_name(input: &StackInput<'_>, project: &str, key: &str) -> String {
-    input
-        .project
-        .networks
-        .get(key)
-        .and_then(|n| n.name.clone())
-        .unwrap_or_else(|| scoped(project, key))
-}
-
-/// The engine name of the project's volume `key` (its `name:`, or scoped).
-fn volume_name(input: &StackInput<'_>, project: &str, key: &str) -> String {
-    input
-        .project
-        .volumes
-        .get(key)
-        .and_then(|v| v.name.clone())
-        .unwrap_or_else(|| scoped(project, key))
+/// The engine name of a network or volume `key`: its `name:`, or scoped.
+fn engine_name(custom: Option<&String>, project: &str, key: &str) -> String {
+    custom.cloned().unwrap_or_else(|| scoped(project, key))
 }
 
 /// What shapes a container besides the service model and its image.
@@ -214,7 +199,15 @@ fn service_spec(
         .networks
         .iter()
         .map(|(key, n)| Endpoint {
-            network: network_name(input, project, key),
+            network: engine_name(
+                input
+                    .project
+                    .networks
+                    .get(key)
+                    .and_then(|n| n.name.as_ref()),
+                project,
+                key,
+            ),
             aliases: n.aliases.clone(),
         })
         .collect();
@@ -341,7 +334,13 @@ fn container_template(
                 subpath,
             } => mounts.push(DockerMount {
                 target: Some(mount.target.clone()),
-                source: name.as_ref().map(|n| volume_name(input, project, n)),
+                source: name.as_ref().map(|n| {
+                    engine_name(
+                        input.project.volumes.get(n).and_then(|v| v.name.as_ref()),
+                        project,
+                        n,
+                    )
+                }),
                 typ: Some(MountType::VOLUME),
                 read_only: Some(mount.read_only),
                 volume_options: Some(MountVolumeOptions {

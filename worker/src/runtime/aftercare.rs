@@ -87,9 +87,10 @@ pub async fn run(worker: &Worker, domain: &Domain) -> Result<(), AftercareError>
     Ok(())
 }
 
-/// Replace a file of the view (or write it only when it is missing),
-/// beneath the domain directory and never through a link a container
-/// planted there.
+/// Replace a file of the view when its content changed (or write it only
+/// when it is missing), beneath the domain directory and never through a
+/// link a container planted there. An unchanged file is not rewritten, so a
+/// no-op job costs no `fsync`.
 async fn write(
     dir: &Path,
     name: &str,
@@ -99,8 +100,18 @@ async fn write(
     let domain_dir = DomainDir::new(dir);
     let path = std::path::PathBuf::from(name);
     let written = tokio::task::spawn_blocking(move || {
-        if only_if_missing && domain_dir.entry(&path)? == Entry::File {
-            return Ok(());
+        // A link planted in its place is replaced, never followed.
+        match domain_dir.entry(&path).unwrap_or(Entry::Missing) {
+            Entry::File if only_if_missing => return Ok(()),
+            Entry::File => {
+                let cap = contents.len() as u64;
+                if let Ok(Some(current)) = domain_dir.read_to_string(&path, cap)
+                    && current.as_bytes() == contents.as_slice()
+                {
+                    return Ok(());
+                }
+            }
+            _ => {}
         }
         domain_dir.write_atomic(&path, &contents)
     })
