@@ -138,7 +138,7 @@ impl Project {
 
     /// Reads each service's `env_file`s (beneath the domain directory
     /// `dir`, never through a symbolic link, at most
-    /// [`READ_CAP`](crate::domain_dir::READ_CAP) bytes each) and adds their
+    /// [`READ_CAP`] bytes each) and adds their
     /// variables to its `environment`; variables written in `environment`
     /// win, later files win over earlier ones. A missing optional file is
     /// skipped.
