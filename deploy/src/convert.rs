@@ -24,6 +24,7 @@ use crate::engine::spec::{
     Dependency, Endpoint, NetworkSpec, PortBlock, PublishedPort, ServiceSpec, StackSpec, VolumeSpec,
 };
 use crate::images::ImageError;
+use crate::policy::{BindSource, bind_sources};
 
 /// Why a project cannot become a stack spec.
 #[derive(Debug, thiserror::Error)]
@@ -95,11 +96,12 @@ pub fn stack_spec(input: &StackInput<'_>) -> Result<StackSpec, ConvertError> {
             labels: v.labels.clone().into_iter().collect(),
         })
         .collect();
+    let binds = bind_sources(input.project, input.domain_dir);
     let services = input
         .project
         .services
         .iter()
-        .map(|(name, service)| service_spec(input, &project_name, name, service))
+        .map(|(name, service)| service_spec(input, &project_name, &binds, name, service))
         .collect::<Result<_, _>>()?;
 
     Ok(StackSpec {
@@ -148,6 +150,7 @@ struct HashExtra<'a> {
 fn service_spec(
     input: &StackInput<'_>,
     project: &str,
+    binds: &[BindSource],
     name: &str,
     service: &Service,
 ) -> Result<ServiceSpec, ConvertError> {
@@ -256,10 +259,10 @@ fn service_spec(
         },
         stop_timeout: service.stop_grace_period,
         mac_address: service.mac_address.clone(),
-        bind_sources: crate::policy::bind_sources(input.project, input.domain_dir)
-            .into_iter()
+        bind_sources: binds
+            .iter()
             .filter(|b| b.service == name)
-            .filter_map(|b| b.path)
+            .filter_map(|b| b.path.clone())
             .collect(),
         template,
     })

@@ -312,12 +312,17 @@ impl Context<'_> {
         let wanted = service.replicas as usize;
         let extra = keep.split_off(keep.len().min(wanted));
         let mut changed = !extra.is_empty();
-        for replica in &keep {
-            // A one-shot that already ran to completion stays as it is.
+        // A one-shot that already ran to completion stays as it is.
+        let to_start = |replica: &Existing| {
             let completed =
                 service.ready_when == Readiness::Completed && replica.exit_code == Some(0);
-            if !replica.is_running() && !completed {
-                binds::guard(self.stack, service).await?;
+            !replica.is_running() && !completed
+        };
+        if keep.iter().any(to_start) {
+            binds::guard(self.stack, service).await?;
+        }
+        for replica in &keep {
+            if to_start(replica) {
                 container::start(docker, &replica.id).await?;
                 changed = true;
                 self.report(service, replica.number, ServiceState::Started);
@@ -432,8 +437,10 @@ impl Context<'_> {
         let taken: BTreeSet<u32> = existing.iter().map(|e| e.number).collect();
         let numbers = (1..).filter(|n| !taken.contains(n)).take(count as usize);
         let mut replicas = Vec::new();
-        for number in numbers {
+        if count > 0 {
             binds::guard(self.stack, service).await?;
+        }
+        for number in numbers {
             let created = match self.take_ports(service.ports.len()) {
                 Ok(ports) => container::create_and_start(
                     &self.engine.docker,

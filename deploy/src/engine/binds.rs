@@ -1,5 +1,5 @@
-//! The bind-mount guard of DESIGN §6: right before a container of the stack
-//! starts (created, started again, restarted), every bind source beneath the
+//! The bind-mount guard of DESIGN §6: right before the containers of a
+//! service start (created, started again, restarted), every bind source beneath the
 //! domain directory is walked without following links, and a missing one
 //! is created as a plain directory, so Docker never resolves a link a
 //! container planted. Between this walk and Docker's own resolution no

@@ -11,10 +11,10 @@ use bollard::query_parameters::{
 };
 
 use super::labels;
+use super::resources::{Found, require_owner};
 use super::spec::{ServiceSpec, StackSpec};
 use crate::docker::{DockerError, is_not_found};
 use crate::error::DeployError;
-use crate::policy::{PolicyDenied, Rule};
 
 /// A replica the engine created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,25 +166,22 @@ async fn name_taken(
     name: &str,
     conflict: bollard::errors::Error,
 ) -> DeployError {
-    let owner = docker
+    let labels = docker
         .inspect_container(name, None)
         .await
         .ok()
-        .and_then(|c| c.config?.labels?.get(labels::PROJECT).cloned());
-    if owner.as_deref() == Some(stack.project.as_str()) {
-        return DockerError::call(format!("create container {name}"), conflict).into();
+        .and_then(|c| c.config?.labels);
+    let found = Found {
+        kind: "container",
+        name,
+        labels: labels.as_ref(),
+    };
+    let path = format!("services.{}", service.name);
+    let remedy = "rename the service or its container_name";
+    match require_owner(&stack.project, found, Some(&service.name), path, remedy) {
+        Ok(()) => DockerError::call(format!("create container {name}"), conflict).into(),
+        Err(denied) => denied,
     }
-    let who = owner.map_or_else(
-        || "something outside HostKit".to_owned(),
-        |o| format!("the stack `{o}`"),
-    );
-    PolicyDenied::one(
-        Rule::ResourceOwner,
-        Some(&service.name),
-        format!("services.{}", service.name),
-        format!("the container name `{name}` is taken by {who}; rename the service or its container_name"),
-    )
-    .into()
 }
 
 /// Start a stopped container.

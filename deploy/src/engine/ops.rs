@@ -45,8 +45,10 @@ impl Engine {
                 .get(&spec.name)
                 .cloned()
                 .unwrap_or_default();
-            for replica in &replicas {
+            if !replicas.is_empty() {
                 super::binds::guard(stack, spec).await?;
+            }
+            for replica in &replicas {
                 container::restart(&self.docker, &replica.id, spec.stop_timeout).await?;
                 sink.report(Progress::Service {
                     service: spec.name.clone(),

@@ -32,17 +32,28 @@ fn owned_labels(
     all
 }
 
-/// Refuse to reuse a resource whose `com.docker.compose.project` label is
-/// not `project` (DESIGN §6: `<project>_<key>` names of two domains can
-/// collide, and a name may be taken by anything on the host).
-fn owned_by(
+/// An engine object found under a name this stack wants.
+pub(super) struct Found<'a> {
+    /// `volume`, `network` or `container`.
+    pub kind: &'static str,
+    /// Its engine name.
+    pub name: &'a str,
+    /// Its labels, when it has any.
+    pub labels: Option<&'a HashMap<String, String>>,
+}
+
+/// Refuse to reuse an engine object whose `com.docker.compose.project`
+/// label is not `project` (DESIGN §6: `<project>_<key>` names of two
+/// domains can collide, and a name may be taken by anything on the host);
+/// the denial names the owner, the key path and what to do.
+pub(super) fn require_owner(
     project: &str,
-    kind: &str,
-    key: &str,
-    name: &str,
-    found: Option<&HashMap<String, String>>,
+    found: Found<'_>,
+    service: Option<&str>,
+    path: String,
+    remedy: &str,
 ) -> Result<(), DeployError> {
-    let owner = found.and_then(|l| l.get(labels::PROJECT));
+    let owner = found.labels.and_then(|l| l.get(labels::PROJECT));
     if owner.map(String::as_str) == Some(project) {
         return Ok(());
     }
@@ -50,13 +61,27 @@ fn owned_by(
         Some(other) => format!("the stack `{other}`"),
         None => "something outside HostKit".to_owned(),
     };
+    let Found { kind, name, .. } = found;
     Err(PolicyDenied::one(
         Rule::ResourceOwner,
-        None,
-        format!("{kind}s.{key}"),
-        format!("the {kind} `{name}` already exists and belongs to {who}; use another {kind} key or `name:`"),
+        service,
+        path,
+        format!("the {kind} `{name}` already exists and belongs to {who}; {remedy}"),
     )
     .into())
+}
+
+/// [`require_owner`] for a top-level network or volume `key`.
+fn owned_by(
+    project: &str,
+    kind: &'static str,
+    key: &str,
+    name: &str,
+    labels: Option<&HashMap<String, String>>,
+) -> Result<(), DeployError> {
+    let found = Found { kind, name, labels };
+    let remedy = format!("use another {kind} key or `name:`");
+    require_owner(project, found, None, format!("{kind}s.{key}"), &remedy)
 }
 
 /// Whether the network exists; an existing one must be this project's.

@@ -79,7 +79,7 @@ pub fn collect(policy: &Policy, project: &Project, domain_dir: &Path) -> Vec<Vio
         &super::binds::bind_sources(project, domain_dir),
         domain_dir,
     ));
-    top_level(project, domain_dir, &mut found);
+    top_level(policy, project, domain_dir, &mut found);
     limits(policy, project, &mut found);
     found.out
 }
@@ -260,21 +260,34 @@ fn mounts(
         let MountSource::Bind { path, .. } = &mount.source else {
             continue;
         };
-        let checked = host_path(path, domain_dir);
         let key = at(&format!("volumes[{i}]"));
-        if checked.socket && policy.enforces(Rule::DockerSocket) {
-            found.add(
-                Rule::DockerSocket,
-                key,
-                format!("`{path}` exposes the container runtime's socket"),
-            );
-        } else if !checked.inside {
-            found.add(
-                Rule::BindOutsideDomain,
-                key,
-                format!("bind mount source `{path}` is outside the domain directory"),
-            );
-        }
+        host_source(policy, path, domain_dir, found, key, "bind mount source");
+    }
+}
+
+/// `docker-socket` and `bind-outside-domain` for one host path a container
+/// mounts (`what` names it in the message).
+fn host_source(
+    policy: &Policy,
+    path: &str,
+    domain_dir: &Path,
+    found: &mut Found<'_>,
+    key: String,
+    what: &str,
+) {
+    let checked = host_path(path, domain_dir);
+    if checked.socket && policy.enforces(Rule::DockerSocket) {
+        found.add(
+            Rule::DockerSocket,
+            key,
+            format!("`{path}` exposes the container runtime's socket"),
+        );
+    } else if !checked.inside {
+        found.add(
+            Rule::BindOutsideDomain,
+            key,
+            format!("{what} `{path}` is outside the domain directory"),
+        );
     }
 }
 
@@ -294,7 +307,7 @@ fn logging(policy: &Policy, service: &Service, found: &mut Found<'_>, at: impl F
     }
 }
 
-fn top_level(project: &Project, domain_dir: &Path, found: &mut Found<'_>) {
+fn top_level(policy: &Policy, project: &Project, domain_dir: &Path, found: &mut Found<'_>) {
     for (name, network) in &project.networks {
         if network.external {
             found.add(
@@ -313,21 +326,15 @@ fn top_level(project: &Project, domain_dir: &Path, found: &mut Found<'_>) {
     }
     for (name, volume) in &project.volumes {
         if let Some(device) = volume.bind_device() {
-            let checked = host_path(device, domain_dir);
             let key = format!("volumes.{name}.driver_opts.device");
-            if checked.socket {
-                found.add(
-                    Rule::DockerSocket,
-                    key,
-                    format!("`{device}` exposes the container runtime's socket"),
-                );
-            } else if !checked.inside {
-                found.add(
-                    Rule::BindOutsideDomain,
-                    key,
-                    format!("the volume binds `{device}`, which is outside the domain directory"),
-                );
-            }
+            host_source(
+                policy,
+                device,
+                domain_dir,
+                found,
+                key,
+                "the volume's bind device",
+            );
         } else if !volume.driver_opts.is_empty() && !volume.is_tmpfs() {
             found.add(
                 Rule::VolumeOptions,

@@ -49,7 +49,7 @@ pub enum AftercareError {
 /// Prune, rewrite the on-disk view, record the placement.
 pub async fn run(worker: &Worker, domain: &Domain) -> Result<(), AftercareError> {
     let dir = domain_dir(worker, domain);
-    let Some(_) = worker.store.domain(domain.clone()).await? else {
+    let Some(record) = worker.store.domain(domain.clone()).await? else {
         // Removed: the view goes, the placement is released.
         remove_view(&dir).await?;
         let _ = worker
@@ -70,7 +70,7 @@ pub async fn run(worker: &Worker, domain: &Domain) -> Result<(), AftercareError>
             }
         }
     }
-    write_view(worker, domain, &dir).await?;
+    write_view(worker, &record, &dir).await?;
     let placement = Placement {
         node: worker.node.clone(),
         adopted_at: chrono::Utc::now(),
@@ -129,16 +129,17 @@ async fn write(
 /// `config.json` (the seed's schema, [`DomainConfig`]),
 /// `docker-compose.yml` (current) and `docker-compose.v<N>.yml` (each kept
 /// version), as the seed lays them out.
-async fn write_view(worker: &Worker, domain: &Domain, dir: &Path) -> Result<(), AftercareError> {
-    let Some(record) = worker.store.domain(domain.clone()).await? else {
-        return Ok(());
-    };
-    let mut versions = worker.store.versions(domain.clone()).await?;
+async fn write_view(
+    worker: &Worker,
+    record: &DomainRecord,
+    dir: &Path,
+) -> Result<(), AftercareError> {
+    let mut versions = worker.store.versions(record.domain.clone()).await?;
     versions.sort_by_key(|v| v.version);
     let current = versions
         .iter()
         .find(|v| Some(v.version) == record.current_version);
-    let config = domain_config(worker, &record, current, &versions, dir).await;
+    let config = domain_config(worker, record, current, &versions, dir).await;
     let pretty = serde_json::to_vec_pretty(&config).unwrap_or_default();
     write(dir, "config.json", pretty, false).await?;
     if let Some(current) = current {

@@ -337,3 +337,43 @@ async fn a_volume_that_binds_a_directory_is_held_to_the_bind_rules() {
         (0, "bound\n".to_string())
     );
 }
+
+#[tokio::test]
+async fn a_container_name_another_stack_holds_is_never_taken_over() {
+    let site = Site::new().await;
+    // A container under the name the stack's first `web` replica gets,
+    // made by something else (another tool, or a stack whose names collide).
+    let name = format!("{}-web-1", site.domain.token());
+    let docker = site.docker.client();
+    let options = bollard::query_parameters::CreateContainerOptionsBuilder::default()
+        .name(&name)
+        .build();
+    let foreign = docker
+        .create_container(
+            Some(options),
+            ContainerCreateBody {
+                image: Some("hostkit-test/web:v1".into()),
+                labels: Some(site.docker.labels()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("create the foreign container")
+        .id;
+    docker
+        .start_container(&foreign, None)
+        .await
+        .expect("start it");
+
+    assert_eq!(
+        denied_rules(site.deploy(&super::site::web_only("v1", 1)).await),
+        [Rule::ResourceOwner]
+    );
+    // The foreign container is untouched: same id, still running.
+    let inspect = docker
+        .inspect_container(&name, None)
+        .await
+        .expect("still there");
+    assert_eq!(inspect.id.as_deref(), Some(foreign.as_str()));
+    assert_eq!(inspect.state.and_then(|s| s.running), Some(true));
+}
