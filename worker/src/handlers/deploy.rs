@@ -17,7 +17,7 @@ use hostkit_proto::job::{DeployPayload, DeploySource, ImageSource};
 use hostkit_proto::{ErrorCode, Job};
 
 use super::stack::{checked_spec_for_version, domain_dir, version_labels};
-use super::{Done, Failure};
+use super::{Done, Failure, blocking};
 use crate::runtime::Worker;
 use crate::store::{Change, NewVersion, VersionService};
 
@@ -75,11 +75,10 @@ pub async fn run(
             worker.settings.policy.clone(),
         );
         let main = payload.options.main_service.clone();
-        tokio::task::spawn_blocking(move || {
+        blocking("the compose check", move || {
             stack::check(&text, &env, &dir, main.as_deref(), &policy)
         })
-        .await
-        .map_err(|e| Failure::new(ErrorCode::Internal, format!("compose check panicked: {e}")))??
+        .await??
     };
     for warning in &checked.warnings {
         sink.report(Progress::Warning {
@@ -221,11 +220,10 @@ async fn deploy_env(
     job_env: &hostkit_proto::job::Env,
 ) -> Result<Env, Failure> {
     let domain_dir = DomainDir::new(dir);
-    let read = tokio::task::spawn_blocking(move || {
+    let read = blocking("reading .env", move || {
         domain_dir.read_to_string(std::path::Path::new(".env"), READ_CAP)
     })
-    .await
-    .map_err(|e| Failure::new(ErrorCode::Internal, format!("reading .env panicked: {e}")))?;
+    .await?;
     let domain_env = match read.map_err(|e| Failure::from(DeployError::from(e)))? {
         Some(text) => {
             parse_env_file(".env", &text).map_err(|e| Failure::from(DeployError::from(e)))?
@@ -332,9 +330,7 @@ async fn open_image_path(worker: &Worker, path: &str) -> Result<(std::fs::File, 
             image_dir.display()
         )));
     }
-    let opened = tokio::task::spawn_blocking(move || dir.open_file(&written))
-        .await
-        .map_err(|e| Failure::new(ErrorCode::Internal, format!("opening {path} panicked: {e}")))?;
+    let opened = blocking("opening an image file", move || dir.open_file(&written)).await?;
     match opened {
         Ok(Some(found)) => Ok(found),
         Ok(None) => Err(Failure::new(

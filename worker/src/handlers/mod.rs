@@ -75,6 +75,18 @@ impl From<StoreError> for Failure {
     }
 }
 
+/// Run blocking work of a job (file system walks, the compose check) off
+/// the async executor; a panic there fails the job as `internal`, naming
+/// `what`.
+pub(crate) async fn blocking<T: Send + 'static>(
+    what: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Failure::new(ErrorCode::Internal, format!("{what} panicked: {e}")))
+}
+
 /// Run `job` to its outcome.
 pub async fn run(worker: &Worker, job: &Job, sink: &dyn ProgressSink) -> Result<Done, Failure> {
     match &job.spec {

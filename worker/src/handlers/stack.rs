@@ -12,7 +12,7 @@ use hostkit_deploy::engine::StackSpec;
 use hostkit_deploy::engine::labels;
 use hostkit_proto::{Domain, ErrorCode, JobId};
 
-use super::Failure;
+use super::{Failure, blocking};
 use crate::runtime::Worker;
 use crate::store::{DomainRecord, VersionRecord};
 
@@ -108,15 +108,11 @@ pub async fn checked_spec_for_version(
     };
     let policy = worker.settings.policy.clone();
     let dir = DomainDir::new(domain_dir(worker, &domain.domain));
-    tokio::task::spawn_blocking(move || policy.check_on_disk(&checked, &dir))
-        .await
-        .map_err(|e| {
-            Failure::new(
-                ErrorCode::Internal,
-                format!("the policy check panicked: {e}"),
-            )
-        })?
-        .map_err(|denied| Failure::from(hostkit_deploy::error::DeployError::from(denied)))?;
+    blocking("the policy check", move || {
+        policy.check_on_disk(&checked, &dir)
+    })
+    .await?
+    .map_err(|denied| Failure::from(hostkit_deploy::error::DeployError::from(denied)))?;
     spec_for_version(worker, domain, record, project, job, health_timeout)
 }
 
