@@ -16,3 +16,4 @@ pub mod ports;
 pub mod progress;
 pub mod proxy;
 pub mod stack;
+pub mod v1;

@@ -10,6 +10,8 @@ use std::time::Duration;
 use hostkit_proto::Domain;
 use serde::Deserialize;
 
+use crate::v1;
+
 /// Where and how nginx is driven.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -30,6 +32,10 @@ pub struct ProxyConfig {
     /// After a reload, wait (bounded) until nginx answers with the new
     /// configuration: `nginx -s reload` returns before new workers serve it.
     pub verify_reload: bool,
+    /// HostKit v1's `sites-enabled` directory: a v1 site of a domain is
+    /// retired from it when HostKit's file starts serving the domain, in
+    /// the same check and reload ([`crate::v1::nginx`]).
+    pub v1_sites_enabled: Option<PathBuf>,
 }
 
 impl Default for ProxyConfig {
@@ -42,6 +48,7 @@ impl Default for ProxyConfig {
             listen_tls: "443 ssl".into(),
             certs_dir: Some(PathBuf::from("/etc/letsencrypt/live")),
             verify_reload: true,
+            v1_sites_enabled: Some(PathBuf::from("/etc/nginx/sites-enabled")),
         }
     }
 }
@@ -182,7 +189,8 @@ impl Proxy {
         let _busy = self.busy.lock().await;
         let previous = read_optional(&path).await?;
         let id = config_id(&rendered);
-        if previous.as_deref() == Some(rendered.as_str()) {
+        let v1_site = self.v1_site(domain).await?;
+        if previous.as_deref() == Some(rendered.as_str()) && v1_site.is_none() {
             // The file is right; make sure nginx serves it too (a reload
             // may have failed, or the worker died before it).
             let addr = probe_address(&self.config.listen);
@@ -196,16 +204,37 @@ impl Proxy {
             return Ok(true);
         }
         write_atomically(&path, &rendered).await?;
+        let retired = match v1_site {
+            Some(site) => match v1::nginx::retire(&site).await {
+                Ok(retired) => Some(retired),
+                Err(source) => {
+                    self.restore(&path, previous.as_deref()).await?;
+                    return Err(ProxyError::Write { path: site, source });
+                }
+            },
+            None => None,
+        };
+        let undo = async |this: &Self| {
+            if let Some(retired) = &retired {
+                v1::nginx::restore(retired)
+                    .await
+                    .map_err(|source| ProxyError::Write {
+                        path: retired.path.clone(),
+                        source,
+                    })?;
+            }
+            this.restore(&path, previous.as_deref()).await
+        };
         if let Err(message) = run(&self.config.test_command).await? {
-            self.restore(&path, previous.as_deref()).await?;
+            undo(self).await?;
             return Err(ProxyError::Invalid {
                 domain: domain.to_string(),
                 message,
             });
         }
         if let Err(error) = self.reload().await {
-            // nginx still serves the previous file: keep it on disk too.
-            self.restore(&path, previous.as_deref()).await?;
+            // nginx still serves the previous files: keep them on disk too.
+            undo(self).await?;
             return Err(error);
         }
         if self.config.verify_reload {
@@ -229,6 +258,65 @@ impl Proxy {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(source) => Err(ProxyError::Write { path, source }),
         }
+    }
+
+    /// v1's enabled site for `domain`, if v1 left one.
+    async fn v1_site(&self, domain: &Domain) -> Result<Option<PathBuf>, ProxyError> {
+        let Some(dir) = &self.config.v1_sites_enabled else {
+            return Ok(None);
+        };
+        v1::nginx::enabled_site(dir, domain.as_str())
+            .await
+            .map_err(|source| ProxyError::Write {
+                path: dir.clone(),
+                source,
+            })
+    }
+
+    /// What serving `domain` from HostKit's file would retire of v1's
+    /// nginx site (for [`Proxy::restore_v1_site`] when an import is undone).
+    pub async fn v1_site_entry(
+        &self,
+        domain: &Domain,
+    ) -> Result<Option<v1::nginx::Retired>, ProxyError> {
+        let Some(path) = self.v1_site(domain).await? else {
+            return Ok(None);
+        };
+        v1::nginx::describe(&path)
+            .await
+            .map(Some)
+            .map_err(|source| ProxyError::Write { path, source })
+    }
+
+    /// Give `domain` back to v1's nginx site: HostKit's file goes, v1's
+    /// entry is put back, nginx checks and reloads.
+    pub async fn restore_v1_site(
+        &self,
+        domain: &Domain,
+        retired: &v1::nginx::Retired,
+    ) -> Result<(), ProxyError> {
+        let _busy = self.busy.lock().await;
+        let path = self.conf_path(domain);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(ProxyError::Write { path, source }),
+        }
+        if v1::nginx::is_retired(retired).await {
+            v1::nginx::restore(retired)
+                .await
+                .map_err(|source| ProxyError::Write {
+                    path: retired.path.clone(),
+                    source,
+                })?;
+        }
+        if let Err(message) = run(&self.config.test_command).await? {
+            return Err(ProxyError::Invalid {
+                domain: domain.to_string(),
+                message,
+            });
+        }
+        self.reload().await
     }
 
     async fn reload(&self) -> Result<(), ProxyError> {

@@ -54,6 +54,9 @@ pub enum ErrorCode {
     RequestInvalid,
     /// `docker.unavailable`: the Docker Engine cannot be reached or failed.
     DockerUnavailable,
+    /// `import.unavailable`: a HostKit v1 site cannot be imported as it is
+    /// (it was left exactly as it was).
+    ImportUnavailable,
     /// `internal`: an unexpected error in the worker.
     Internal,
     /// A code this build does not know (from a newer HostKit). Never produced
@@ -88,6 +91,7 @@ impl ErrorCode {
         ErrorCode::JobUnauthorized,
         ErrorCode::RequestInvalid,
         ErrorCode::DockerUnavailable,
+        ErrorCode::ImportUnavailable,
         ErrorCode::Internal,
     ];
 
@@ -190,6 +194,13 @@ impl ErrorCode {
                 "the Docker Engine is unavailable",
                 Some(
                     "check that dockerd is running on the node and the worker can reach its socket",
+                ),
+            ),
+            ErrorCode::ImportUnavailable => (
+                "import.unavailable",
+                "the HostKit v1 site cannot be imported",
+                Some(
+                    "the message says why; the v1 site was left exactly as it was and keeps serving",
                 ),
             ),
             ErrorCode::Internal => (

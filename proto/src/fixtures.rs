@@ -98,6 +98,12 @@ pub(crate) fn jobs() -> Vec<(&'static str, Job)> {
                 purge_volumes: false,
             })),
         ),
+        (
+            "import",
+            job(JobSpec::Import(ImportPayload {
+                health_timeout_secs: None,
+            })),
+        ),
     ]
 }
 

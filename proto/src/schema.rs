@@ -10,8 +10,8 @@ use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
 use crate::control::{
-    LogChunk, LogsRequest, PingReply, PingRequest, Reply, ServicesReply, ServicesRequest,
-    StatusReply, StatusRequest, VersionsReply, VersionsRequest,
+    ImportsReply, ImportsRequest, LogChunk, LogsRequest, PingReply, PingRequest, Reply,
+    ServicesReply, ServicesRequest, StatusReply, StatusRequest, VersionsReply, VersionsRequest,
 };
 use crate::event::Event;
 use crate::job::Job;
@@ -79,12 +79,14 @@ pub fn control_schema() -> Value {
         reference::<Reply<ServicesReply>>(&mut generator),
         reference::<VersionsRequest>(&mut generator),
         reference::<Reply<VersionsReply>>(&mut generator),
+        reference::<ImportsRequest>(&mut generator),
+        reference::<Reply<ImportsReply>>(&mut generator),
         reference::<LogsRequest>(&mut generator),
         reference::<Reply<LogChunk>>(&mut generator),
     ];
     bundle(
         "HostKit control messages",
-        "Requests on <root>.ctl.<node>.<verb> (ping, status, services, versions, logs) and their replies: {\"ok\": payload} or {\"error\": {code, message, hint?}}. A logs request is answered by several Reply<LogChunk> messages, the last with end=true.",
+        "Requests on <root>.ctl.<node>.<verb> (ping, status, services, versions, imports, logs) and their replies: {\"ok\": payload} or {\"error\": {code, message, hint?}}. A logs request is answered by several Reply<LogChunk> messages, the last with end=true.",
         generator,
         refs,
     )

@@ -44,8 +44,12 @@ pub struct DomainConfig {
     pub memory_limit: Option<String>,
     /// HostKit v1: the main service's memory reservation (`"256m"`).
     pub memory_reservation: Option<String>,
-    /// HostKit v1: when the domain was registered (RFC 3339).
+    /// HostKit v1: when the domain was registered (RFC 3339); an imported
+    /// site keeps v1's.
     pub created: String,
+    /// HostKit v1: the site's deploy user (kept from v1's file on import).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
     /// What only HostKit (v2) uses.
     pub hostkit: HostkitView,
 }

@@ -223,6 +223,14 @@ pub enum Command {
         job: JobArgs,
     },
 
+    /// Adopt HostKit v1 sites without downtime: the running v1 container
+    /// becomes version 1 of a one-service stack, HostKit takes over its
+    /// nginx site, and v1's container is stopped once HostKit serves.
+    #[command(
+        after_help = "Examples:\n  hostkit import example.com --node vps-1\n  hostkit import --all --node vps-1"
+    )]
+    Import(ImportArgs),
+
     /// Services of a stack: list, logs, restart, scale.
     #[command(subcommand)]
     Compose(ComposeCommand),
@@ -349,6 +357,23 @@ pub struct DeployArgs {
     #[arg(long)]
     pub no_rollback: bool,
 
+    /// Job options.
+    #[command(flatten)]
+    pub job: JobArgs,
+}
+
+/// `hostkit import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The v1 site's domain.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub domain: Option<Domain>,
+    /// Every importable v1 site of the node given with --node.
+    #[arg(long, requires = "node")]
+    pub all: bool,
+    /// How long the new container may take to become healthy (e.g. `2m`).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub health_timeout: Option<Duration>,
     /// Job options.
     #[command(flatten)]
     pub job: JobArgs,

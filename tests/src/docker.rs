@@ -257,12 +257,19 @@ impl TestDocker {
     /// Creates and starts a container from `body` (mounts, env, networks, …)
     /// after adding the test label and a [`unique_name`](Self::unique_name).
     /// Returns its id. Panics on failure.
-    pub async fn run_container_with(&self, mut body: ContainerCreateBody) -> String {
+    pub async fn run_container_with(&self, body: ContainerCreateBody) -> String {
+        self.run_container_named(&self.unique_name("c"), body).await
+    }
+
+    /// [`run_container_with`](Self::run_container_with) under a name of the
+    /// caller's choosing (e.g. HostKit v1's `example-com`); the test label
+    /// still removes it when the test ends.
+    pub async fn run_container_named(&self, name: &str, mut body: ContainerCreateBody) -> String {
         body.labels
             .get_or_insert_with(HashMap::new)
             .extend(self.labels());
         let image = body.image.clone().unwrap_or_default();
-        let name = self.unique_name("c");
+        let name = name.to_string();
         let options = CreateContainerOptions {
             name: Some(name.clone()),
             ..Default::default()

@@ -44,7 +44,7 @@ impl TestNginx {
             .prefix("hostkit-nginx-")
             .tempdir()
             .expect("create a temporary directory for nginx");
-        for sub in ["conf.d", "logs", "temp"] {
+        for sub in ["conf.d", "logs", "temp", "sites-available", "sites-enabled"] {
             std::fs::create_dir(dir.path().join(sub)).expect("create nginx prefix directories");
         }
         let mut nginx = TestNginx {
@@ -103,6 +103,7 @@ http {{
     }}
 
     include {conf_dir}/*.conf;
+    include {prefix}/sites-enabled/*;
 }}
 ",
             client = temp("client_body"),
@@ -167,6 +168,16 @@ http {{
         }
     }
 
+    /// HostKit v1's `sites-available` of this instance (a v1 site's file).
+    pub fn v1_sites_available(&self) -> PathBuf {
+        self.prefix().join("sites-available")
+    }
+
+    /// HostKit v1's `sites-enabled` of this instance (included by nginx).
+    pub fn v1_sites_enabled(&self) -> PathBuf {
+        self.prefix().join("sites-enabled")
+    }
+
     /// The port (on 127.0.0.1) of the default server; per-domain server
     /// blocks should `listen 127.0.0.1:<listen_port>;` with their `server_name`.
     pub fn listen_port(&self) -> u16 {
@@ -227,6 +238,7 @@ http {{
             reload_command: self.reload_command(),
             listen: self.listen(),
             certs_dir: None,
+            v1_sites_enabled: Some(self.v1_sites_enabled()),
             ..hostkit_deploy::proxy::ProxyConfig::default()
         }
     }

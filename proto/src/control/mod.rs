@@ -7,6 +7,7 @@
 //! | `status` | [`StatusRequest`] `{domain?}` | [`StatusReply`] `{node, version, domains: [DomainStatus]}` |
 //! | `services` | [`ServicesRequest`] `{domain}` | [`ServicesReply`] `{domain, services: [ServiceStatus]}` |
 //! | `versions` | [`VersionsRequest`] `{domain}` | [`VersionsReply`] `{domain, versions: [VersionInfo]}` |
+//! | `imports` | [`ImportsRequest`] `{}` | [`ImportsReply`] `{sites: [V1SiteInfo]}` |
 //! | `logs` | [`LogsRequest`] `{domain, service, tail?, follow}` | a stream of [`LogChunk`] messages |
 //!
 //! Every reply message is a [`Reply`]: `{"ok": <payload>}` or
@@ -15,6 +16,7 @@
 //! `Reply<LogChunk>`; the stream ends with a chunk whose `end` is `true`, or
 //! with an `error` reply.
 
+mod imports;
 mod logs;
 mod services;
 mod status;
@@ -24,6 +26,7 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub use imports::{ImportsReply, ImportsRequest, V1SiteInfo};
 pub use logs::{
     LOG_CHUNK_MAX_BYTES, LOG_CHUNK_MAX_LINES, LOG_FOLLOW_MAX, LOG_LINE_MAX_BYTES, LOG_TAIL_DEFAULT,
     LOG_TAIL_MAX, LogBatcher, LogChunk, LogLine, LogStream, LogsRequest,
@@ -125,6 +128,11 @@ impl ControlCall for ServicesRequest {
 impl ControlCall for VersionsRequest {
     const VERB: ControlVerb = ControlVerb::Versions;
     type Reply = VersionsReply;
+}
+
+impl ControlCall for ImportsRequest {
+    const VERB: ControlVerb = ControlVerb::Imports;
+    type Reply = ImportsReply;
 }
 
 impl ControlCall for LogsRequest {

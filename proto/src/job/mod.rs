@@ -24,9 +24,9 @@ use serde::{Deserialize, Serialize};
 pub use env::Env;
 pub use id::{InvalidJobId, JobId};
 pub use spec::{
-    ComposeSource, DeployOptions, DeployPayload, DeploySource, ImageSource, JobKind, JobSpec,
-    RemovePayload, RestartPayload, RollbackPayload, ScalePayload, SingleImage, StartPayload,
-    StopPayload,
+    ComposeSource, DeployOptions, DeployPayload, DeploySource, ImageSource, ImportPayload, JobKind,
+    JobSpec, RemovePayload, RestartPayload, RollbackPayload, ScalePayload, SingleImage,
+    StartPayload, StopPayload,
 };
 pub use validate::{
     JobError, MAX_COMPOSE_BYTES, MAX_ENV_VARS, MAX_HEALTH_TIMEOUT_SECS, MAX_IMAGE_REFERENCE_LEN,

@@ -31,6 +31,8 @@ pub enum JobKind {
     Start,
     /// Remove the stack (volumes kept unless purged).
     Remove,
+    /// Adopt a HostKit v1 site (its running container) as version 1.
+    Import,
     /// A kind this build does not know (from a newer HostKit); never produced
     /// by this build.
     #[serde(other)]
@@ -47,6 +49,7 @@ impl JobKind {
         JobKind::Stop,
         JobKind::Start,
         JobKind::Remove,
+        JobKind::Import,
     ];
 
     /// The wire string (`"deploy"`, …).
@@ -59,6 +62,7 @@ impl JobKind {
             JobKind::Stop => "stop",
             JobKind::Start => "start",
             JobKind::Remove => "remove",
+            JobKind::Import => "import",
             JobKind::Unknown => "unknown",
         }
     }
@@ -90,6 +94,10 @@ pub enum JobSpec {
     /// Remove the stack's containers, networks and proxy config; volumes are
     /// kept unless `purge_volumes`.
     Remove(RemovePayload),
+    /// Adopt the domain's HostKit v1 site: its running container becomes
+    /// version 1 of a one-service stack, taken over start-first behind
+    /// nginx (v1's nginx site is retired, its files are kept).
+    Import(ImportPayload),
 }
 
 impl JobSpec {
@@ -103,6 +111,7 @@ impl JobSpec {
             JobSpec::Stop(_) => JobKind::Stop,
             JobSpec::Start(_) => JobKind::Start,
             JobSpec::Remove(_) => JobKind::Remove,
+            JobSpec::Import(_) => JobKind::Import,
         }
     }
 }
@@ -277,6 +286,15 @@ pub struct RemovePayload {
     /// Also delete the stack's named volumes (data loss).
     #[serde(default)]
     pub purge_volumes: bool,
+}
+
+/// Payload of an `import` job.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ImportPayload {
+    /// Seconds the new container may take to become healthy (the worker's
+    /// default when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_timeout_secs: Option<u32>,
 }
 
 #[cfg(test)]

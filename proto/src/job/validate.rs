@@ -302,6 +302,16 @@ pub(super) fn validate(job: &Job) -> Result<(), JobError> {
                 check_service("payload.service", service)?;
             }
         }
+        JobSpec::Import(import) => {
+            if let Some(secs) = import.health_timeout_secs
+                && (secs == 0 || secs > MAX_HEALTH_TIMEOUT_SECS)
+            {
+                return Err(JobError::InvalidHealthTimeout {
+                    secs,
+                    max: MAX_HEALTH_TIMEOUT_SECS,
+                });
+            }
+        }
         JobSpec::Stop(_) | JobSpec::Start(_) | JobSpec::Remove(_) => {}
     }
     Ok(())

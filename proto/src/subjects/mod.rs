@@ -55,6 +55,8 @@ pub enum ControlVerb {
     Versions,
     /// Liveness check.
     Ping,
+    /// HostKit v1 sites the node could import.
+    Imports,
 }
 
 impl ControlVerb {
@@ -65,6 +67,7 @@ impl ControlVerb {
         ControlVerb::Logs,
         ControlVerb::Versions,
         ControlVerb::Ping,
+        ControlVerb::Imports,
     ];
 
     /// The subject token.
@@ -75,6 +78,7 @@ impl ControlVerb {
             ControlVerb::Logs => "logs",
             ControlVerb::Versions => "versions",
             ControlVerb::Ping => "ping",
+            ControlVerb::Imports => "imports",
         }
     }
 }
@@ -87,7 +91,9 @@ impl fmt::Display for ControlVerb {
 
 /// A string is not a [`ControlVerb`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown control verb {verb:?} (expected status, services, logs, versions or ping)")]
+#[error(
+    "unknown control verb {verb:?} (expected status, services, logs, versions, ping or imports)"
+)]
 pub struct UnknownVerb {
     /// The input.
     pub verb: String,

@@ -3,6 +3,7 @@
 pub mod compose;
 pub mod deploy;
 pub mod follow;
+pub mod import;
 mod job;
 pub mod ops;
 pub mod status;
@@ -28,6 +29,7 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
             service,
             job,
         } => ops::restart(connect, &out, domain, service.clone(), job).await,
+        Command::Import(args) => import::import(connect, &out, args).await,
         Command::Stop { domain, job } => ops::stop(connect, &out, domain, job).await,
         Command::Start { domain, job } => ops::start(connect, &out, domain, job).await,
         Command::Remove {

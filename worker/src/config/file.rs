@@ -160,6 +160,9 @@ pub struct ProxySection {
     pub certs_dir: PathBuf,
     /// Wait until nginx serves a reloaded configuration.
     pub verify_reload: bool,
+    /// HostKit v1's `sites-enabled` directory (a v1 site there is retired
+    /// when HostKit serves its domain); `""`: none.
+    pub v1_sites_enabled: PathBuf,
 }
 
 impl Default for ProxySection {
@@ -174,6 +177,7 @@ impl Default for ProxySection {
             listen_tls: d.listen_tls,
             certs_dir: d.certs_dir.unwrap_or_default(),
             verify_reload: d.verify_reload,
+            v1_sites_enabled: d.v1_sites_enabled.unwrap_or_default(),
         }
     }
 }

@@ -16,7 +16,7 @@
 //! | --- | --- |
 //! | (top) | `node`, `subject_root`, `data_dir`, `domains_root` |
 //! | `[nats]` | `urls`, `creds_file`, `nkey_seed_file`, `user`, `password`, `token`, `tls_ca_file`, `tls_cert_file`, `tls_key_file`, `require_tls`, `inbox_prefix` |
-//! | `[proxy]` | `enabled`, `conf_dir`, `test_command`, `reload_command`, `listen`, `listen_tls`, `certs_dir`, `verify_reload` |
+//! | `[proxy]` | `enabled`, `conf_dir`, `test_command`, `reload_command`, `listen`, `listen_tls`, `certs_dir`, `verify_reload`, `v1_sites_enabled` |
 //! | `[ports]` | `start`, `end`, `block_size` |
 //! | `[jobs]` | `lanes`, `keep_versions`, `health_timeout`, `drain_time`, `shutdown_grace` |
 //! | `[security]` | `trusted_job_keys`, `require_signed_jobs`, `allow_registry_pulls`, `image_dir` |
@@ -372,6 +372,7 @@ impl Config {
                 listen_tls: p.listen_tls.clone(),
                 certs_dir: p.certs_dir.clone().unwrap_or_default(),
                 verify_reload: p.verify_reload,
+                v1_sites_enabled: p.v1_sites_enabled.clone().unwrap_or_default(),
             },
             None => file::ProxySection {
                 enabled: false,
@@ -659,6 +660,12 @@ fn validate_proxy(s: &file::ProxySection, p: &mut Problems) -> Option<ProxyConfi
         p.absolute("proxy.certs_dir", &s.certs_dir);
         Some(s.certs_dir.clone())
     };
+    let v1_sites_enabled = if s.v1_sites_enabled.as_os_str().is_empty() {
+        None
+    } else {
+        p.absolute("proxy.v1_sites_enabled", &s.v1_sites_enabled);
+        Some(s.v1_sites_enabled.clone())
+    };
     Some(ProxyConfig {
         conf_dir: s.conf_dir.clone(),
         test_command: s.test_command.clone(),
@@ -667,6 +674,7 @@ fn validate_proxy(s: &file::ProxySection, p: &mut Problems) -> Option<ProxyConfi
         listen_tls: s.listen_tls.trim().to_owned(),
         certs_dir,
         verify_reload: s.verify_reload,
+        v1_sites_enabled,
     })
 }
 

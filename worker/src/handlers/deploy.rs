@@ -51,6 +51,19 @@ pub async fn run(
     payload: &DeployPayload,
     sink: &dyn ProgressSink,
 ) -> Result<Done, Failure> {
+    run_with_images(worker, job, payload, BTreeMap::new(), sink).await
+}
+
+/// A deploy that may also run `vouched` images (reference → image id)
+/// besides those it loads: ones the worker itself found to be the domain's
+/// (an imported v1 site's container image).
+pub async fn run_with_images(
+    worker: &Worker,
+    job: &Job,
+    payload: &DeployPayload,
+    vouched: BTreeMap<String, String>,
+    sink: &dyn ProgressSink,
+) -> Result<Done, Failure> {
     let domain = &job.domain;
     let dir = domain_dir(worker, domain);
     tokio::fs::create_dir_all(&dir).await.map_err(|e| {
@@ -93,7 +106,8 @@ pub async fn run(
     }
 
     // 2. Images: stream blobs and files into the engine; pulls happen in resolve.
-    let (pull, loaded) = load_images(worker, &payload.images, sink).await?;
+    let (pull, mut loaded) = load_images(worker, &payload.images, sink).await?;
+    loaded.extend(vouched);
     let scope = image_scope(worker, domain, loaded).await?;
 
     // 3. Resolve and apply.

@@ -3,6 +3,7 @@
 //! (`runtime::job`) commits it together with the job's terminal event.
 
 mod deploy;
+mod import;
 mod remove;
 mod restart;
 mod rollback;
@@ -101,5 +102,6 @@ pub async fn run(worker: &Worker, job: &Job, sink: &dyn ProgressSink) -> Result<
         JobSpec::Stop(_) => start_stop::stop(worker, job, sink).await,
         JobSpec::Start(_) => start_stop::start(worker, job, sink).await,
         JobSpec::Remove(payload) => remove::run(worker, job, payload.purge_volumes, sink).await,
+        JobSpec::Import(payload) => import::run(worker, job, payload, sink).await,
     }
 }

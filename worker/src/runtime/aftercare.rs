@@ -7,9 +7,10 @@ use std::path::Path;
 
 use std::collections::BTreeMap;
 
-use hostkit_deploy::domain_dir::{DomainDir, Entry};
+use hostkit_deploy::domain_dir::{DomainDir, Entry, READ_CAP};
 use hostkit_deploy::engine::inventory::Inventory;
 use hostkit_deploy::images;
+use hostkit_deploy::v1::V1Config;
 use hostkit_proto::Domain;
 use hostkit_proto::registry::Placement;
 use hostkit_proto::view::{
@@ -139,7 +140,12 @@ async fn write_view(
     let current = versions
         .iter()
         .find(|v| Some(v.version) == record.current_version);
-    let config = domain_config(worker, record, current, &versions, dir).await;
+    let kept = kept_fields(dir).await;
+    let mut config = domain_config(worker, record, current, &versions, dir).await;
+    if let Some(created) = kept.created.filter(|c| !c.is_empty()) {
+        config.created = created;
+    }
+    config.username = kept.username;
     let pretty = serde_json::to_vec_pretty(&config).unwrap_or_default();
     write(dir, "config.json", pretty, false).await?;
     if let Some(current) = current {
@@ -166,6 +172,22 @@ async fn write_view(
     let _ =
         tokio::task::spawn_blocking(move || domain_dir.remove_dir_all(Path::new("versions"))).await;
     Ok(())
+}
+
+/// The domain's `config.json` as it is: whether HostKit wrote it, and
+/// what it holds that HostKit does not own — v1's `created` (when v1
+/// registered the site) and `username` (its deploy user), carried over so
+/// v1's tools keep showing them after an import.
+async fn kept_fields(dir: &Path) -> V1Config {
+    let domain_dir = DomainDir::new(dir);
+    let read = tokio::task::spawn_blocking(move || {
+        domain_dir.read_to_string(Path::new("config.json"), READ_CAP)
+    })
+    .await;
+    match read {
+        Ok(Ok(Some(text))) => V1Config::parse(&text).unwrap_or_default(),
+        _ => V1Config::default(),
+    }
 }
 
 /// The view's `config.json` from the store (and the engine, for the host
@@ -260,6 +282,7 @@ async fn domain_config(
             .and_then(|r| r.reservations.memory)
             .map(memory_text),
         created: rfc3339(record.created_at),
+        username: None,
         hostkit: HostkitView {
             project: domain.token(),
             node: worker.node.to_string(),
@@ -282,6 +305,11 @@ async fn domain_config(
 }
 
 async fn remove_view(dir: &Path) -> Result<(), AftercareError> {
+    // Only HostKit's own view goes: a domain HostKit never ran (a failed
+    // first job, a v1 site that could not be imported) keeps v1's files.
+    if !kept_fields(dir).await.written_by_hostkit() {
+        return Ok(());
+    }
     let domain_dir = DomainDir::new(dir);
     let removed = tokio::task::spawn_blocking(move || {
         for name in ["config.json", "docker-compose.yml"] {

@@ -9,11 +9,12 @@ use std::time::Instant;
 use futures_util::StreamExt;
 use hostkit_deploy::engine::inventory::Inventory;
 use hostkit_deploy::engine::observe;
+use hostkit_deploy::v1;
 use hostkit_proto::control::{
-    ContainerState, DomainHealth, DomainStatus, HealthState, LOG_FOLLOW_MAX, LastJob, LogBatcher,
-    LogStream, LogsRequest, PingReply, PortMapping, PortProtocol, ReplicaStatus, ServiceStatus,
-    ServicesReply, ServicesRequest, StatusReply, StatusRequest, VersionInfo, VersionsReply,
-    VersionsRequest,
+    ContainerState, DomainHealth, DomainStatus, HealthState, ImportsReply, ImportsRequest,
+    LOG_FOLLOW_MAX, LastJob, LogBatcher, LogStream, LogsRequest, PingReply, PortMapping,
+    PortProtocol, ReplicaStatus, ServiceStatus, ServicesReply, ServicesRequest, StatusReply,
+    StatusRequest, V1SiteInfo, VersionInfo, VersionsReply, VersionsRequest,
 };
 use hostkit_proto::{ControlVerb, Domain, ErrorBody, ErrorCode, Reply};
 use serde::Serialize;
@@ -112,11 +113,70 @@ async fn answer(
             };
             send(nats, reply_to, reply.into()).await;
         }
+        ControlVerb::Imports => {
+            let reply = match parse::<ImportsRequest>(payload) {
+                Ok(_) => imports(worker).await,
+                Err(e) => Err(e),
+            };
+            send(nats, reply_to, reply.into()).await;
+        }
         ControlVerb::Logs => match parse::<LogsRequest>(payload) {
             Ok(request) => logs(worker, nats, request, reply_to).await,
             Err(e) => send(nats, reply_to, Reply::<()>::Error(e)).await,
         },
     }
+}
+
+/// The v1 sites under the domains root that HostKit does not run yet, each
+/// with what would stop its import.
+async fn imports(worker: &Worker) -> Result<ImportsReply, ErrorBody> {
+    let root = worker.settings.domains_root.clone();
+    let found = tokio::task::spawn_blocking(move || v1::find_sites(&root))
+        .await
+        .map_err(|e| ErrorBody::new(ErrorCode::Internal, e.to_string()))?;
+    let found = match found {
+        Ok(found) => found,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            return Err(ErrorBody::new(
+                ErrorCode::Internal,
+                format!(
+                    "cannot list {}: {e}",
+                    worker.settings.domains_root.display()
+                ),
+            ));
+        }
+    };
+    let mut sites = Vec::new();
+    for (name, config) in found {
+        let Ok(domain) = name.parse::<Domain>() else {
+            continue;
+        };
+        if worker
+            .store
+            .current_version(domain.clone())
+            .await
+            .map_err(store_failed)?
+            .is_some()
+        {
+            continue;
+        }
+        let blocked = if config.is_compose() {
+            Some("v1 runs it as a compose stack: deploy its docker-compose.yml instead".into())
+        } else {
+            let dir = crate::handlers::domain_dir(worker, &domain);
+            v1::inspect_site(&worker.docker, domain.as_str(), config.port, &dir)
+                .await
+                .err()
+                .map(|e| e.to_string())
+        };
+        sites.push(V1SiteInfo {
+            domain,
+            port: config.port,
+            blocked,
+        });
+    }
+    Ok(ImportsReply { sites })
 }
 
 fn store_failed(error: crate::store::StoreError) -> ErrorBody {

@@ -7,6 +7,7 @@ mod env;
 mod control;
 mod features;
 mod flow;
+mod import;
 mod intake;
 mod isolation;
 mod lanes;
