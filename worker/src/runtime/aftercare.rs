@@ -141,6 +141,11 @@ async fn write_view(
         .iter()
         .find(|v| Some(v.version) == record.current_version);
     let kept = kept_fields(dir).await;
+    if current.is_none() && !kept.written_by_hostkit() {
+        // Nothing of HostKit's runs (a failed first deploy or import): a
+        // v1 site's files stay exactly as v1 left them.
+        return Ok(());
+    }
     let mut config = domain_config(worker, record, current, &versions, dir).await;
     if let Some(created) = kept.created.filter(|c| !c.is_empty()) {
         config.created = created;

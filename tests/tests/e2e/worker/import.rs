@@ -31,9 +31,20 @@ struct V1Site {
 }
 
 async fn plant_v1_site(env: &Env, domain: &Domain) -> V1Site {
+    plant_v1_site_with(env, domain, |image| image).await
+}
+
+/// [`plant_v1_site`] with the site's image changed by `adjust`.
+async fn plant_v1_site_with(
+    env: &Env,
+    domain: &Domain,
+    adjust: impl FnOnce(hostkit_tests::ImageSpec) -> hostkit_tests::ImageSpec,
+) -> V1Site {
     let port = free_port();
-    let image = fixtures::http_as(&format!("{domain}:{V1_VERSION}"), "v1", "site", port)
-        .tag(format!("{domain}:latest"));
+    let image = adjust(
+        fixtures::http_as(&format!("{domain}:{V1_VERSION}"), "v1", "site", port)
+            .tag(format!("{domain}:latest")),
+    );
     for tag in image.tags() {
         env.docker.register_image(tag.clone());
     }
@@ -302,5 +313,59 @@ async fn a_v1_site_is_imported_without_downtime() {
     assert_eq!(
         std::fs::read_to_string(missing_dir.join("config.json")).expect("kept"),
         missing_config
+    );
+}
+
+#[tokio::test]
+async fn an_import_that_fails_its_health_gate_leaves_the_v1_site_serving() {
+    let env = Env::new().await;
+    let domain = env.domain();
+    // The image serves, but its healthcheck never passes: v1 (no health
+    // gate) runs it; HostKit's copy fails the gate.
+    let v1 = plant_v1_site_with(&env, &domain, |image| {
+        image.healthcheck(hostkit_tests::Healthcheck::cmd(["false"]))
+    })
+    .await;
+    let config_before =
+        std::fs::read_to_string(env.domain_dir(&domain).join("config.json")).expect("config");
+
+    let job = env.job(
+        &domain,
+        JobSpec::Import(ImportPayload {
+            health_timeout_secs: Some(5),
+        }),
+    );
+    let (done, _) = env.run(&job).await;
+    let (code, message) = failure(&done);
+    assert!(
+        matches!(code, ErrorCode::HealthFailed | ErrorCode::HealthTimeout),
+        "{code:?}: {message}"
+    );
+    assert!(
+        message.contains("v1's container keeps serving"),
+        "{message}"
+    );
+
+    // v1's site is exactly as it was: container running, link enabled,
+    // config.json unchanged, nginx serving it; nothing of HostKit's is left.
+    let old = env
+        .docker
+        .client()
+        .inspect_container(&v1.container, None)
+        .await
+        .expect("v1's container");
+    assert_eq!(old.state.and_then(|s| s.running), Some(true));
+    assert!(
+        std::fs::symlink_metadata(env.nginx.v1_sites_enabled().join(domain.as_str())).is_ok(),
+        "v1's link is still enabled"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.domain_dir(&domain).join("config.json")).expect("config"),
+        config_before
+    );
+    assert_eq!(env.get(&domain).await, (200, "v1 site\n".into()));
+    assert!(
+        env.image_ids(&domain).await.is_empty(),
+        "HostKit's copy is removed"
     );
 }
