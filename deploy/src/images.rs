@@ -6,6 +6,7 @@
 //! size, and the engine call has no timeout that could cut a big load short.
 
 pub mod manifest;
+pub mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

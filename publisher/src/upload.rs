@@ -2,7 +2,8 @@
 //! under their content name (`sha256-<hex>`).
 //!
 //! The file is read once to hash it (streaming), then `info(name)` tells
-//! whether the object is already there: then nothing is sent, so a re-run
+//! whether the object is already there (same size and recorded digest):
+//! then nothing is sent, so a re-run
 //! or a redeploy of the same images uploads 0 bytes. Otherwise `put`
 //! streams the file in [`IMAGES_CHUNK_SIZE`] chunks. Memory stays flat
 //! whatever the tarball's size. An object older than half the bucket's
@@ -100,7 +101,7 @@ pub async fn upload(store: &ObjectStore, path: &Path, out: &Output) -> Result<Up
         object: object.clone(),
         size,
     };
-    if already_there(store, &object, size).await? {
+    if already_there(store, &object, &hex, size).await? {
         out.line(format!(
             "{name_of}: already uploaded as {} ({}); 0 bytes sent",
             short(&object),
@@ -163,10 +164,14 @@ pub async fn upload(store: &ObjectStore, path: &Path, out: &Output) -> Result<Up
     })
 }
 
-/// Whether a complete, fresh object of this content exists.
+/// Whether a complete, fresh object of this content exists: not only its
+/// name and size but the digest the store recorded must be this file's
+/// (an object someone else stored under the name is replaced). The worker
+/// checks the bytes themselves while it loads them.
 async fn already_there(
     store: &ObjectStore,
     object: &ImageObjectName,
+    hex: &str,
     size: u64,
 ) -> Result<bool, Error> {
     match store.info(object.as_str()).await {
@@ -175,7 +180,8 @@ async fn already_there(
                 async_nats::datetime::add_std_duration(at, REUPLOAD_AFTER)
                     .is_ok_and(|renew_at| renew_at > async_nats::datetime::now())
             });
-            Ok(!info.deleted && info.size as u64 == size && fresh)
+            let same = digest_hex(info.digest.as_deref()).as_deref() == Some(hex);
+            Ok(!info.deleted && info.size as u64 == size && same && fresh)
         }
         Err(e) if e.kind() == InfoErrorKind::NotFound => Ok(false),
         Err(e) => Err(Error::failed(format!(

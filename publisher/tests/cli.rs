@@ -436,6 +436,54 @@ async fn deploy_a_compose_file_redeploy_uploads_nothing_follow_replays_and_queri
         .stdout_has("hostkit-test/web:v1");
 }
 
+/// Another identity stored other bytes under the name of this tarball
+/// (same size): the CLI does not trust name and size, it uploads its own
+/// bytes again and the deploy succeeds with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_object_stored_under_the_tarballs_name_by_someone_else_is_replaced() {
+    let env = Env::new().await;
+    let domain = env.domain();
+    let node = env.node();
+    let compose = env.file(
+        "site/docker-compose.yml",
+        &web_compose("hostkit-test/web:v1"),
+    );
+    let images = env.tarball("web-v1.tar", vec![fixtures::web("v1")]);
+    let bytes = std::fs::read(&images).expect("tarball");
+    let name = {
+        use sha2::Digest;
+        format!("sha256-{}", hex::encode(sha2::Sha256::digest(&bytes)))
+    };
+    let mut other = bytes.clone();
+    let last = other.len() - 1;
+    other[last] ^= 0xff;
+    let store = env
+        .js()
+        .await
+        .get_object_store(env.worker.names.images_bucket())
+        .await
+        .expect("the image store");
+    store
+        .put(name.as_str(), &mut other.as_slice())
+        .await
+        .expect("someone else's object under the name");
+
+    env.hostkit(&[
+        "deploy",
+        &domain,
+        path_str(&compose),
+        "--images",
+        path_str(&images),
+        "--node",
+        &node,
+    ])
+    .await
+    .expect(0)
+    .stdout_has("uploading web-v1.tar")
+    .stdout_has("✓ succeeded: v1");
+    assert_eq!(env.get(&domain).await, (200, "web v1\n".to_owned()));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn operator_commands_and_their_exit_codes() {
     let env = Env::new().await;

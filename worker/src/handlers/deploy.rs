@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use hostkit_deploy::compose::{Env, parse_env_file};
 use hostkit_deploy::domain_dir::{DomainDir, DomainDirError, READ_CAP};
 use hostkit_deploy::error::DeployError;
+use hostkit_deploy::images::verify::{DigestCheck, Verdict};
 use hostkit_deploy::images::{self, ImageScope, PullPolicy};
 use hostkit_deploy::policy::{PolicyDenied, Rule};
 use hostkit_deploy::progress::{Progress, ProgressSink};
@@ -282,10 +283,22 @@ async fn load_images(
                         format!("image blob {object} is not in the object store: {e}"),
                     )
                 })?;
-                let images = images::load_reader(&worker.docker, reader, Some(*size), sink)
-                    .await
+                // The bytes must hash to the object's name; the engine never
+                // sees the end of a blob that does not.
+                let (reader, verdict) = DigestCheck::new(reader, object.sha256_hex());
+                let result = images::load_reader(&worker.docker, reader, Some(*size), sink).await;
+                if let Verdict::Mismatch(actual) = verdict.get() {
+                    return Err(swapped_blob(worker, object, &actual).await);
+                }
+                let images = result
                     .map_err(|e| Failure::from(DeployError::from(e)))?
                     .images;
+                if verdict.get() != Verdict::Verified {
+                    return Err(Failure::new(
+                        ErrorCode::ImageLoadFailed,
+                        format!("image blob {object} was loaded before it was verified; not used"),
+                    ));
+                }
                 remember_loaded(worker, object.as_str(), &images);
                 loaded.extend(images);
             }
@@ -318,6 +331,31 @@ async fn load_images(
         }
     }
     Ok((pull, loaded))
+}
+
+/// A blob whose bytes do not hash to its name: someone stored other bytes
+/// under it. It is deleted (the next upload stores the real one) and the
+/// job fails; the engine loaded nothing of it.
+async fn swapped_blob(
+    worker: &Worker,
+    object: &hostkit_proto::ImageObjectName,
+    actual: &str,
+) -> Failure {
+    let deleted = match worker.images.delete(object.as_str()).await {
+        Ok(()) => "it was deleted from the object store".to_string(),
+        Err(e) => format!("deleting it failed: {e}"),
+    };
+    tracing::warn!(%object, actual, "image blob does not match its name");
+    let mut failure = Failure::new(
+        ErrorCode::ImageLoadFailed,
+        format!(
+            "image blob {object} does not hold what its name says (its bytes hash to sha256-{actual}); {deleted}; nothing of it was loaded"
+        ),
+    );
+    failure.hint = Some(
+        "deploy again: the CLI uploads the tarball anew. If it happens again, another identity with write access to the images bucket is tampering with it".into(),
+    );
+    failure
 }
 
 /// Open a job's image `path:`: it must lie under the worker's `image_dir`

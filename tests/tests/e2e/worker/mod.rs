@@ -6,6 +6,7 @@ mod env;
 
 mod control;
 mod features;
+mod fleet;
 mod flow;
 mod import;
 mod intake;
