@@ -39,6 +39,8 @@ pub(crate) fn job(spec: JobSpec) -> Job {
         spec,
         created_at: at(),
         requested_by: "github:acme/shop@run-42".into(),
+        node: None,
+        expires_at: None,
         signature: None,
     }
 }

@@ -40,5 +40,5 @@ pub use event::{EVENT_SCHEMA, Event, EventKind};
 pub use job::{JOB_SCHEMA, Job, JobError, JobId, JobKind, JobSpec};
 pub use name::{Domain, ImageObjectName, NameError, NodeId, ObjectNameError, sanitize_token};
 pub use registry::{NodeInfo, Placement};
-pub use sign::{SignError, sign_job, verify_job_bytes};
+pub use sign::{SignError, TrustedKey, check_claims, sign_job, verify_job_bytes};
 pub use subjects::{ControlVerb, Names};

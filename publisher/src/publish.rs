@@ -19,7 +19,12 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A new job for `domain`, signed when a signing key is configured, and
 /// validated (exit 2 when it is not valid).
-pub fn make_job(args: &ConnectArgs, domain: &Domain, spec: JobSpec) -> Result<Job, Error> {
+pub fn make_job(
+    args: &ConnectArgs,
+    domain: &Domain,
+    node: &NodeId,
+    spec: JobSpec,
+) -> Result<Job, Error> {
     let mut job = Job::new(
         domain.clone(),
         spec,
@@ -29,6 +34,9 @@ pub fn make_job(args: &ConnectArgs, domain: &Domain, spec: JobSpec) -> Result<Jo
         .map_err(|e| Error::usage(format!("the job is not valid: {e}")))?;
     if let Some(key) = &args.sign_key {
         let key = signing_key(key)?;
+        // Signed claims: this node only, for a short while.
+        job.node = Some(node.clone());
+        job.expires_at = Some(job.created_at + hostkit_proto::sign::DEFAULT_JOB_TTL);
         hostkit_proto::sign_job(&mut job, &key)
             .map_err(|e| Error::usage(format!("--sign-key: {e}")))?;
     }
@@ -146,10 +154,15 @@ mod tests {
         args.sign_key = Some(key.seed().unwrap());
         args.requested_by = Some("tests".into());
         let domain: Domain = "example.com".parse().unwrap();
-        let job = make_job(&args, &domain, JobSpec::Stop(StopPayload {})).unwrap();
+        let node: NodeId = "vps-1".parse().unwrap();
+        let job = make_job(&args, &domain, &node, JobSpec::Stop(StopPayload {})).unwrap();
         assert_eq!(job.requested_by, "tests");
-        let verified = hostkit_proto::verify_job_bytes(&job.to_vec(), &[key.public_key()]).unwrap();
+        let trusted = [hostkit_proto::TrustedKey::any_domain(key.public_key())];
+        let verified = hostkit_proto::verify_job_bytes(&job.to_vec(), &trusted).unwrap();
         assert_eq!(verified.id, job.id);
+        assert_eq!(verified.node.as_ref(), Some(&node));
+        hostkit_proto::check_claims(&verified, &trusted, &node, chrono::Utc::now())
+            .expect("valid here and now");
     }
 
     #[test]
@@ -157,7 +170,8 @@ mod tests {
         let mut args = args();
         args.sign_key = Some("SUnot-a-seed".into());
         let domain: Domain = "example.com".parse().unwrap();
-        let error = make_job(&args, &domain, JobSpec::Stop(StopPayload {})).unwrap_err();
+        let node: NodeId = "vps-1".parse().unwrap();
+        let error = make_job(&args, &domain, &node, JobSpec::Stop(StopPayload {})).unwrap_err();
         assert_eq!(error.exit(), crate::error::Exit::Usage);
         assert!(!error.to_string().contains("SUnot"), "{error}");
     }

@@ -60,6 +60,15 @@ pub struct Job {
     pub created_at: DateTime<Utc>,
     /// Who asked for it (e.g. `github:org/repo@run-id`, `alice@laptop`). Informational.
     pub requested_by: String,
+    /// The node the job is for. Set (and signed) by a signing CLI, so a
+    /// signed job cannot be replayed on another node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<crate::name::NodeId>,
+    /// When the job stops being valid (UTC). Set (and signed) by a signing
+    /// CLI; a worker that requires signatures refuses a job without it or
+    /// past it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
     /// Optional nkey signature over the job's canonical bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<Signature>,
@@ -100,6 +109,8 @@ impl Job {
             spec,
             created_at: Utc::now(),
             requested_by: requested_by.into(),
+            node: None,
+            expires_at: None,
             signature: None,
         }
     }

@@ -15,6 +15,8 @@ fn exact_json_shape() {
         }),
         created_at: fixtures::at(),
         requested_by: "ci".into(),
+        node: None,
+        expires_at: None,
         signature: None,
     };
     assert_eq!(

@@ -12,6 +12,11 @@
 //! job only has its terminal event re-published.
 
 mod canonical;
+mod scope;
+
+pub use scope::{
+    CLOCK_SKEW, DEFAULT_JOB_TTL, DomainPattern, MAX_JOB_TTL, TrustedKey, check_claims,
+};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -43,6 +48,20 @@ pub enum SignError {
         /// The claimed signer's public key.
         key: String,
     },
+    /// The signer's key is trusted, but not for the job's domain.
+    #[error("the job for {domain} is signed by {key}, which is not trusted for that domain")]
+    OutOfScope {
+        /// The signer's public key.
+        key: String,
+        /// The job's domain.
+        domain: String,
+    },
+    /// The signed claims do not hold here and now (node, expiry).
+    #[error("the signed job is not valid here: {reason}")]
+    Claim {
+        /// Which claim failed.
+        reason: String,
+    },
     /// The job or its signature is not well-formed.
     #[error("cannot check the job's signature: {reason}")]
     Malformed {
@@ -64,7 +83,9 @@ impl SignError {
         match self {
             SignError::MissingSignature
             | SignError::UntrustedKey { .. }
-            | SignError::BadSignature { .. } => ErrorCode::JobUnauthorized,
+            | SignError::BadSignature { .. }
+            | SignError::OutOfScope { .. }
+            | SignError::Claim { .. } => ErrorCode::JobUnauthorized,
             SignError::Malformed { .. } => ErrorCode::JobInvalid,
             SignError::Signing { .. } => ErrorCode::Internal,
         }
@@ -112,12 +133,12 @@ pub fn sign_job(job: &mut Job, key: &KeyPair) -> Result<(), SignError> {
 
 /// Verifies the signature of a raw received job against its raw bytes and
 /// the `trusted` public keys, then parses it. Does not run
-/// [`Job::validate`].
+/// [`Job::validate`] nor [`check_claims`] (what the key may sign).
 ///
 /// Errors: [`SignError::MissingSignature`], [`SignError::UntrustedKey`],
 /// [`SignError::BadSignature`], or [`SignError::Malformed`] (not JSON, bad
 /// signature encoding, or not a job).
-pub fn verify_job_bytes(raw: &[u8], trusted: &[String]) -> Result<Job, SignError> {
+pub fn verify_job_bytes(raw: &[u8], trusted: &[TrustedKey]) -> Result<Job, SignError> {
     let value: Value = serde_json::from_slice(raw).map_err(|err| malformed(err.to_string()))?;
     let Value::Object(map) = &value else {
         return Err(malformed("a job must be a JSON object"));
@@ -126,7 +147,7 @@ pub fn verify_job_bytes(raw: &[u8], trusted: &[String]) -> Result<Job, SignError
         None | Some(Value::Null) => return Err(SignError::MissingSignature),
         Some(signature) => Signature::deserialize_value(signature.clone())?,
     };
-    if !trusted.contains(&signature.key) {
+    if !trusted.iter().any(|k| k.key == signature.key) {
         return Err(SignError::UntrustedKey { key: signature.key });
     }
     let public = KeyPair::from_public_key(&signature.key)

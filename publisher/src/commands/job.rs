@@ -45,7 +45,7 @@ pub async fn run(
         started,
         uploaded,
     } = request;
-    let job = publish::make_job(connect, domain, spec)?;
+    let job = publish::make_job(connect, domain, node, spec)?;
     let kind = job.kind();
     let events = if args.no_wait {
         None

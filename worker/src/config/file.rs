@@ -238,12 +238,25 @@ impl Default for JobsSection {
 pub struct SecuritySection {
     /// Public nkeys (`U…`) whose signed jobs are accepted.
     pub trusted_job_keys: Vec<String>,
-    /// Refuse unsigned jobs (implied when `trusted_job_keys` is not empty).
+    /// Public nkeys bound to the domains they may sign jobs for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub job_keys: Vec<JobKeySection>,
+    /// Refuse unsigned jobs (implied when a key is trusted).
     pub require_signed_jobs: bool,
     /// May a deploy job have its images pulled from a registry.
     pub allow_registry_pulls: bool,
     /// The only directory a job's image `path:` may name (unset: none may).
     pub image_dir: Option<PathBuf>,
+}
+
+/// `[[security.job_keys]]`: a CI identity's signing key and its domains.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobKeySection {
+    /// The public nkey (`U…`).
+    pub key: String,
+    /// Domain patterns: `example.com`, `*.example.com` (subdomains), `*`.
+    pub domains: Vec<String>,
 }
 
 /// `[log]`.

@@ -19,7 +19,7 @@
 //! | `[proxy]` | `enabled`, `conf_dir`, `test_command`, `reload_command`, `listen`, `listen_tls`, `certs_dir`, `verify_reload`, `v1_sites_enabled` |
 //! | `[ports]` | `start`, `end`, `block_size` |
 //! | `[jobs]` | `lanes`, `keep_versions`, `health_timeout`, `drain_time`, `shutdown_grace` |
-//! | `[security]` | `trusted_job_keys`, `require_signed_jobs`, `allow_registry_pulls`, `image_dir` |
+//! | `[security]` | `trusted_job_keys`, `job_keys` (`key`, `domains`), `require_signed_jobs`, `allow_registry_pulls`, `image_dir` |
 //! | `[log]` | `format`, `filter` |
 //! | `[policy]` | [`hostkit_deploy::policy::Policy`] |
 
@@ -39,8 +39,8 @@ use hostkit_deploy::compose::duration::parse_duration;
 use hostkit_deploy::policy::Policy;
 use hostkit_deploy::ports::PortBlock;
 use hostkit_deploy::proxy::ProxyConfig;
-use hostkit_proto::sign::KeyPair;
-use hostkit_proto::{Names, NodeId};
+use hostkit_proto::sign::{DomainPattern, KeyPair};
+use hostkit_proto::{Names, NodeId, TrustedKey};
 
 pub use error::{ConfigError, EX_NOINPUT, EX_USAGE, Problem};
 pub use file::FileConfig;
@@ -233,8 +233,12 @@ pub struct JobsConfig {
 /// `[security]`, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecurityConfig {
-    /// Public nkeys (`U…`) whose job signatures are accepted.
+    /// Public nkeys (`U…`) whose job signatures are accepted for every
+    /// domain (`trusted_job_keys`, an operator's).
     pub trusted_job_keys: Vec<String>,
+    /// Keys bound to domain patterns (`[[security.job_keys]]`, a CI
+    /// identity's).
+    pub job_keys: Vec<TrustedKey>,
     /// `require_signed_jobs` as written (see [`SecurityConfig::signing_required`]).
     pub require_signed_jobs: bool,
     /// Whether a deploy may pull its images from a registry.
@@ -247,7 +251,16 @@ impl SecurityConfig {
     /// Jobs must carry a signature by one of [`trusted_job_keys`](Self::trusted_job_keys):
     /// when the list is not empty, or when `require_signed_jobs = true`.
     pub fn signing_required(&self) -> bool {
-        self.require_signed_jobs || !self.trusted_job_keys.is_empty()
+        self.require_signed_jobs || !self.trusted_keys().is_empty()
+    }
+
+    /// Every trusted key with its domains.
+    pub fn trusted_keys(&self) -> Vec<TrustedKey> {
+        self.trusted_job_keys
+            .iter()
+            .map(|k| TrustedKey::any_domain(k.clone()))
+            .chain(self.job_keys.iter().cloned())
+            .collect()
     }
 }
 
@@ -412,6 +425,15 @@ impl Config {
             },
             security: file::SecuritySection {
                 trusted_job_keys: self.security.trusted_job_keys.clone(),
+                job_keys: self
+                    .security
+                    .job_keys
+                    .iter()
+                    .map(|k| file::JobKeySection {
+                        key: k.key.clone(),
+                        domains: k.domains.iter().map(ToString::to_string).collect(),
+                    })
+                    .collect(),
                 require_signed_jobs: self.security.require_signed_jobs,
                 allow_registry_pulls: self.security.allow_registry_pulls,
                 image_dir: self.security.image_dir.clone(),
@@ -776,14 +798,45 @@ fn validate_security(s: &file::SecuritySection, p: &mut Problems) -> SecurityCon
             format!("`{}` must be an absolute path", dir.display()),
         );
     }
-    if s.require_signed_jobs && s.trusted_job_keys.is_empty() {
+    let mut job_keys = Vec::new();
+    for (i, entry) in s.job_keys.iter().enumerate() {
+        let valid = entry.key.starts_with('U') && KeyPair::from_public_key(&entry.key).is_ok();
+        if !valid {
+            p.push(
+                format!("security.job_keys[{i}].key"),
+                format!(
+                    "is not a user public nkey (56 characters starting with `U`): {:?}",
+                    entry.key
+                ),
+            );
+        }
+        if entry.domains.is_empty() {
+            p.push(
+                format!("security.job_keys[{i}].domains"),
+                "is empty: the key could sign for no domain",
+            );
+        }
+        let mut domains = Vec::new();
+        for (j, pattern) in entry.domains.iter().enumerate() {
+            match pattern.parse::<DomainPattern>() {
+                Ok(pattern) => domains.push(pattern),
+                Err(e) => p.push(format!("security.job_keys[{i}].domains[{j}]"), e),
+            }
+        }
+        job_keys.push(TrustedKey {
+            key: entry.key.clone(),
+            domains,
+        });
+    }
+    if s.require_signed_jobs && s.trusted_job_keys.is_empty() && s.job_keys.is_empty() {
         p.push(
             "security.require_signed_jobs",
-            "is true but `security.trusted_job_keys` is empty: no job could ever be accepted",
+            "is true but no key is trusted (`security.trusted_job_keys`, `security.job_keys`): no job could ever be accepted",
         );
     }
     SecurityConfig {
         trusted_job_keys: s.trusted_job_keys.clone(),
+        job_keys,
         require_signed_jobs: s.require_signed_jobs,
         allow_registry_pulls: s.allow_registry_pulls,
         image_dir: s.image_dir.clone(),

@@ -69,7 +69,7 @@ async fn accept(worker: &Worker, lanes: &Arc<Lanes>, message: jetstream::Message
     let job = match check(worker, &message.subject, &raw) {
         Ok(job) => job,
         Err(error) => {
-            reject(worker, &raw, error).await;
+            reject(worker, &message.subject, &raw, error).await;
             let _ = message.ack_with(AckKind::Term).await;
             return;
         }
@@ -96,6 +96,13 @@ fn check(worker: &Worker, subject: &str, raw: &[u8]) -> Result<Job, ErrorBody> {
     let job = if settings.require_signed {
         let job = hostkit_proto::verify_job_bytes(raw, &settings.trusted_keys)
             .map_err(|e| ErrorBody::new(e.code(), e.to_string()))?;
+        hostkit_proto::check_claims(
+            &job,
+            &settings.trusted_keys,
+            &worker.node,
+            chrono::Utc::now(),
+        )
+        .map_err(|e| ErrorBody::new(e.code(), e.to_string()))?;
         job.validate()
             .map_err(|e| ErrorBody::new(ErrorCode::JobInvalid, e.to_string()))?;
         job
@@ -114,17 +121,32 @@ fn check(worker: &Worker, subject: &str, raw: &[u8]) -> Result<Job, ErrorBody> {
     }
 }
 
-/// Tell whoever follows the job why it was refused (when the job says
-/// enough to know where to tell it).
-async fn reject(worker: &Worker, raw: &[u8], error: ErrorBody) {
+/// Tell whoever sent a refused job why, on the events of the domain whose
+/// subject it arrived on (its sender could publish there, so it may read
+/// there) — never on the domain the job claims, and never under the id of
+/// a job this worker knows: a refusal must not read as the end of somebody
+/// else's job.
+async fn reject(worker: &Worker, subject: &str, raw: &[u8], error: ErrorBody) {
     let peek = Job::peek(raw);
-    tracing::warn!(code = error.code.as_str(), message = %error.message, job_id = ?peek.id, "job refused");
-    if let (Some(domain), Some(id)) = (peek.domain, peek.id) {
-        let _ = worker
-            .events
-            .emit(Some(&domain), Some(&id), EventKind::failed(error, None))
-            .await;
+    tracing::warn!(code = error.code.as_str(), message = %error.message, job_id = ?peek.id, subject, "job refused");
+    let (Some((_, domain)), Some(id)) = (worker.names.parse_jobs_subject(subject), peek.id) else {
+        return;
+    };
+    match worker.store.job(id).await {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            tracing::warn!(job_id = %id, "a refused job reuses the id of a known job; no event");
+            return;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot check a refused job's id; no event");
+            return;
+        }
     }
+    let _ = worker
+        .events
+        .emit(Some(&domain), Some(&id), EventKind::failed(error, None))
+        .await;
 }
 
 /// Jobs a crash interrupted (recorded, not finished) go back to their lanes

@@ -49,7 +49,7 @@ pub struct Settings {
     /// The compose policy.
     pub policy: Policy,
     /// Public nkeys whose job signatures are accepted.
-    pub trusted_keys: Vec<String>,
+    pub trusted_keys: Vec<hostkit_proto::TrustedKey>,
     /// Refuse unsigned jobs.
     pub require_signed: bool,
     /// Domains whose jobs may run at once.

@@ -90,6 +90,14 @@ impl Env {
         )
     }
 
+    /// Sign `job` as the CLI does: for this worker's node, valid for the
+    /// default time.
+    pub fn sign(&self, job: &mut Job, key: &nkeys::KeyPair) {
+        job.node = Some(self.worker.node.clone());
+        job.expires_at = Some(job.created_at + hostkit_proto::sign::DEFAULT_JOB_TTL);
+        hostkit_proto::sign_job(job, key).expect("sign the job");
+    }
+
     /// Any other job.
     pub fn job(&self, domain: &Domain, spec: JobSpec) -> Job {
         Job::new(domain.clone(), spec, "e2e")

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use hostkit_proto::job::{DeployOptions, DeployPayload, DeploySource, ImageSource, SingleImage};
-use hostkit_proto::{ErrorCode, EventKind, Job, JobSpec, sign_job};
+use hostkit_proto::{ErrorCode, EventKind, Job, JobSpec};
 use hostkit_tests::{JobEvents, TarballBuilder, fixtures, publish_job};
 
 use super::env::{Env, failure, succeeded_version, web};
@@ -15,7 +15,7 @@ async fn a_worker_requiring_signatures_refuses_unsigned_jobs_and_runs_signed_one
     let public = key.public_key();
     let env = Env::with_settings(|s| {
         s.require_signed = true;
-        s.trusted_keys = vec![public];
+        s.trusted_keys = vec![hostkit_proto::TrustedKey::any_domain(public)];
     })
     .await;
     let domain = env.domain();
@@ -35,13 +35,13 @@ async fn a_worker_requiring_signatures_refuses_unsigned_jobs_and_runs_signed_one
     );
 
     let mut signed = env.deploy_job(&domain, &web("hostkit-test/web:v1"), vec![images.clone()]);
-    sign_job(&mut signed, &key).expect("sign");
+    env.sign(&mut signed, &key);
     let (done, _) = env.run(&signed).await;
     assert_eq!(succeeded_version(&done), 1);
 
     // A signature by an untrusted key is refused too.
     let mut forged = env.deploy_job(&domain, &web("hostkit-test/web:v1"), vec![images]);
-    sign_job(&mut forged, &nkeys::KeyPair::new_user()).expect("sign");
+    env.sign(&mut forged, &nkeys::KeyPair::new_user());
     let (refused, _) = env.run(&forged).await;
     assert!(
         matches!(

@@ -4,7 +4,9 @@
 
 use hostkit_proto::ErrorCode;
 use hostkit_proto::job::ImageSource;
-use hostkit_tests::{TarballBuilder, fixtures};
+use std::time::Duration;
+
+use hostkit_tests::{JobEvents, TarballBuilder, fixtures};
 
 use super::env::{Env, failure, succeeded_version, web};
 
@@ -94,4 +96,111 @@ fn pad(path: &std::path::Path, to: u64) {
         .open(path)
         .expect("open tarball");
     file.set_len(to).expect("pad with zeros");
+}
+
+/// A worker that trusts a CI key for one domain only: that key's jobs for
+/// another domain, for another node, past their expiry, or sent on another
+/// domain's subject are refused `job.unauthorized`; a refusal is reported
+/// on the domain whose subject the job came in on and never ends another
+/// domain's job.
+#[tokio::test]
+async fn a_ci_key_acts_on_its_own_domains_only_and_refusals_end_no_other_job() {
+    let ci_a = nkeys::KeyPair::new_user();
+    let ci_b = nkeys::KeyPair::new_user();
+    let (key_a, key_b) = (ci_a.public_key(), ci_b.public_key());
+    // Domains are made before the worker starts, so the keys can name them.
+    let docker = hostkit_tests::TestDocker::new().await;
+    let (a, b): (hostkit_proto::Domain, hostkit_proto::Domain) = (
+        docker.unique_domain().parse().expect("domain"),
+        docker.unique_domain().parse().expect("domain"),
+    );
+    let (pattern_a, pattern_b) = (a.to_string(), b.to_string());
+    let env = Env::with_settings(move |s| {
+        s.require_signed = true;
+        s.trusted_keys = vec![
+            hostkit_proto::TrustedKey {
+                key: key_a,
+                domains: vec![pattern_a.parse().expect("pattern")],
+            },
+            hostkit_proto::TrustedKey {
+                key: key_b,
+                domains: vec![pattern_b.parse().expect("pattern")],
+            },
+        ];
+    })
+    .await;
+    env.docker.register_project(a.token());
+    env.docker.register_project(b.token());
+    let images = env.upload("v1", vec![fixtures::web("v1")]).await;
+
+    // B's own signed deploy runs.
+    let mut b_job = env.deploy_job(&b, &web("hostkit-test/web:v1"), vec![images.clone()]);
+    env.sign(&mut b_job, &ci_b);
+    let (done, _) = env.run(&b_job).await;
+    assert_eq!(succeeded_version(&done), 1, "{done:?}");
+
+    let refused = |event: &hostkit_proto::Event, needle: &str| {
+        let (code, message) = failure(event);
+        assert_eq!(code, ErrorCode::JobUnauthorized, "{message}");
+        assert!(message.contains(needle), "{needle:?} not in {message}");
+    };
+    // A's key signs a job for B.
+    let mut out_of_scope = env.deploy_job(&b, &web("hostkit-test/web:v1"), vec![images.clone()]);
+    env.sign(&mut out_of_scope, &ci_a);
+    let (done, _) = env.run(&out_of_scope).await;
+    refused(&done, "not trusted for that domain");
+    // A's job signed for another node.
+    let mut elsewhere = env.deploy_job(&a, &web("hostkit-test/web:v1"), vec![images.clone()]);
+    elsewhere.node = Some("vps-other".parse().expect("node"));
+    elsewhere.expires_at = Some(elsewhere.created_at + hostkit_proto::sign::DEFAULT_JOB_TTL);
+    hostkit_proto::sign_job(&mut elsewhere, &ci_a).expect("sign");
+    let (done, _) = env.run(&elsewhere).await;
+    refused(&done, "signed for node vps-other");
+    // A's job that expired (a replay an hour later).
+    let mut expired = env.deploy_job(&a, &web("hostkit-test/web:v1"), vec![images.clone()]);
+    expired.created_at -= chrono::Duration::hours(1);
+    env.sign(&mut expired, &ci_a);
+    let (done, _) = env.run(&expired).await;
+    refused(&done, "expired");
+
+    // A forged job on A's subject that claims B's finished job's id: the
+    // refusal goes to A's events and B's job gets no second end.
+    let mut b_events = JobEvents::subscribe(&env.client, &env.worker.names, &b).await;
+    let mut a_events = JobEvents::subscribe(&env.client, &env.worker.names, &a).await;
+    let mut forged = b_job.clone();
+    forged.signature = None;
+    env.js
+        .publish(
+            env.worker.names.jobs_subject(&env.worker.node, &a),
+            forged.to_vec().into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    // A new job id under the same forgery is answered on A's events.
+    let mut fresh = forged.clone();
+    fresh.id = hostkit_proto::JobId::new();
+    env.js
+        .publish(
+            env.worker.names.jobs_subject(&env.worker.node, &a),
+            fresh.to_vec().into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    let answered = a_events.terminal(&fresh.id, Duration::from_secs(30)).await;
+    assert_eq!(failure(&answered).0, ErrorCode::JobUnauthorized);
+    b_events.collect_for(Duration::from_millis(500)).await;
+    assert!(
+        b_events.events.is_empty(),
+        "no event on B's subjects: {:#?}",
+        b_events.events
+    );
+    assert!(
+        a_events.of(&b_job.id).is_empty(),
+        "B's job id is never ended"
+    );
+    assert_eq!(env.get(&b).await, (200, "web v1\n".into()));
 }

@@ -1,0 +1,170 @@
+//! What a job signature may authorize: each trusted key is bound to domain
+//! patterns (`example.com`, `*.example.com`, `*`), and a signed job names
+//! its node and expiry, so it cannot act on another tenant's domain, be
+//! replayed on another node, or be replayed later (DESIGN §6).
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::SignError;
+use crate::job::Job;
+use crate::name::{Domain, NodeId};
+
+/// How long a job signed by the CLI is valid by default.
+pub const DEFAULT_JOB_TTL: Duration = Duration::minutes(15);
+/// The longest validity a worker accepts (`expires_at - created_at`).
+pub const MAX_JOB_TTL: Duration = Duration::hours(24);
+/// Clock difference tolerated between the signer and the worker.
+pub const CLOCK_SKEW: Duration = Duration::minutes(2);
+
+/// A domain pattern a key is trusted for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainPattern {
+    /// Every domain (an operator's key).
+    Any,
+    /// Exactly this domain.
+    Exact(String),
+    /// Any subdomain of this one (`*.example.com`; not `example.com` itself).
+    Subdomains(String),
+}
+
+impl DomainPattern {
+    /// Whether `domain` falls under the pattern.
+    pub fn matches(&self, domain: &Domain) -> bool {
+        let name = domain.as_str();
+        match self {
+            DomainPattern::Any => true,
+            DomainPattern::Exact(exact) => name == exact,
+            DomainPattern::Subdomains(parent) => name
+                .strip_suffix(parent.as_str())
+                .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+        }
+    }
+}
+
+impl FromStr for DomainPattern {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s == "*" {
+            return Ok(DomainPattern::Any);
+        }
+        let (wild, rest) = match s.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let domain: Domain = rest.parse().map_err(|e| {
+            format!("`{s}` is not a domain pattern (`example.com`, `*.example.com` or `*`): {e}")
+        })?;
+        let name = domain.as_str().to_owned();
+        Ok(if wild {
+            DomainPattern::Subdomains(name)
+        } else {
+            DomainPattern::Exact(name)
+        })
+    }
+}
+
+impl fmt::Display for DomainPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DomainPattern::Any => f.write_str("*"),
+            DomainPattern::Exact(d) => f.write_str(d),
+            DomainPattern::Subdomains(d) => write!(f, "*.{d}"),
+        }
+    }
+}
+
+/// A public key a worker trusts, and the domains it may sign jobs for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedKey {
+    /// The public nkey (`U…`).
+    pub key: String,
+    /// The domains it covers.
+    pub domains: Vec<DomainPattern>,
+}
+
+impl TrustedKey {
+    /// A key trusted for every domain.
+    pub fn any_domain(key: impl Into<String>) -> Self {
+        TrustedKey {
+            key: key.into(),
+            domains: vec![DomainPattern::Any],
+        }
+    }
+
+    /// Whether the key may sign jobs for `domain`.
+    pub fn covers(&self, domain: &Domain) -> bool {
+        self.domains.iter().any(|p| p.matches(domain))
+    }
+}
+
+/// Checks what a verified signature authorizes: the signer's key covers
+/// the job's domain, the job names this node, and it is within its
+/// validity (`created_at` not in the future, `expires_at` not past and at
+/// most [`MAX_JOB_TTL`] after `created_at`, with [`CLOCK_SKEW`] of slack).
+pub fn check_claims(
+    job: &Job,
+    trusted: &[TrustedKey],
+    node: &NodeId,
+    now: DateTime<Utc>,
+) -> Result<(), SignError> {
+    let Some(signature) = &job.signature else {
+        return Err(SignError::MissingSignature);
+    };
+    let key = trusted
+        .iter()
+        .find(|k| k.key == signature.key)
+        .ok_or_else(|| SignError::UntrustedKey {
+            key: signature.key.clone(),
+        })?;
+    if !key.covers(&job.domain) {
+        return Err(SignError::OutOfScope {
+            key: key.key.clone(),
+            domain: job.domain.to_string(),
+        });
+    }
+    match &job.node {
+        Some(n) if n == node => {}
+        Some(n) => {
+            return Err(SignError::Claim {
+                reason: format!("it was signed for node {n}, not this node {node}"),
+            });
+        }
+        None => {
+            return Err(SignError::Claim {
+                reason: "it names no node (sign it with a current hostkit CLI)".into(),
+            });
+        }
+    }
+    let Some(expires_at) = job.expires_at else {
+        return Err(SignError::Claim {
+            reason: "it has no expiry (sign it with a current hostkit CLI)".into(),
+        });
+    };
+    if job.created_at > now + CLOCK_SKEW {
+        return Err(SignError::Claim {
+            reason: format!(
+                "it was issued in the future ({})",
+                job.created_at.to_rfc3339()
+            ),
+        });
+    }
+    if expires_at - job.created_at > MAX_JOB_TTL {
+        return Err(SignError::Claim {
+            reason: format!(
+                "it is valid for longer than {} hours",
+                MAX_JOB_TTL.num_hours()
+            ),
+        });
+    }
+    if now > expires_at + CLOCK_SKEW {
+        return Err(SignError::Claim {
+            reason: format!("it expired at {}", expires_at.to_rfc3339()),
+        });
+    }
+    Ok(())
+}
