@@ -54,6 +54,9 @@ pub enum ErrorCode {
     RequestInvalid,
     /// `docker.unavailable`: the Docker Engine cannot be reached or failed.
     DockerUnavailable,
+    /// `limits.failed`: the stack's resource budget could not be applied to
+    /// its parent cgroup.
+    LimitsFailed,
     /// `internal`: an unexpected error in the worker.
     Internal,
     /// A code this build does not know (from a newer HostKit). Never produced
@@ -88,6 +91,7 @@ impl ErrorCode {
         ErrorCode::JobUnauthorized,
         ErrorCode::RequestInvalid,
         ErrorCode::DockerUnavailable,
+        ErrorCode::LimitsFailed,
         ErrorCode::Internal,
     ];
 
@@ -190,6 +194,13 @@ impl ErrorCode {
                 "the Docker Engine is unavailable",
                 Some(
                     "check that dockerd is running on the node and the worker can reach its socket",
+                ),
+            ),
+            ErrorCode::LimitsFailed => (
+                "limits.failed",
+                "the stack's resource budget could not be applied",
+                Some(
+                    "the message names the cgroup file; the worker must be able to write the cgroup file system at its [stack_limits] cgroup_root",
                 ),
             ),
             ErrorCode::Internal => (
@@ -361,6 +372,7 @@ mod tests {
             "job.invalid",
             "job.unauthorized",
             "docker.unavailable",
+            "limits.failed",
             "internal",
         ] {
             assert!(code.parse::<ErrorCode>().is_ok(), "{code}");

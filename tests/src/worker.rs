@@ -50,6 +50,7 @@ pub fn test_settings(domains_root: &std::path::Path) -> Settings {
         allow_pull: true,
         image_dir: None,
         policy: Policy::default(),
+        stack_limits: Default::default(),
         trusted_keys: Vec::new(),
         require_signed: false,
         max_lanes: 4,

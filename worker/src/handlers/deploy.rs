@@ -16,7 +16,7 @@ use hostkit_deploy::stack::{self, Placement};
 use hostkit_proto::job::{DeployPayload, DeploySource, ImageSource};
 use hostkit_proto::{ErrorCode, Job};
 
-use super::stack::{checked_spec_for_version, domain_dir, version_labels};
+use super::stack::{checked_spec_for_version, domain_dir, limits_for, version_labels};
 use super::{Done, Failure, blocking};
 use crate::runtime::Worker;
 use crate::store::{Change, NewVersion, VersionService};
@@ -67,13 +67,9 @@ pub async fn run(
     });
     let env = deploy_env(&dir, &payload.env).await?;
     let text = compose_text(&payload.source);
+    let (policy, budget) = limits_for(worker, domain);
     let checked = {
-        let (text, env, dir, policy) = (
-            text.clone(),
-            env.clone(),
-            dir.clone(),
-            worker.settings.policy.clone(),
-        );
+        let (text, env, dir) = (text.clone(), env.clone(), dir.clone());
         let main = payload.options.main_service.clone();
         blocking("the compose check", move || {
             stack::check(&text, &env, &dir, main.as_deref(), &policy)
@@ -114,6 +110,7 @@ pub async fn run(
         ports: record.ports,
         health_timeout: timeout,
         labels: version_labels(version, &job.id),
+        budget,
     };
     let spec = stack::resolve(&worker.docker, &checked, &placement, pull, &scope, sink).await?;
 
