@@ -149,6 +149,19 @@ impl TestWorker {
         }
     }
 
+    /// Stop gracefully, change the settings with `adjust` (as an edited
+    /// worker.toml would) and start again on the same store.
+    pub async fn restart_with(
+        &mut self,
+        nats: &TestNats,
+        docker: &TestDocker,
+        adjust: impl FnOnce(&mut Settings),
+    ) {
+        self.stop().await;
+        adjust(&mut self.settings);
+        self.spawn(nats, docker).await;
+    }
+
     /// Kill the worker's runtime at once, mid-job (every task of it stops
     /// where it is, as in a crash), then start it again on the same store.
     pub async fn crash_and_restart(&mut self, nats: &TestNats, docker: &TestDocker) {

@@ -163,6 +163,9 @@ pub async fn run(
             })
         }
         Err(error) if !payload.options.auto_rollback => Err(error.into()),
+        // A budget that cannot be written stops the apply before it changes
+        // anything (and would stop a rollback the same way).
+        Err(error @ DeployError::Limits(_)) => Err(error.into()),
         Err(error) => {
             let mut failure = Failure::from(error);
             match previous {
