@@ -144,7 +144,8 @@ impl TestDocker {
 
     /// Registers a Compose project: at drop, everything labelled
     /// `com.docker.compose.project=<project>` is removed, and so is every image
-    /// tag `<project>/…` (HostKit's version tags).
+    /// tag `<project>/…` (HostKit's version tags) and the project's parent
+    /// cgroup (stack budgets).
     pub fn register_project(&self, project: impl Into<String>) {
         lock(&self.projects).insert(project.into());
     }

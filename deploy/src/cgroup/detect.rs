@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use bollard::Docker;
-use bollard::models::{SystemInfoCgroupDriverEnum as Driver, SystemInfoCgroupVersionEnum as Version};
+use bollard::models::{
+    SystemInfoCgroupDriverEnum as Driver, SystemInfoCgroupVersionEnum as Version,
+};
 
 use super::{CgroupTree, CgroupVersion};
 

@@ -5,15 +5,16 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use bollard::models::{SystemInfoCgroupDriverEnum as Driver, SystemInfoCgroupVersionEnum as Version};
+use bollard::models::{
+    SystemInfoCgroupDriverEnum as Driver, SystemInfoCgroupVersionEnum as Version,
+};
 use hostkit_proto::Domain;
 
 use super::*;
 use crate::policy::Policy;
 
 fn read(path: impl AsRef<Path>) -> String {
-    fs::read_to_string(path.as_ref())
-        .unwrap_or_else(|e| panic!("{}: {e}", path.as_ref().display()))
+    fs::read_to_string(path.as_ref()).unwrap_or_else(|e| panic!("{}: {e}", path.as_ref().display()))
 }
 
 /// A v1 root with the memory (swap accounting on), cpu and pids hierarchies.
@@ -48,7 +49,8 @@ const BUDGET: Budget = Budget {
 fn v1_writes_the_budget_under_each_controller() {
     let root = v1_root();
     let tree = CgroupTree::new(root.path(), CgroupVersion::V1);
-    tree.write_budget("shop_example_com", &BUDGET).expect("written");
+    tree.write_budget("shop_example_com", &BUDGET)
+        .expect("written");
     let at = |c: &str, f: &str| read(root.path().join(c).join("hostkit/shop_example_com").join(f));
     assert_eq!(at("memory", "memory.limit_in_bytes"), "67108864");
     assert_eq!(at("memory", "memory.memsw.limit_in_bytes"), "67108864");
@@ -103,9 +105,17 @@ fn a_missing_controller_fails_only_when_the_budget_caps_it() {
     let root = v1_root();
     fs::remove_dir(root.path().join("pids")).expect("rm pids");
     let tree = CgroupTree::new(root.path(), CgroupVersion::V1);
-    let err = tree.write_budget("p", &BUDGET).expect_err("no pids hierarchy");
+    let err = tree
+        .write_budget("p", &BUDGET)
+        .expect_err("no pids hierarchy");
     assert!(
-        matches!(err, CgroupError::ControllerMissing { controller: "pids", .. }),
+        matches!(
+            err,
+            CgroupError::ControllerMissing {
+                controller: "pids",
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert_eq!(err.code(), "limits.failed");
@@ -118,9 +128,17 @@ fn a_missing_controller_fails_only_when_the_budget_caps_it() {
 
     let v2 = v2_root("cpuset cpu io memory");
     let tree = CgroupTree::new(v2.path(), CgroupVersion::V2);
-    let err = tree.write_budget("p", &BUDGET).expect_err("pids not offered");
+    let err = tree
+        .write_budget("p", &BUDGET)
+        .expect_err("pids not offered");
     assert!(
-        matches!(err, CgroupError::ControllerMissing { controller: "pids", .. }),
+        matches!(
+            err,
+            CgroupError::ControllerMissing {
+                controller: "pids",
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert!(!v2.path().join("hostkit").exists(), "nothing was made");
@@ -151,7 +169,8 @@ fn an_unwritable_root_is_a_clear_error() {
 fn v2_enables_the_controllers_down_to_the_parent_and_writes_the_budget() {
     let root = v2_root("cpuset cpu io memory hugetlb pids rdma misc\n");
     let tree = CgroupTree::new(root.path(), CgroupVersion::V2);
-    tree.write_budget("shop_example_com", &BUDGET).expect("written");
+    tree.write_budget("shop_example_com", &BUDGET)
+        .expect("written");
     let parent = root.path().join("hostkit");
     let dir = parent.join("shop_example_com");
     for at in [root.path(), parent.as_path(), dir.as_path()] {
@@ -196,9 +215,17 @@ fn v2_caps_swap_where_the_kernel_offers_it() {
 fn a_v2_root_that_is_not_one_is_refused() {
     let root = tempfile::tempdir().expect("temp dir");
     let tree = CgroupTree::new(root.path(), CgroupVersion::V2);
-    let err = tree.write_budget("p", &BUDGET).expect_err("no cgroup.controllers");
+    let err = tree
+        .write_budget("p", &BUDGET)
+        .expect_err("no cgroup.controllers");
     assert!(
-        matches!(err, CgroupError::ControllerMissing { controller: "cgroup2", .. }),
+        matches!(
+            err,
+            CgroupError::ControllerMissing {
+                controller: "cgroup2",
+                ..
+            }
+        ),
         "{err:?}"
     );
 }
@@ -294,7 +321,11 @@ fn a_domain_gets_the_default_with_its_most_specific_override() {
         }
     );
     assert_eq!(budget("x.y.b.example.com").pids, Some(7), "longest pattern");
-    assert_eq!(budget("example.com").pids, Some(100), "a pattern is not its apex");
+    assert_eq!(
+        budget("example.com").pids,
+        Some(100),
+        "a pattern is not its apex"
+    );
     assert_eq!(budget("badexample.com").pids, Some(100));
     assert!(l.any());
     assert!(!StackLimits::default().any());

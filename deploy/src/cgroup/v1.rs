@@ -46,7 +46,9 @@ pub fn write(root: &Path, project: &str, budget: &Budget, create: bool) -> Resul
                 files::write(&dir.join("cpu.cfs_quota_us"), &quota)?;
             }
             _ => {
-                let max = budget.pids.map_or_else(|| "max".to_owned(), |p| p.to_string());
+                let max = budget
+                    .pids
+                    .map_or_else(|| "max".to_owned(), |p| p.to_string());
                 files::write(&dir.join("pids.max"), &max)?;
             }
         }

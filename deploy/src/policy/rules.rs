@@ -393,7 +393,10 @@ fn limits<'a>(policy: &Policy, project: &'a Project, found: &mut Found<'a>) {
                 Rule::MemoryLimit => limits.memory,
                 Rule::CpuLimit => limits.nano_cpus,
                 // `pids: -1` (or 0) is the engine's "unlimited": no limit.
-                _ => limits.pids.and_then(|p| u64::try_from(p).ok()).filter(|p| *p > 0),
+                _ => limits
+                    .pids
+                    .and_then(|p| u64::try_from(p).ok())
+                    .filter(|p| *p > 0),
             };
             match limit {
                 Some(limit) => {

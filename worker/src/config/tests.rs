@@ -450,10 +450,7 @@ fn each_validation_error_names_its_key() {
             "node = \"a\"\n[policy]\nmax_replicas = 0",
             &["policy.max_replicas"],
         ),
-        (
-            "node = \"a\"\n[policy]\nmax_pids = 0",
-            &["policy.max_pids"],
-        ),
+        ("node = \"a\"\n[policy]\nmax_pids = 0", &["policy.max_pids"]),
         (
             "node = \"a\"\n[stack_limits]\ncgroup_root = \"cg\"\ncpus = 0.001\nmemory = \"1m\"\npids = 0",
             &[

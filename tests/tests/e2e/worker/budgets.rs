@@ -26,8 +26,7 @@ const KEEP_30_SLEEPS: &str = r#"BEGIN { n = 0; t = 0; while (n < 30 && t < 300) 
 
 /// Each service writes 32 MiB to its `/dev/shm` (memory its cgroup pays
 /// for), says how `dd` ended, then sleeps.
-const FILL_32_MIB: &str =
-    r#"sleep 1; dd if=/dev/zero of=/dev/shm/fill bs=1M count=32 2>/dev/null; echo "dd exit $$?"; exec sleep 600"#;
+const FILL_32_MIB: &str = r#"sleep 1; dd if=/dev/zero of=/dev/shm/fill bs=1M count=32 2>/dev/null; echo "dd exit $$?"; exec sleep 600"#;
 
 /// Services `a` and `b` (b starts after a) running `entrypoint` (as PID 1,
 /// which ignores SIGTERM: they are stopped with SIGKILL).
@@ -46,8 +45,7 @@ fn two_services(entrypoint: &str) -> String {
 
 /// The engine's cgroup tree (this suite's engine uses the cgroupfs driver).
 async fn tree(env: &Env) -> CgroupTree {
-    let enforcement =
-        Enforcement::detect(env.docker.client(), DEFAULT_CGROUP_ROOT.as_ref()).await;
+    let enforcement = Enforcement::detect(env.docker.client(), DEFAULT_CGROUP_ROOT.as_ref()).await;
     enforcement
         .tree()
         .cloned()
@@ -396,11 +394,18 @@ async fn a_budget_the_node_cannot_write_fails_the_job_and_changes_nothing() {
             ..
         } => {
             assert!(hint.contains("[stack_limits]"), "{hint}");
-            assert_eq!(*rolled_back_to, None, "nothing changed, nothing rolled back");
+            assert_eq!(
+                *rolled_back_to, None,
+                "nothing changed, nothing rolled back"
+            );
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(containers(&env, &domain).await, before, "the same containers");
+    assert_eq!(
+        containers(&env, &domain).await,
+        before,
+        "the same containers"
+    );
     for id in before.values() {
         assert!(running(&env, id).await, "{id} still runs");
         assert_eq!(cgroup_parent(&env, id).await, "");

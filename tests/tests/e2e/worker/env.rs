@@ -48,8 +48,7 @@ impl Env {
         let nats = TestNats::new().await;
         let docker = TestDocker::new().await;
         let nginx = TestNginx::new().await;
-        let worker =
-            TestWorker::start_with(&nats, &docker, &nginx, |s| adjust(s, &docker)).await;
+        let worker = TestWorker::start_with(&nats, &docker, &nginx, |s| adjust(s, &docker)).await;
         let client = nats.client().await;
         let js = jetstream::new(client.clone());
         Env {
