@@ -8,7 +8,8 @@ use bollard::models::{
     SystemInfoCgroupDriverEnum as Driver, SystemInfoCgroupVersionEnum as Version,
 };
 
-use super::{CgroupTree, CgroupVersion};
+use super::{Budget, CgroupTree, CgroupVersion};
+use crate::policy::Policy;
 
 /// How stack budgets are enforced on this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +57,18 @@ impl Enforcement {
                     driver.map(|d| d.to_string()).unwrap_or_default()
                 ),
             },
+        }
+    }
+
+    /// How a stack with `budget` runs here: the policy it is checked
+    /// against and the budget its parent cgroup gets. Under a parent the
+    /// policy is unchanged; without one the budget lowers its per-stack
+    /// caps instead. An empty budget changes nothing.
+    pub fn limits(&self, policy: &Policy, budget: Budget) -> (Policy, Option<Budget>) {
+        match self {
+            _ if budget.is_empty() => (policy.clone(), None),
+            Enforcement::Cgroup(_) => (policy.clone(), Some(budget)),
+            Enforcement::SumCheck { .. } => (budget.tighten(policy), None),
         }
     }
 

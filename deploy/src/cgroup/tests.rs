@@ -90,6 +90,21 @@ fn v1_updates_a_changed_budget_and_lifts_a_removed_one() {
 }
 
 #[test]
+fn v1_makes_the_memory_parents_hierarchical_where_the_kernel_does_not() {
+    let root = v1_root();
+    let parent = root.path().join("memory/hostkit");
+    fs::create_dir(&parent).expect("an old kernel's parent");
+    fs::write(parent.join("memory.use_hierarchy"), "0\n").expect("flat");
+    let tree = CgroupTree::new(root.path(), CgroupVersion::V1);
+    tree.write_budget("p", &BUDGET).expect("written");
+    assert_eq!(read(parent.join("memory.use_hierarchy")), "1");
+    assert!(
+        !parent.join("p/memory.use_hierarchy").exists(),
+        "a kernel that has no such switch gets none"
+    );
+}
+
+#[test]
 fn v1_without_swap_accounting_writes_memory_only() {
     let root = v1_root();
     fs::remove_file(root.path().join("memory/memory.memsw.limit_in_bytes")).expect("rm");
@@ -344,6 +359,19 @@ fn without_a_parent_the_budget_lowers_the_policys_caps() {
     assert_eq!(tightened.max_cpus, Some(1.0), "the policy's cap was lower");
     assert_eq!(tightened.max_pids, Some(40));
     assert_eq!(Budget::default().tighten(&policy), policy);
+
+    let cgroup = Enforcement::Cgroup(CgroupTree::new("/sys/fs/cgroup", CgroupVersion::V1));
+    assert_eq!(
+        cgroup.limits(&policy, BUDGET),
+        (policy.clone(), Some(BUDGET))
+    );
+    let systemd = Enforcement::SumCheck {
+        reason: "systemd".into(),
+    };
+    assert_eq!(systemd.limits(&policy, BUDGET), (tightened, None));
+    for e in [cgroup, systemd] {
+        assert_eq!(e.limits(&policy, Budget::default()), (policy.clone(), None));
+    }
 }
 
 #[test]

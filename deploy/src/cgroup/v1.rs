@@ -31,8 +31,12 @@ pub fn write(root: &Path, project: &str, budget: &Budget, create: bool) -> Resul
         }
         let dir = base.join(PARENT_DIR).join(project);
         if create {
-            files::make_dir(&base.join(PARENT_DIR))?;
-            files::make_dir(&dir)?;
+            for made in [base.join(PARENT_DIR), dir.clone()] {
+                files::make_dir(&made)?;
+                if controller == "memory" {
+                    hierarchical(&made)?;
+                }
+            }
         } else if !dir.is_dir() {
             continue;
         }
@@ -52,6 +56,17 @@ pub fn write(root: &Path, project: &str, budget: &Budget, create: bool) -> Resul
                 files::write(&dir.join("pids.max"), &max)?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Older kernels let a memory cgroup ignore its children's usage
+/// (`memory.use_hierarchy = 0`, inherited from the root): a parent's limit
+/// would then limit nothing. Set while the cgroup has no children yet.
+fn hierarchical(dir: &Path) -> Result<(), CgroupError> {
+    let file = dir.join("memory.use_hierarchy");
+    if files::read(&file).as_deref() == Some("0") {
+        files::write(&file, "1")?;
     }
     Ok(())
 }

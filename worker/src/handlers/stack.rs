@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hostkit_deploy::cgroup::{Budget, Enforcement};
+use hostkit_deploy::cgroup::Budget;
 use hostkit_deploy::compose::{MainService, Project};
 use hostkit_deploy::convert::{self, StackInput};
 use hostkit_deploy::domain_dir::DomainDir;
@@ -28,15 +28,8 @@ pub fn domain_dir(worker: &Worker, domain: &Domain) -> PathBuf {
 /// the policy is the node's; without one (the systemd driver) the budget
 /// lowers the policy's per-stack caps instead.
 pub fn limits_for(worker: &Worker, domain: &Domain) -> (Policy, Option<Budget>) {
-    let policy = &worker.settings.policy;
     let budget = worker.settings.stack_limits.budget_for(domain);
-    if budget.is_empty() {
-        return (policy.clone(), None);
-    }
-    match worker.enforcement {
-        Enforcement::Cgroup(_) => (policy.clone(), Some(budget)),
-        Enforcement::SumCheck { .. } => (budget.tighten(policy), None),
-    }
+    worker.enforcement.limits(&worker.settings.policy, budget)
 }
 
 /// Labels every container of a version carries.
