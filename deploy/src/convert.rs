@@ -15,6 +15,7 @@ use bollard::models::{
 use hostkit_proto::Domain;
 use serde::Serialize;
 
+use crate::cgroup::{Budget, parent_of};
 use crate::compose::{
     ComposeError, Condition, HealthTest, KeyPath, MainService, MountSource, Project, Restart,
     Service, UpdateOrder, resolve_host_path,
@@ -56,6 +57,9 @@ pub struct StackInput<'a> {
     pub domain_dir: &'a Path,
     /// Labels for every container (version, job).
     pub labels: HashMap<String, String>,
+    /// The stack's budget, enforced by one parent cgroup for all its
+    /// containers; `None`: no parent.
+    pub budget: Option<Budget>,
 }
 
 /// Build the spec the engine applies.
@@ -115,6 +119,7 @@ pub fn stack_spec(input: &StackInput<'_>) -> Result<StackSpec, ConvertError> {
         health_timeout: input.health_timeout,
         labels: input.labels.clone(),
         domain_dir: input.domain_dir.to_path_buf(),
+        budget: input.budget,
     })
 }
 
@@ -145,6 +150,9 @@ fn engine_name(custom: Option<&String>, project: &str, key: &str) -> String {
 struct HashExtra<'a> {
     main_port: Option<u16>,
     domain_dir: &'a Path,
+    /// Left out when unset, so a stack without a budget keeps its hashes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cgroup_parent: Option<&'a str>,
 }
 
 fn service_spec(
@@ -215,7 +223,11 @@ fn service_spec(
         })
         .collect();
 
+    let cgroup_parent = input.budget.map(|_| parent_of(project));
     let mut template = container_template(input, project, service, &path)?;
+    if let Some(hc) = template.host_config.as_mut() {
+        hc.cgroup_parent = cgroup_parent.clone();
+    }
     if let Some(mode) = &service.network_mode {
         match mode.as_str() {
             "none" => {
@@ -240,6 +252,7 @@ fn service_spec(
     let extra = HashExtra {
         main_port,
         domain_dir: input.domain_dir,
+        cgroup_parent: cgroup_parent.as_deref(),
     };
     Ok(ServiceSpec {
         name: name.to_string(),
@@ -555,6 +568,7 @@ mod tests {
             health_timeout: Duration::from_secs(30),
             domain_dir: Path::new("/srv/example.com"),
             labels: HashMap::new(),
+            budget: None,
         };
         let spec = stack_spec(&input).expect("converts");
         let web = spec.service("web").expect("web");

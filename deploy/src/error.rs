@@ -1,5 +1,6 @@
 //! The one error type of stack operations, with its stable wire code and hint.
 
+use crate::cgroup::CgroupError;
 use crate::compose::ComposeError;
 use crate::convert::ConvertError;
 use crate::docker::DockerError;
@@ -76,6 +77,9 @@ pub enum DeployError {
     /// An operation named a service the stack does not have.
     #[error("the stack has no service {service}")]
     UnknownService { service: String },
+    /// The stack's budget could not be applied to its parent cgroup.
+    #[error(transparent)]
+    Limits(#[from] CgroupError),
     /// A file in the domain directory could not be used.
     #[error(transparent)]
     DomainDir(#[from] DomainDirError),
@@ -101,6 +105,7 @@ impl DeployError {
                 DomainDirError::Io { .. } => "internal",
                 _ => "compose.invalid",
             },
+            DeployError::Limits(e) => e.code(),
             DeployError::Internal { .. } => "internal",
         }
     }
@@ -124,6 +129,7 @@ impl DeployError {
             }
             DeployError::UnknownService { .. } => "see `hostkit compose services` for the stack's services".into(),
             DeployError::DomainDir(_) => "files HostKit reads or mounts in the domain directory must be regular files or directories, not links, FIFOs or huge files".into(),
+            DeployError::Limits(e) => e.hint().into(),
             DeployError::Internal { .. } => "see the worker's log on the node".into(),
         }
     }

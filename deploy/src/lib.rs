@@ -4,6 +4,7 @@
 //! Knows nothing of NATS or SQLite: callers pass a domain, a compose text, an
 //! env, image sources, a port block and a progress sink.
 
+pub mod cgroup;
 pub mod compose;
 pub mod convert;
 pub mod docker;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use bollard::Docker;
 use hostkit_proto::Domain;
 
+use crate::cgroup::Budget;
 use crate::compose::{self, Env, MainService, Project, Warning};
 use crate::convert::{self, StackInput};
 use crate::domain_dir::DomainDir;
@@ -91,6 +92,8 @@ pub struct Placement<'a> {
     pub health_timeout: Duration,
     /// Labels for every container (version, job).
     pub labels: HashMap<String, String>,
+    /// The stack's budget, when a parent cgroup enforces it.
+    pub budget: Option<Budget>,
 }
 
 /// Make sure every image is in the engine and in `scope` (pulling when
@@ -115,6 +118,7 @@ pub async fn resolve(
         health_timeout: placement.health_timeout,
         domain_dir: placement.domain_dir,
         labels: placement.labels.clone(),
+        budget: placement.budget,
     };
     Ok(convert::stack_spec(&input)?)
 }

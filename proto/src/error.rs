@@ -57,6 +57,9 @@ pub enum ErrorCode {
     /// `import.unavailable`: a HostKit v1 site cannot be imported as it is
     /// (it was left exactly as it was).
     ImportUnavailable,
+    /// `limits.failed`: the stack's resource budget could not be applied to
+    /// its parent cgroup.
+    LimitsFailed,
     /// `internal`: an unexpected error in the worker.
     Internal,
     /// A code this build does not know (from a newer HostKit). Never produced
@@ -92,6 +95,7 @@ impl ErrorCode {
         ErrorCode::RequestInvalid,
         ErrorCode::DockerUnavailable,
         ErrorCode::ImportUnavailable,
+        ErrorCode::LimitsFailed,
         ErrorCode::Internal,
     ];
 
@@ -201,6 +205,13 @@ impl ErrorCode {
                 "the HostKit v1 site cannot be imported",
                 Some(
                     "the message says why; the v1 site was left exactly as it was and keeps serving",
+                ),
+            ),
+            ErrorCode::LimitsFailed => (
+                "limits.failed",
+                "the stack's resource budget could not be applied",
+                Some(
+                    "the message names the cgroup file; the worker must be able to write the cgroup file system at its [stack_limits] cgroup_root",
                 ),
             ),
             ErrorCode::Internal => (
@@ -372,6 +383,7 @@ mod tests {
             "job.invalid",
             "job.unauthorized",
             "docker.unavailable",
+            "limits.failed",
             "internal",
         ] {
             assert!(code.parse::<ErrorCode>().is_ok(), "{code}");

@@ -39,6 +39,7 @@ pub async fn stack_spec(
         ports,
         health_timeout,
         labels: HashMap::from([("hostkit.version".to_string(), "1".to_string())]),
+        budget: None,
     };
     let scope = ImageScope::unrestricted();
     stack::resolve(

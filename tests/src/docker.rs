@@ -144,7 +144,8 @@ impl TestDocker {
 
     /// Registers a Compose project: at drop, everything labelled
     /// `com.docker.compose.project=<project>` is removed, and so is every image
-    /// tag `<project>/…` (HostKit's version tags).
+    /// tag `<project>/…` (HostKit's version tags) and the project's parent
+    /// cgroup (stack budgets).
     pub fn register_project(&self, project: impl Into<String>) {
         lock(&self.projects).insert(project.into());
     }
@@ -435,6 +436,20 @@ async fn cleanup(id: &str, projects: &[String], images: &[String]) -> Vec<String
             Err(e) => note(format!("list containers {label}"), Err(e)),
         }
     }
+    // Stack budgets: the projects' parent cgroups, now empty.
+    let enforcement = hostkit_deploy::cgroup::Enforcement::detect(
+        &docker,
+        Path::new(hostkit_deploy::cgroup::DEFAULT_CGROUP_ROOT),
+    )
+    .await;
+    let mut cgroup_errors = Vec::new();
+    if let Some(tree) = enforcement.tree() {
+        for project in projects {
+            if let Err(e) = tree.remove(project, Duration::from_secs(3)).await {
+                cgroup_errors.push(format!("remove the parent cgroup of {project}: {e}"));
+            }
+        }
+    }
     for label in &label_filters {
         match docker
             .list_networks(Some(ListNetworksOptions {
@@ -503,6 +518,7 @@ async fn cleanup(id: &str, projects: &[String], images: &[String]) -> Vec<String
             .map(drop);
         note(format!("remove image {tag}"), result);
     }
+    errors.extend(cgroup_errors);
     errors
 }
 

@@ -50,6 +50,7 @@ pub fn test_settings(domains_root: &std::path::Path) -> Settings {
         allow_pull: true,
         image_dir: None,
         policy: Policy::default(),
+        stack_limits: Default::default(),
         trusted_keys: Vec::new(),
         require_signed: false,
         max_lanes: 4,
@@ -146,6 +147,19 @@ impl TestWorker {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
+    }
+
+    /// Stop gracefully, change the settings with `adjust` (as an edited
+    /// worker.toml would) and start again on the same store.
+    pub async fn restart_with(
+        &mut self,
+        nats: &TestNats,
+        docker: &TestDocker,
+        adjust: impl FnOnce(&mut Settings),
+    ) {
+        self.stop().await;
+        adjust(&mut self.settings);
+        self.spawn(nats, docker).await;
     }
 
     /// Kill the worker's runtime at once, mid-job (every task of it stops

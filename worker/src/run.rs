@@ -47,6 +47,7 @@ pub fn settings(config: &Config) -> Settings {
         allow_pull: config.security.allow_registry_pulls,
         image_dir: config.security.image_dir.clone(),
         policy: config.policy.clone(),
+        stack_limits: config.stack_limits.clone(),
         trusted_keys: config.security.trusted_keys(),
         require_signed: config.security.signing_required(),
         max_lanes: config.jobs.lanes,

@@ -114,6 +114,7 @@ impl Engine {
                 });
             }
         }
+        self.ensure_budget(stack, sink).await?;
         sink.report(Progress::Step {
             name: "apply",
             message: format!("converging {} services", stack.services.len()),

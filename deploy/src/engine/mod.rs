@@ -5,9 +5,11 @@
 //! - `apply`: deploy, rollback, scale and start are all "apply this spec".
 //! - `ops`: restart, stop, remove.
 //! - `inventory`: what runs now, found by labels.
+//! - `budget`: the stack's parent cgroup, limited before any container starts.
 
 pub mod apply;
 pub mod binds;
+mod budget;
 pub mod container;
 pub mod health;
 pub mod inventory;
@@ -21,6 +23,7 @@ use std::time::Duration;
 
 use bollard::Docker;
 
+use crate::cgroup::CgroupTree;
 use crate::proxy::Proxy;
 
 pub use apply::{Applied, Change, ServiceOutcome};
@@ -34,12 +37,16 @@ pub struct EngineOptions {
     /// How long an old replica keeps serving in-flight requests after nginx
     /// was switched away from it, before it is stopped.
     pub drain: Duration,
+    /// Where stacks' parent cgroups are made (stack budgets); `None` when
+    /// the engine's cgroup driver does not allow it.
+    pub cgroups: Option<CgroupTree>,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
             drain: Duration::from_secs(2),
+            cgroups: None,
         }
     }
 }

@@ -32,6 +32,7 @@ impl Engine {
                 });
             }
         }
+        self.ensure_budget(stack, sink).await?;
         let inventory = Inventory::load(&self.docker, &stack.project).await?;
         let deadline = Instant::now() + stack.health_timeout;
         let mut failures = Vec::new();
@@ -102,8 +103,8 @@ impl Engine {
         join_all(stops).await.into_iter().collect()
     }
 
-    /// Remove the stack: containers, networks, nginx file; named volumes only
-    /// when `purge_volumes`.
+    /// Remove the stack: containers, networks, nginx file, its parent cgroup
+    /// (once empty); named volumes only when `purge_volumes`.
     pub async fn remove(
         &self,
         domain: &Domain,
@@ -127,6 +128,7 @@ impl Engine {
         if purge_volumes {
             resources::remove_volumes(&self.docker, project).await?;
         }
+        self.remove_budget(project, sink).await;
         Ok(())
     }
 

@@ -10,6 +10,7 @@ use bollard::models::ContainerCreateBody;
 use hostkit_proto::Domain;
 
 use super::health::Readiness;
+use crate::cgroup::Budget;
 pub use crate::ports::PortBlock;
 
 /// A whole stack, ready to apply.
@@ -36,6 +37,10 @@ pub struct StackSpec {
     /// The domain directory: bind sources beneath it are walked without
     /// following links before every container start.
     pub domain_dir: PathBuf,
+    /// The stack's budget, enforced by its parent cgroup
+    /// ([`crate::cgroup::parent_of`], every container's `CgroupParent`);
+    /// `None`: no parent.
+    pub budget: Option<Budget>,
 }
 
 impl StackSpec {

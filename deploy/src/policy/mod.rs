@@ -71,6 +71,9 @@ pub enum Rule {
     /// CPUs over the stack's cap, or a service without a CPU limit when a
     /// cap is set.
     CpuLimit,
+    /// Processes (pids limits) over the stack's cap, or a service without a
+    /// pids limit when a cap is set.
+    PidsLimit,
     /// More replicas than allowed.
     Replicas,
     /// A symbolic link on the way to a bind mount's source or a file HostKit
@@ -99,7 +102,7 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in the README's order.
-    pub const ALL: [Rule; 28] = [
+    pub const ALL: [Rule; 29] = [
         Rule::Privileged,
         Rule::HostNetwork,
         Rule::NetworkMode,
@@ -127,6 +130,7 @@ impl Rule {
         Rule::ForeignImage,
         Rule::MemoryLimit,
         Rule::CpuLimit,
+        Rule::PidsLimit,
         Rule::Replicas,
     ];
 
@@ -192,6 +196,9 @@ impl Rule {
             Self::CpuLimit => {
                 "CPU limits × replicas over `max_cpus`, or a service without a limit when it is set"
             }
+            Self::PidsLimit => {
+                "pids limits × replicas over `max_pids`, or a service without a limit when it is set"
+            }
             Self::Replicas => {
                 "more replicas of a service than `max_replicas` (deploy and scale jobs)"
             }
@@ -223,6 +230,7 @@ impl Rule {
             Self::LoggingDriver => Some("logging_driver"),
             Self::MemoryLimit => Some("max_memory"),
             Self::CpuLimit => Some("max_cpus"),
+            Self::PidsLimit => Some("max_pids"),
             Self::Replicas => Some("max_replicas"),
             Self::Symlink
             | Self::BindDomainFiles
@@ -242,7 +250,7 @@ impl Rule {
         );
         for rule in Self::ALL {
             let switch = match rule.switch() {
-                Some(key @ ("max_memory" | "max_cpus" | "max_replicas")) => {
+                Some(key @ ("max_memory" | "max_cpus" | "max_pids" | "max_replicas")) => {
                     format!("enforced when `{key}` is set")
                 }
                 Some(key) => format!("`{key} = false`"),
@@ -280,6 +288,7 @@ impl Rule {
             Self::NetworkDriver => "network-driver",
             Self::MemoryLimit => "memory-limit",
             Self::CpuLimit => "cpu-limit",
+            Self::PidsLimit => "pids-limit",
             Self::Replicas => "replicas",
             Self::Symlink => "symlink",
             Self::BindDomainFiles => "bind-domain-files",
@@ -338,6 +347,7 @@ pub const DEFAULT_MAX_NOFILE: u64 = 1 << 20;
 /// allowed_cap_add = ["NET_BIND_SERVICE", "SYS_NICE"]
 /// max_memory = "4g"          # per stack: Σ memory limit × replicas
 /// max_cpus = 2.0             # per stack: Σ cpus × replicas
+/// max_pids = 512             # per stack: Σ pids limit × replicas
 /// max_replicas = 10          # per service
 /// max_nofile = 65536         # per service: ulimits.nofile (default 1048576)
 /// ```
@@ -396,6 +406,8 @@ pub struct Policy {
     pub max_memory: Option<u64>,
     /// CPU cap of a stack; `None`: no cap.
     pub max_cpus: Option<f64>,
+    /// Process cap of a stack (Σ pids limit × replicas); `None`: no cap.
+    pub max_pids: Option<u64>,
     /// Replica cap of a service; `None`: only the loader's limit of 100.
     pub max_replicas: Option<u32>,
 }
@@ -433,6 +445,7 @@ impl Default for Policy {
                 .collect(),
             max_memory: None,
             max_cpus: None,
+            max_pids: None,
             max_replicas: None,
         }
     }
@@ -458,6 +471,7 @@ impl Policy {
             Rule::NetworkDriver => self.network_driver,
             Rule::MemoryLimit => self.max_memory.is_some(),
             Rule::CpuLimit => self.max_cpus.is_some(),
+            Rule::PidsLimit => self.max_pids.is_some(),
             Rule::Replicas => self.max_replicas.is_some(),
             Rule::LoggingDriver => self.logging_driver,
             Rule::VolumeOptions => self.volume_options,
@@ -503,7 +517,8 @@ impl Policy {
     }
 }
 
-fn deserialize_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+/// A size in bytes, written as a number or as compose does (`"4g"`).
+pub(crate) fn deserialize_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Size {

@@ -377,16 +377,26 @@ fn limits<'a>(policy: &Policy, project: &'a Project, found: &mut Found<'a>) {
             "cpus",
             "deploy.resources.limits.cpus (or cpus)",
         ),
+        (
+            Rule::PidsLimit,
+            policy.max_pids,
+            "pids",
+            "deploy.resources.limits.pids (or pids_limit)",
+        ),
     ];
     for (rule, cap, what, key) in caps {
         let Some(cap) = cap else { continue };
         let mut total: u64 = 0;
         for (name, service) in &project.services {
             let limits = service.deploy.resources.limits;
-            let limit = if rule == Rule::MemoryLimit {
-                limits.memory
-            } else {
-                limits.nano_cpus
+            let limit = match rule {
+                Rule::MemoryLimit => limits.memory,
+                Rule::CpuLimit => limits.nano_cpus,
+                // `pids: -1` (or 0) is the engine's "unlimited": no limit.
+                _ => limits
+                    .pids
+                    .and_then(|p| u64::try_from(p).ok())
+                    .filter(|p| *p > 0),
             };
             match limit {
                 Some(limit) => {
@@ -406,13 +416,13 @@ fn limits<'a>(policy: &Policy, project: &'a Project, found: &mut Found<'a>) {
             }
         }
         if total > cap {
-            let (used, allowed) = if rule == Rule::MemoryLimit {
-                (format!("{total} bytes"), format!("{cap} bytes"))
-            } else {
-                (
+            let (used, allowed) = match rule {
+                Rule::MemoryLimit => (format!("{total} bytes"), format!("{cap} bytes")),
+                Rule::CpuLimit => (
                     format!("{} CPUs", total as f64 / 1e9),
                     format!("{} CPUs", cap as f64 / 1e9),
-                )
+                ),
+                _ => (format!("{total} processes"), format!("{cap} processes")),
             };
             found.add(
                 rule,

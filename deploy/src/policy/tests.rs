@@ -311,6 +311,32 @@ fn memory_and_cpu_caps_sum_over_replicas() {
 }
 
 #[test]
+fn the_pids_cap_sums_over_replicas_and_needs_a_limit_everywhere() {
+    let p = project(
+        "services:\n  web:\n    image: a\n    pids_limit: 100\n    deploy: {replicas: 2}\n  db:\n    image: b\n    deploy: {resources: {limits: {pids: 50}}}\n  job:\n    image: c\n    pids_limit: -1\n",
+    );
+    let policy = Policy {
+        max_pids: Some(200),
+        ..Policy::default()
+    };
+    let v = policy.violations(&p, &domain());
+    let got: Vec<(Rule, &str)> = v.iter().map(|v| (v.rule, v.path.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (Rule::PidsLimit, "services.job.deploy.resources.limits.pids"),
+            (Rule::PidsLimit, "services"),
+        ],
+        "-1 is no limit; 2 × 100 + 50 = 250 > 200"
+    );
+    assert!(v[1].message.contains("250 processes"), "{}", v[1].message);
+    let fits = project(
+        "services:\n  web:\n    image: a\n    pids_limit: 100\n    deploy: {replicas: 2}\n",
+    );
+    assert!(policy.check(&fits, &domain()).is_ok());
+}
+
+#[test]
 fn caps_require_limits_on_every_service() {
     let p =
         project("services:\n  web:\n    image: a\n    mem_limit: 1g\n  worker:\n    image: b\n");

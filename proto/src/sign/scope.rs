@@ -3,13 +3,11 @@
 //! its node and expiry, so it cannot act on another tenant's domain, be
 //! replayed on another node, or be replayed later (DESIGN §6).
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Duration, Utc};
 
 use super::SignError;
 use crate::job::Job;
+pub use crate::name::DomainPattern;
 use crate::name::{Domain, NodeId};
 
 /// How long a job signed by the CLI is valid by default.
@@ -18,65 +16,6 @@ pub const DEFAULT_JOB_TTL: Duration = Duration::minutes(15);
 pub const MAX_JOB_TTL: Duration = Duration::hours(24);
 /// Clock difference tolerated between the signer and the worker.
 pub const CLOCK_SKEW: Duration = Duration::minutes(2);
-
-/// A domain pattern a key is trusted for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DomainPattern {
-    /// Every domain (an operator's key).
-    Any,
-    /// Exactly this domain.
-    Exact(String),
-    /// Any subdomain of this one (`*.example.com`; not `example.com` itself).
-    Subdomains(String),
-}
-
-impl DomainPattern {
-    /// Whether `domain` falls under the pattern.
-    pub fn matches(&self, domain: &Domain) -> bool {
-        let name = domain.as_str();
-        match self {
-            DomainPattern::Any => true,
-            DomainPattern::Exact(exact) => name == exact,
-            DomainPattern::Subdomains(parent) => name
-                .strip_suffix(parent.as_str())
-                .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
-        }
-    }
-}
-
-impl FromStr for DomainPattern {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        if s == "*" {
-            return Ok(DomainPattern::Any);
-        }
-        let (wild, rest) = match s.strip_prefix("*.") {
-            Some(rest) => (true, rest),
-            None => (false, s),
-        };
-        let domain: Domain = rest.parse().map_err(|e| {
-            format!("`{s}` is not a domain pattern (`example.com`, `*.example.com` or `*`): {e}")
-        })?;
-        let name = domain.as_str().to_owned();
-        Ok(if wild {
-            DomainPattern::Subdomains(name)
-        } else {
-            DomainPattern::Exact(name)
-        })
-    }
-}
-
-impl fmt::Display for DomainPattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DomainPattern::Any => f.write_str("*"),
-            DomainPattern::Exact(d) => f.write_str(d),
-            DomainPattern::Subdomains(d) => write!(f, "*.{d}"),
-        }
-    }
-}
 
 /// A public key a worker trusts, and the domains it may sign jobs for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -292,6 +292,7 @@ impl<'a> Host<'a> {
             Some(proxy),
             EngineOptions {
                 drain: Duration::from_millis(500),
+                ..EngineOptions::default()
             },
         );
         Ok(Host {

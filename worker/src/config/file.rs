@@ -6,6 +6,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use hostkit_deploy::cgroup::StackLimits;
 use hostkit_deploy::policy::Policy;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -64,6 +65,8 @@ pub struct FileConfig {
     pub log: LogSection,
     /// `[policy]`: the compose policy, as `hostkit-deploy` defines it.
     pub policy: Policy,
+    /// `[stack_limits]`: per-domain budgets of whole stacks.
+    pub stack_limits: StackLimits,
 }
 
 impl Default for FileConfig {
@@ -80,6 +83,7 @@ impl Default for FileConfig {
             security: SecuritySection::default(),
             log: LogSection::default(),
             policy: Policy::default(),
+            stack_limits: StackLimits::default(),
         }
     }
 }

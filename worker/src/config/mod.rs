@@ -22,6 +22,7 @@
 //! | `[security]` | `trusted_job_keys`, `job_keys` (`key`, `domains`), `require_signed_jobs`, `allow_registry_pulls`, `image_dir` |
 //! | `[log]` | `format`, `filter` |
 //! | `[policy]` | [`hostkit_deploy::policy::Policy`] |
+//! | `[stack_limits]` | [`hostkit_deploy::cgroup::StackLimits`]: `cgroup_root`, `memory`, `cpus`, `pids`, `[stack_limits.domains."<domain or *.domain>"]` |
 
 pub mod check;
 mod error;
@@ -35,6 +36,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use hostkit_deploy::cgroup::{Budget, StackLimits};
 use hostkit_deploy::compose::duration::parse_duration;
 use hostkit_deploy::policy::Policy;
 use hostkit_deploy::ports::PortBlock;
@@ -82,6 +84,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The compose policy.
     pub policy: Policy,
+    /// Budgets of whole stacks, per domain.
+    pub stack_limits: StackLimits,
 }
 
 /// `[nats]`, validated.
@@ -443,6 +447,7 @@ impl Config {
                 filter: self.log.filter.clone(),
             },
             policy: self.policy.clone(),
+            stack_limits: self.stack_limits.clone(),
         }
     }
 
@@ -650,6 +655,7 @@ fn validate(file: &FileConfig, p: &mut Problems) -> Option<Config> {
     let security = validate_security(&file.security, p);
     let log = validate_log(&file.log, p);
     validate_policy(&file.policy, p);
+    validate_stack_limits(&file.stack_limits, p);
 
     Some(Config {
         source: None,
@@ -664,6 +670,7 @@ fn validate(file: &FileConfig, p: &mut Problems) -> Option<Config> {
         security,
         log: log?,
         policy: file.policy.clone(),
+        stack_limits: file.stack_limits.clone(),
     })
 }
 
@@ -868,6 +875,9 @@ fn validate_policy(policy: &Policy, p: &mut Problems) {
     if policy.max_replicas == Some(0) {
         p.push("policy.max_replicas", "must be at least 1");
     }
+    if policy.max_pids == Some(0) {
+        p.push("policy.max_pids", "must be at least 1");
+    }
     if policy.max_memory == Some(0) {
         p.push("policy.max_memory", "must be more than 0 bytes");
     }
@@ -880,5 +890,46 @@ fn validate_policy(policy: &Policy, p: &mut Problems) {
                 format!("is not a capability name such as \"NET_ADMIN\" (got {cap:?})"),
             );
         }
+    }
+}
+
+/// Smallest memory budget of a stack: the engine's minimum for one container.
+const MIN_STACK_MEMORY: u64 = 6 << 20;
+/// Smallest CPU budget of a stack: the kernel's minimum CFS quota (1 ms per
+/// 100 ms period).
+const MIN_STACK_CPUS: f64 = 0.01;
+
+fn validate_stack_limits(limits: &StackLimits, p: &mut Problems) {
+    p.absolute("stack_limits.cgroup_root", &limits.cgroup_root);
+    validate_budget("stack_limits", &limits.default_budget(), p);
+    for (key, budget) in &limits.domains {
+        let at = format!("stack_limits.domains.\"{key}\"");
+        if let Err(e) = key.parse::<DomainPattern>() {
+            p.push(
+                at.clone(),
+                format!("is not a domain or `*.<domain>` pattern: {e}"),
+            );
+        }
+        validate_budget(&at, budget, p);
+    }
+}
+
+fn validate_budget(at: &str, budget: &Budget, p: &mut Problems) {
+    if let Some(cpus) = budget.cpus
+        && !(cpus.is_finite() && cpus >= MIN_STACK_CPUS)
+    {
+        p.push(
+            format!("{at}.cpus"),
+            format!("must be a number of at least {MIN_STACK_CPUS} (got {cpus})"),
+        );
+    }
+    if let Some(memory) = budget.memory.filter(|m| *m < MIN_STACK_MEMORY) {
+        p.push(
+            format!("{at}.memory"),
+            format!("must be at least 6m, the least a container can run in (got {memory} bytes)"),
+        );
+    }
+    if budget.pids == Some(0) {
+        p.push(format!("{at}.pids"), "must be at least 1");
     }
 }

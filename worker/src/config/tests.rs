@@ -72,7 +72,21 @@ public_port = false
 allowed_cap_add = ["NET_BIND_SERVICE"]
 max_memory = "4g"
 max_cpus = 2.5
+max_pids = 4096
 max_replicas = 10
+
+[stack_limits]
+cgroup_root = "{d}/cgroup"
+memory = "2g"
+cpus = 1.5
+pids = 512
+
+[stack_limits.domains."shop.example.com"]
+memory = "4g"
+
+[stack_limits.domains."*.example.org"]
+pids = 64
+cpus = 0.5
 "#
     )
 }
@@ -201,6 +215,27 @@ fn a_full_sample_parses_into_every_setting() {
     assert_eq!(config.policy.max_memory, Some(4 * 1024 * 1024 * 1024));
     assert_eq!(config.policy.max_cpus, Some(2.5));
     assert_eq!(config.policy.max_replicas, Some(10));
+    assert_eq!(config.policy.max_pids, Some(4096));
+
+    let limits = &config.stack_limits;
+    assert_eq!(limits.cgroup_root, dir.path().join("cgroup"));
+    let budget = |d: &str| limits.budget_for(&d.parse().unwrap());
+    assert_eq!(
+        budget("shop.example.com"),
+        Budget {
+            memory: Some(4 << 30),
+            cpus: Some(1.5),
+            pids: Some(512)
+        }
+    );
+    assert_eq!(
+        budget("a.example.org"),
+        Budget {
+            memory: Some(2 << 30),
+            cpus: Some(0.5),
+            pids: Some(64)
+        }
+    );
 }
 
 #[test]
@@ -414,6 +449,27 @@ fn each_validation_error_names_its_key() {
         (
             "node = \"a\"\n[policy]\nmax_replicas = 0",
             &["policy.max_replicas"],
+        ),
+        ("node = \"a\"\n[policy]\nmax_pids = 0", &["policy.max_pids"]),
+        (
+            "node = \"a\"\n[stack_limits]\ncgroup_root = \"cg\"\ncpus = 0.001\nmemory = \"1m\"\npids = 0",
+            &[
+                "stack_limits.cgroup_root",
+                "stack_limits.cpus",
+                "stack_limits.memory",
+                "stack_limits.pids",
+            ],
+        ),
+        (
+            "node = \"a\"\n[stack_limits.domains.\"not a domain\"]\npids = 0",
+            &[
+                "stack_limits.domains.\"not a domain\"",
+                "stack_limits.domains.\"not a domain\".pids",
+            ],
+        ),
+        (
+            "node = \"a\"\n[stack_limits.domains.\"example.com\"]\nmemroy = 1",
+            &["stack_limits.domains.example.com.memroy"],
         ),
         (
             "node = \"a\"\n[policy]\nallowed_cap_add = [\"NET ADMIN\"]",
@@ -768,7 +824,17 @@ fn the_shipped_sample_mentions_every_key() {
         match value.as_table() {
             Some(table) => {
                 assert!(sample.contains(&format!("[{key}]")), "[{key}] missing");
-                keys.extend(table.keys().cloned());
+                for (inner, value) in table {
+                    if value.is_table() {
+                        // A table of tables: its first key shows the form.
+                        assert!(
+                            sample.contains(&format!("[{key}.{inner}.")),
+                            "[{key}.{inner}.…] missing"
+                        );
+                    } else {
+                        keys.push(inner.clone());
+                    }
+                }
             }
             None => keys.push(key.clone()),
         }
@@ -783,6 +849,7 @@ fn the_shipped_sample_mentions_every_key() {
             "token",
             "max_memory",
             "max_cpus",
+            "max_pids",
             "max_replicas",
         ]
         .map(String::from),

@@ -17,7 +17,7 @@ use hostkit_deploy::stack::{self, Placement};
 use hostkit_proto::job::{DeployPayload, DeploySource, ImageSource};
 use hostkit_proto::{ErrorCode, Job};
 
-use super::stack::{checked_spec_for_version, domain_dir, version_labels};
+use super::stack::{checked_spec_for_version, domain_dir, limits_for, version_labels};
 use super::{Done, Failure, blocking};
 use crate::runtime::Worker;
 use crate::store::{Change, NewVersion, VersionService};
@@ -81,13 +81,9 @@ pub async fn run_with_images(
     });
     let env = deploy_env(&dir, &payload.env).await?;
     let text = compose_text(&payload.source);
+    let (policy, budget) = limits_for(worker, domain);
     let checked = {
-        let (text, env, dir, policy) = (
-            text.clone(),
-            env.clone(),
-            dir.clone(),
-            worker.settings.policy.clone(),
-        );
+        let (text, env, dir) = (text.clone(), env.clone(), dir.clone());
         let main = payload.options.main_service.clone();
         blocking("the compose check", move || {
             stack::check(&text, &env, &dir, main.as_deref(), &policy)
@@ -129,6 +125,7 @@ pub async fn run_with_images(
         ports: record.ports,
         health_timeout: timeout,
         labels: version_labels(version, &job.id),
+        budget,
     };
     let spec = stack::resolve(&worker.docker, &checked, &placement, pull, &scope, sink).await?;
 
@@ -181,6 +178,9 @@ pub async fn run_with_images(
             })
         }
         Err(error) if !payload.options.auto_rollback => Err(error.into()),
+        // A budget that cannot be written stops the apply before it changes
+        // anything (and would stop a rollback the same way).
+        Err(error @ DeployError::Limits(_)) => Err(error.into()),
         Err(error) => {
             let mut failure = Failure::from(error);
             match previous {

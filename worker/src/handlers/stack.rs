@@ -5,11 +5,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use hostkit_deploy::cgroup::Budget;
 use hostkit_deploy::compose::{MainService, Project};
 use hostkit_deploy::convert::{self, StackInput};
 use hostkit_deploy::domain_dir::DomainDir;
 use hostkit_deploy::engine::StackSpec;
 use hostkit_deploy::engine::labels;
+use hostkit_deploy::policy::Policy;
 use hostkit_proto::{Domain, ErrorCode, JobId};
 
 use super::{Failure, blocking};
@@ -19,6 +21,15 @@ use crate::store::{DomainRecord, VersionRecord};
 /// `<domains_root>/<domain>`: bind mounts, env files, the on-disk view.
 pub fn domain_dir(worker: &Worker, domain: &Domain) -> PathBuf {
     worker.settings.domains_root.join(domain.as_str())
+}
+
+/// How `domain`'s budget is enforced: the policy its stacks are checked
+/// against, and the budget its parent cgroup gets. Under a parent cgroup
+/// the policy is the node's; without one (the systemd driver) the budget
+/// lowers the policy's per-stack caps instead.
+pub fn limits_for(worker: &Worker, domain: &Domain) -> (Policy, Option<Budget>) {
+    let budget = worker.settings.stack_limits.budget_for(domain);
+    worker.enforcement.limits(&worker.settings.policy, budget)
 }
 
 /// Labels every container of a version carries.
@@ -83,6 +94,7 @@ pub fn spec_for_version(
         health_timeout: health_timeout.unwrap_or(worker.settings.health_timeout),
         domain_dir: &dir,
         labels: version_labels(record.version, job),
+        budget: limits_for(worker, &domain.domain).1,
     };
     convert::stack_spec(&input)
         .map_err(|e| Failure::from(hostkit_deploy::error::DeployError::from(e)))
@@ -106,7 +118,7 @@ pub async fn checked_spec_for_version(
         Some(project) => project.clone(),
         None => recorded_project(record)?.0,
     };
-    let policy = worker.settings.policy.clone();
+    let (policy, _) = limits_for(worker, &domain.domain);
     let dir = DomainDir::new(domain_dir(worker, &domain.domain));
     blocking("the policy check", move || {
         policy.check_on_disk(&checked, &dir)

@@ -3,6 +3,7 @@
 //! one shutdown signal that the caller owns (`serve(startup, shutdown)`).
 
 pub mod aftercare;
+pub mod budgets;
 pub mod control;
 pub mod events;
 pub mod heartbeat;
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, object_store};
 use bollard::Docker;
+use hostkit_deploy::cgroup::{Enforcement, StackLimits};
 use hostkit_deploy::engine::{Engine, EngineOptions};
 use hostkit_deploy::policy::Policy;
 use hostkit_deploy::proxy::{Proxy, ProxyConfig};
@@ -48,6 +50,8 @@ pub struct Settings {
     pub image_dir: Option<PathBuf>,
     /// The compose policy.
     pub policy: Policy,
+    /// Budgets of whole stacks, per domain, and the cgroup root.
+    pub stack_limits: StackLimits,
     /// Public nkeys whose job signatures are accepted.
     pub trusted_keys: Vec<hostkit_proto::TrustedKey>,
     /// Refuse unsigned jobs.
@@ -82,6 +86,9 @@ pub struct Worker {
     pub nodes: kv::Store,
     /// Settings.
     pub settings: Settings,
+    /// How stack budgets are enforced on this node (from the engine's
+    /// cgroup driver, found at startup).
+    pub enforcement: Enforcement,
     /// Image blobs loaded since start: object name → (reference, image id)
     /// of each image it held; a blob whose images are all still there is not
     /// streamed again (a redeploy of the same images loads nothing).
@@ -158,11 +165,14 @@ pub async fn serve(startup: Startup, shutdown: watch::Receiver<bool>) -> Result<
             }
         }
     };
+    let enforcement = Enforcement::detect(&docker, &settings.stack_limits.cgroup_root).await;
+    budgets::log_enforcement(&enforcement, &settings.stack_limits);
     let engine = Engine::new(
         docker.clone(),
         proxy.map(Proxy::new),
         EngineOptions {
             drain: settings.drain,
+            cgroups: enforcement.tree().cloned(),
         },
     );
     let events = Events::new(node.clone(), names.clone(), store.clone());
@@ -177,6 +187,7 @@ pub async fn serve(startup: Startup, shutdown: watch::Receiver<bool>) -> Result<
         placement: objects.placement,
         nodes: objects.nodes,
         settings,
+        enforcement,
         loaded_blobs: Default::default(),
     });
 
@@ -192,6 +203,7 @@ pub async fn serve(startup: Startup, shutdown: watch::Receiver<bool>) -> Result<
     tracing::info!(node = %node, "worker online");
 
     monitor::reconcile(&worker).await;
+    budgets::apply_all(&worker).await;
     let lanes = lanes::Lanes::new(
         Arc::clone(&worker),
         worker.settings.max_lanes,

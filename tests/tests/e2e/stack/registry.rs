@@ -32,6 +32,7 @@ async fn spec_with(site: &Site, compose: &str, pull: PullPolicy) -> Result<Stack
         ports: site.ports,
         health_timeout: Duration::from_secs(30),
         labels: HashMap::new(),
+        budget: None,
     };
     let scope = ImageScope::unrestricted();
     stack::resolve(

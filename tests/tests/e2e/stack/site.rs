@@ -111,6 +111,7 @@ impl Site {
             Some(proxy),
             EngineOptions {
                 drain: Duration::from_millis(500),
+                ..EngineOptions::default()
             },
         );
         let domain: Domain = name(&docker).parse().expect("valid test domain");

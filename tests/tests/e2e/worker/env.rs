@@ -37,10 +37,18 @@ impl Env {
 
     /// An env whose worker runs with adjusted settings.
     pub async fn with_settings(adjust: impl FnOnce(&mut hostkit_worker::runtime::Settings)) -> Env {
+        Self::with_docker_settings(|settings, _| adjust(settings)).await
+    }
+
+    /// An env whose worker runs with settings `adjust` changes, knowing the
+    /// test's engine (e.g. to name its domains in them).
+    pub async fn with_docker_settings(
+        adjust: impl FnOnce(&mut hostkit_worker::runtime::Settings, &TestDocker),
+    ) -> Env {
         let nats = TestNats::new().await;
         let docker = TestDocker::new().await;
         let nginx = TestNginx::new().await;
-        let worker = TestWorker::start_with(&nats, &docker, &nginx, adjust).await;
+        let worker = TestWorker::start_with(&nats, &docker, &nginx, |s| adjust(s, &docker)).await;
         let client = nats.client().await;
         let js = jetstream::new(client.clone());
         Env {

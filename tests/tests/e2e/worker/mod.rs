@@ -4,6 +4,7 @@
 
 mod env;
 
+mod budgets;
 mod control;
 mod features;
 mod fleet;
