@@ -9,19 +9,20 @@ use std::time::Duration;
 
 use bollard::models::{
     ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, Mount as DockerMount,
-    MountTmpfsOptions, MountType, MountVolumeOptions, ResourcesUlimits, RestartPolicy,
-    RestartPolicyNameEnum,
+    MountImageOptions, MountTmpfsOptions, MountType, MountVolumeOptions, ResourcesUlimits,
+    RestartPolicy, RestartPolicyNameEnum,
 };
 use hostkit_proto::Domain;
 use serde::Serialize;
 
 use crate::compose::{
-    ComposeError, Condition, HealthTest, KeyPath, MainService, MountSource, Project, Restart,
-    Service, UpdateOrder, resolve_host_path,
+    ComposeError, Condition, FileObject, HealthTest, Hook, KeyPath, MainService, MountSource,
+    Project, Restart, Service, UpdateOrder, resolve_host_path,
 };
 use crate::engine::health::Readiness;
 use crate::engine::spec::{
-    Dependency, Endpoint, NetworkSpec, PortBlock, PublishedPort, ServiceSpec, StackSpec, VolumeSpec,
+    Dependency, Endpoint, HookSpec, Hooks, NetworkSpec, PortBlock, PublishedPort, ServiceSpec,
+    StackSpec, VolumeSpec, WrittenFile,
 };
 use crate::images::ImageError;
 use crate::policy::{BindSource, bind_sources};
@@ -63,14 +64,14 @@ pub fn stack_spec(input: &StackInput<'_>) -> Result<StackSpec, ConvertError> {
     let project_name = input.domain.token();
     let missing: Vec<String> = input
         .project
-        .services
-        .values()
-        .filter(|s| !input.image_ids.contains_key(&s.image))
-        .map(|s| s.image.clone())
+        .image_references()
+        .into_iter()
+        .filter(|image| !input.image_ids.contains_key(image))
         .collect();
     if !missing.is_empty() {
         return Err(ImageError::Missing { images: missing }.into());
     }
+    input.project.require_file_values()?;
 
     let networks = input
         .project
@@ -140,11 +141,131 @@ fn engine_name(custom: Option<&String>, project: &str, key: &str) -> String {
     custom.cloned().unwrap_or_else(|| scoped(project, key))
 }
 
-/// What shapes a container besides the service model and its image.
+/// What shapes a container besides the service model and its image. The
+/// fields added later are left out when empty, so a service without them
+/// keeps its hash.
 #[derive(Serialize)]
 struct HashExtra<'a> {
     main_port: Option<u16>,
     domain_dir: &'a Path,
+    /// Ids of the other images it uses (`pre_start` hooks, image mounts).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    images: BTreeMap<&'a str, &'a str>,
+    /// Names of the files HostKit writes for it (they follow the content).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    files: Vec<&'a str>,
+}
+
+/// A secret or config of a service: the host file bind-mounted read-only
+/// at `target`, and, for an `environment:` or `content:` source, the file
+/// HostKit writes there.
+struct FileMount {
+    source: std::path::PathBuf,
+    target: String,
+    written: Option<WrittenFile>,
+}
+
+/// The secrets and configs `service` mounts.
+fn file_mounts(
+    input: &StackInput<'_>,
+    project: &str,
+    service: &Service,
+    path: &KeyPath,
+) -> Result<Vec<FileMount>, ConvertError> {
+    let mut out = Vec::new();
+    for (refs, objects, key, default_dir) in [
+        (
+            &service.secrets,
+            &input.project.secrets,
+            "secrets",
+            "/run/secrets/",
+        ),
+        (&service.configs, &input.project.configs, "configs", "/"),
+    ] {
+        for (i, r) in refs.iter().enumerate() {
+            let Some(object) = objects.get(&r.source) else {
+                continue;
+            };
+            let target = match &r.target {
+                Some(t) if t.starts_with('/') => t.clone(),
+                Some(t) => format!("{default_dir}{t}"),
+                None => format!("{default_dir}{}", r.source),
+            };
+            let at = path.key(key).index(i);
+            let (source, written) = match object {
+                FileObject::File(written) => {
+                    let source = resolve_host_path(written, input.domain_dir).ok_or_else(|| {
+                        ComposeError::invalid(&at, format!("cannot resolve host path `{written}`"))
+                    })?;
+                    (source, None)
+                }
+                // Refused by `stack_spec` (`require_file_values`).
+                FileObject::Environment { value: None, .. } => continue,
+                FileObject::Environment {
+                    value: Some(content),
+                    ..
+                }
+                | FileObject::Content(content) => {
+                    // Numeric: checked at load.
+                    let id = |v: &Option<String>| v.as_deref().and_then(|v| v.parse().ok());
+                    let file = WrittenFile::new(project, content, r.mode, id(&r.uid), id(&r.gid));
+                    (input.domain_dir.join(file.relative_path()), Some(file))
+                }
+            };
+            out.push(FileMount {
+                source,
+                target,
+                written,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The service's hooks, ready to run: a `pre_start` container gets the
+/// service's image, user, working directory and environment where the
+/// hook sets none (the user and directory only when it runs the service's
+/// image); an exec inherits them from the container.
+fn hooks(input: &StackInput<'_>, service: &Service, image_id: &str) -> Hooks {
+    let exec = |hook: &Hook| HookSpec {
+        command: hook.command.clone(),
+        image_id: None,
+        user: hook.user.clone(),
+        privileged: hook.privileged,
+        working_dir: hook.working_dir.clone(),
+        env: hook
+            .environment
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect(),
+    };
+    let container = |hook: &Hook| {
+        let own_image = hook.image.is_none();
+        let mut env = service.environment.clone();
+        env.extend(hook.environment.clone());
+        HookSpec {
+            command: hook.command.clone(),
+            image_id: Some(match &hook.image {
+                Some(image) => input.image_ids[image].clone(),
+                None => image_id.to_owned(),
+            }),
+            user: hook
+                .user
+                .clone()
+                .or_else(|| own_image.then(|| service.user.clone()).flatten()),
+            privileged: hook.privileged,
+            working_dir: hook
+                .working_dir
+                .clone()
+                .or_else(|| own_image.then(|| service.working_dir.clone()).flatten()),
+            env: env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        }
+    };
+    Hooks {
+        pre_start: service.pre_start.iter().map(container).collect(),
+        post_start: service.post_start.iter().map(exec).collect(),
+        pre_stop: service.pre_stop.iter().map(exec).collect(),
+    }
 }
 
 fn service_spec(
@@ -215,7 +336,8 @@ fn service_spec(
         })
         .collect();
 
-    let mut template = container_template(input, project, service, &path)?;
+    let files = file_mounts(input, project, service, &path)?;
+    let mut template = container_template(input, project, service, &path, &files)?;
     if let Some(mode) = &service.network_mode {
         match mode.as_str() {
             "none" => {
@@ -240,7 +362,18 @@ fn service_spec(
     let extra = HashExtra {
         main_port,
         domain_dir: input.domain_dir,
+        images: service
+            .other_images()
+            .iter()
+            .filter_map(|r| input.image_ids.get_key_value(r))
+            .map(|(r, id)| (r.as_str(), id.as_str()))
+            .collect(),
+        files: files
+            .iter()
+            .filter_map(|f| f.written.as_ref().map(WrittenFile::name))
+            .collect(),
     };
+    let hooks = hooks(input, service, &image_id);
     Ok(ServiceSpec {
         name: name.to_string(),
         image_reference: service.image.clone(),
@@ -263,7 +396,15 @@ fn service_spec(
             .iter()
             .filter(|b| b.service == name)
             .filter_map(|b| b.path.clone())
+            .chain(
+                files
+                    .iter()
+                    .filter(|f| f.written.is_some())
+                    .map(|f| f.source.clone()),
+            )
             .collect(),
+        files: files.into_iter().filter_map(|f| f.written).collect(),
+        hooks,
         template,
     })
 }
@@ -317,6 +458,7 @@ fn container_template(
     project: &str,
     service: &Service,
     path: &KeyPath,
+    files: &[FileMount],
 ) -> Result<ContainerCreateBody, ConvertError> {
     let host_path = |written: &str, key: &str| {
         resolve_host_path(written, input.domain_dir).ok_or_else(|| {
@@ -370,6 +512,16 @@ fn container_template(
                     options.join(",")
                 ));
             }
+            MountSource::Image { reference, subpath } => mounts.push(DockerMount {
+                target: Some(mount.target.clone()),
+                source: Some(input.image_ids[reference].clone()),
+                typ: Some(MountType::IMAGE),
+                read_only: Some(true),
+                image_options: Some(MountImageOptions {
+                    subpath: subpath.clone(),
+                }),
+                ..Default::default()
+            }),
             MountSource::Tmpfs { size, mode } => mounts.push(DockerMount {
                 target: Some(mount.target.clone()),
                 typ: Some(MountType::TMPFS),
@@ -383,27 +535,8 @@ fn container_template(
             }),
         }
     }
-    for (refs, objects, key, default_dir) in [
-        (
-            &service.secrets,
-            &input.project.secrets,
-            "secrets",
-            "/run/secrets/",
-        ),
-        (&service.configs, &input.project.configs, "configs", "/"),
-    ] {
-        for r in refs {
-            let Some(object) = objects.get(&r.source) else {
-                continue;
-            };
-            let source = host_path(&object.file, key)?;
-            let target = match &r.target {
-                Some(t) if t.starts_with('/') => t.clone(),
-                Some(t) => format!("{default_dir}{t}"),
-                None => format!("{default_dir}{}", r.source),
-            };
-            binds.push(format!("{}:{target}:ro", source.display()));
-        }
+    for file in files {
+        binds.push(format!("{}:{}:ro", file.source.display(), file.target));
     }
 
     let tmpfs: HashMap<String, String> = service
