@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use hostkit_deploy::compose::{Env, parse_env_file};
 use hostkit_deploy::domain_dir::{DomainDir, DomainDirError, READ_CAP};
+use hostkit_deploy::engine::files;
 use hostkit_deploy::error::DeployError;
 use hostkit_deploy::images::{self, ImageScope, PullPolicy};
 use hostkit_deploy::policy::{PolicyDenied, Rule};
@@ -198,11 +199,15 @@ pub async fn run(
                         name: "rollback",
                         message: "first deploy failed: removing what it created".into(),
                     });
-                    if let Err(e) = worker
+                    let removed = match worker
                         .engine
                         .remove(domain, &spec.project, false, sink)
                         .await
                     {
+                        Ok(()) => files::remove_all(&spec.domain_dir).await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = removed {
                         failure.message =
                             format!("{}; cleaning up failed too: {e}", failure.message);
                     }
