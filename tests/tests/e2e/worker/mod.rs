@@ -4,6 +4,7 @@
 
 mod env;
 
+mod compat;
 mod control;
 mod features;
 mod flow;
