@@ -8,6 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use hostkit_deploy::engine::inventory::Inventory;
 use hostkit_proto::job::RemovePayload;
 use hostkit_proto::{ErrorCode, EventKind, Job, JobSpec};
 use hostkit_tests::fixtures;
@@ -61,10 +62,19 @@ fn deploy(
     job
 }
 
+/// The id of the domain's one web replica.
+async fn replica(env: &Env, domain: &hostkit_proto::Domain) -> String {
+    let inventory = Inventory::load(env.docker.client(), &domain.token())
+        .await
+        .expect("inventory");
+    let all: Vec<_> = inventory.all().collect();
+    assert_eq!(all.len(), 1, "one replica");
+    all[0].id.clone()
+}
+
 /// `cmd` in the domain's web replica, which must succeed: its output.
 async fn exec(env: &Env, domain: &hostkit_proto::Domain, cmd: &[&str]) -> String {
-    let container = format!("{}-web-1", domain.token());
-    let (code, out) = env.docker.exec(&container, cmd).await;
+    let (code, out) = env.docker.exec(&replica(env, domain).await, cmd).await;
     assert_eq!(code, 0, "{cmd:?}: {out}");
     out
 }
@@ -149,7 +159,7 @@ async fn environment_and_content_secrets_are_read_only_files_whose_values_reach_
     let (code, _) = env
         .docker
         .exec(
-            &format!("{}-web-1", domain.token()),
+            &replica(&env, &domain).await,
             &["sh", "-c", "echo x > /run/secrets/token"],
         )
         .await;
