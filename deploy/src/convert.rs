@@ -359,13 +359,16 @@ fn service_spec(
     }
     template.image = Some(image_id.clone());
 
+    let other_images: BTreeMap<String, String> = service
+        .other_images()
+        .into_iter()
+        .filter_map(|r| Some((r.clone(), input.image_ids.get(&r)?.clone())))
+        .collect();
     let extra = HashExtra {
         main_port,
         domain_dir: input.domain_dir,
-        images: service
-            .other_images()
+        images: other_images
             .iter()
-            .filter_map(|r| input.image_ids.get_key_value(r))
             .map(|(r, id)| (r.as_str(), id.as_str()))
             .collect(),
         files: files
@@ -379,6 +382,7 @@ fn service_spec(
         image_reference: service.image.clone(),
         config_hash: service.config_hash_with(&image_id, &extra),
         image_id,
+        other_images,
         replicas: service.deploy.replicas,
         depends_on,
         start_first,

@@ -2,7 +2,7 @@
 //! volumes, with every compose detail already resolved. `convert` builds it
 //! from the compose model; the engine never looks at YAML.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -90,6 +90,9 @@ pub struct ServiceSpec {
     pub image_reference: String,
     /// Resolved image id the containers are created from.
     pub image_id: String,
+    /// The other images it runs (`pre_start` hooks, `type: image` mounts):
+    /// reference as written → resolved id.
+    pub other_images: BTreeMap<String, String>,
     /// Desired replica count.
     pub replicas: u32,
     /// Services this one waits for, with the condition.

@@ -124,6 +124,11 @@ pub async fn run(
             tracing::info!(version, touched = applied.touched_anything(), elapsed = ?started.elapsed(), "stack applied");
             // The stack runs: a missing tag only exposes this version's
             // images to pruning, so it is a warning, not a failed deploy.
+            let other_images: BTreeMap<String, String> = spec
+                .services
+                .iter()
+                .flat_map(|s| s.other_images.clone())
+                .collect();
             for service in &spec.services {
                 let tagged = images::tag_version(
                     &worker.docker,
@@ -137,6 +142,15 @@ pub async fn run(
                     tracing::warn!(%error, service = service.name, "version tag not set");
                     sink.report(Progress::Warning {
                         message: format!("{}: version tag not set ({error}); its image is not protected from pruning", service.name),
+                    });
+                }
+            }
+            for (reference, id) in &other_images {
+                let tag = images::other_image_tag(&spec.project, reference, version);
+                if let Err(error) = images::tag_image(&worker.docker, id, &tag).await {
+                    tracing::warn!(%error, reference, "version tag not set");
+                    sink.report(Progress::Warning {
+                        message: format!("{reference}: version tag not set ({error}); the image is not protected from pruning"),
                     });
                 }
             }
@@ -158,6 +172,7 @@ pub async fn run(
                 project: checked.project,
                 main_service: checked.main,
                 services,
+                other_images,
                 env_hash: env_hash(&env),
                 job_id: job.id,
             };
@@ -388,7 +403,7 @@ async fn image_scope(
         .versions(domain.clone())
         .await?
         .into_iter()
-        .flat_map(|v| v.images.into_values())
+        .flat_map(|v| v.images.into_values().chain(v.other_images.into_values()))
         .collect();
     Ok(ImageScope {
         loaded,

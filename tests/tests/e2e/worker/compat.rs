@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use hostkit_deploy::engine::inventory::Inventory;
-use hostkit_proto::job::RemovePayload;
+use hostkit_proto::job::{RemovePayload, RollbackPayload};
 use hostkit_proto::{ErrorCode, EventKind, Job, JobSpec};
 use hostkit_tests::fixtures;
 
@@ -263,4 +263,63 @@ async fn a_failing_post_start_hook_fails_the_deploy_and_the_previous_version_kee
         1,
         "only the v1 replica is left"
     );
+}
+
+#[tokio::test]
+async fn a_version_whose_pre_start_hook_has_its_own_image_rolls_back_with_it() {
+    let env = Env::new().await;
+    let domain = env.domain();
+    let images = env
+        .upload(
+            "hooks",
+            vec![
+                fixtures::web("v1"),
+                fixtures::web("v2"),
+                fixtures::api("v1"),
+            ],
+        )
+        .await;
+    let with_hook = format!(
+        "{}    volumes:\n      - data:/www/data\n    pre_start:\n      - image: hostkit-test/api:v1\n        command: [sh, -c, 'echo $$FIXTURE >> /www/data/runs.txt']\nvolumes:\n  data: {{}}\n",
+        web("hostkit-test/web:v1")
+    );
+    let (done, _) = env
+        .run(&env.deploy_job(&domain, &with_hook, vec![images.clone()]))
+        .await;
+    assert_eq!(succeeded_version(&done), 1, "{done:?}");
+    let runs = async || {
+        env.nginx
+            .get(domain.as_str(), "/data/runs.txt")
+            .await
+            .expect("nginx")
+    };
+    assert_eq!(runs().await, (200, "api\n".to_string()));
+    // The hook's image is kept with the version like the services' images.
+    let tag = hostkit_deploy::images::other_image_tag(&domain.token(), "hostkit-test/api:v1", 1);
+    assert!(
+        env.docker.client().inspect_image(&tag).await.is_ok(),
+        "{tag} protects the hook's image"
+    );
+
+    let without = format!(
+        "{}    volumes:\n      - data:/www/data\nvolumes:\n  data: {{}}\n",
+        web("hostkit-test/web:v2")
+    );
+    let (done, _) = env
+        .run(&env.deploy_job(&domain, &without, vec![images]))
+        .await;
+    assert_eq!(succeeded_version(&done), 2, "{done:?}");
+
+    // Rolling back re-applies version 1 with the hook's exact image: the
+    // hook runs again as the service is recreated.
+    let rollback = env.job(
+        &domain,
+        JobSpec::Rollback(RollbackPayload {
+            to_version: Some(1),
+        }),
+    );
+    let (done, _) = env.run(&rollback).await;
+    assert!(matches!(done.kind, EventKind::Succeeded { .. }), "{done:?}");
+    assert_eq!(env.get(&domain).await, (200, "web v1\n".to_string()));
+    assert_eq!(runs().await, (200, "api\napi\n".to_string()));
 }
