@@ -667,18 +667,19 @@ fn container_template(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::compose::{Env, load};
 
-    /// The template of service `web` of `text`.
-    fn template(text: &str) -> ContainerCreateBody {
-        let project = load(text, &Env::new()).expect("loads").project;
+    /// The spec of `text` loaded with `env` for `example.com` in
+    /// `/srv/example.com`, each image reference resolved to `sha256:<ref>`.
+    pub(crate) fn spec_of(text: &str, env: &Env) -> StackSpec {
+        let project = load(text, env).expect("loads").project;
         let domain = Domain::parse("example.com").expect("domain");
         let image_ids = project
-            .services
-            .values()
-            .map(|s| (s.image.clone(), "sha256:1".to_owned()))
+            .image_references()
+            .into_iter()
+            .map(|r| (r.clone(), format!("sha256:{r}")))
             .collect();
         let input = StackInput {
             domain: &domain,
@@ -693,9 +694,104 @@ mod tests {
             domain_dir: Path::new("/srv/example.com"),
             labels: HashMap::new(),
         };
-        let spec = stack_spec(&input).expect("converts");
+        stack_spec(&input).expect("converts")
+    }
+
+    /// The template of service `web` of `text`.
+    fn template(text: &str) -> ContainerCreateBody {
+        let spec = spec_of(text, &Env::new());
+        spec.service("web").expect("web").template.clone()
+    }
+
+    #[test]
+    fn inline_secrets_and_configs_are_written_files_mounted_read_only() {
+        let text = "services:\n  web:\n    image: nginx\n    secrets: [{source: token, mode: 0400, uid: '1000'}]\n    configs: [{source: conf, target: /etc/app.conf}, plain]\nsecrets:\n  token: {environment: TOKEN}\nconfigs:\n  conf: {content: 'a = 1'}\n  plain: {file: ./plain.conf}\n";
+        let env = |token: &str| Env::from([("TOKEN".to_owned(), token.to_owned())]);
+        let spec = spec_of(text, &env("s3cr3t"));
         let web = spec.service("web").expect("web");
-        web.template.clone()
+        assert_eq!(web.files.len(), 2);
+        let path = |f: &WrittenFile| Path::new("/srv/example.com").join(f.relative_path());
+        let binds = web
+            .template
+            .host_config
+            .as_ref()
+            .and_then(|h| h.binds.clone());
+        assert_eq!(
+            binds.expect("binds"),
+            [
+                format!("{}:/run/secrets/token:ro", path(&web.files[0]).display()),
+                format!("{}:/etc/app.conf:ro", path(&web.files[1]).display()),
+                "/srv/example.com/plain.conf:/plain:ro".to_owned(),
+            ]
+        );
+        for file in &web.files {
+            assert!(
+                web.bind_sources.contains(&path(file)),
+                "the guard walks {file:?}"
+            );
+        }
+        assert!(
+            !format!("{spec:?}").contains("s3cr3t"),
+            "Debug redacts the value"
+        );
+        // A new value is a new file and a new container.
+        let changed = spec_of(text, &env("other"));
+        let changed = changed.service("web").expect("web");
+        assert_ne!(changed.files[0].name(), web.files[0].name());
+        assert_ne!(changed.config_hash, web.config_hash);
+    }
+
+    #[test]
+    fn hooks_get_the_service_defaults_where_compose_gives_them() {
+        let text = "services:\n  web:\n    image: app\n    user: '1000'\n    working_dir: /app\n    environment: {A: '1'}\n    pre_start:\n      - command: [migrate]\n      - {image: tools, command: [chown], environment: {B: '2'}}\n    post_start:\n      - {command: [warm], environment: {C: '3'}, user: root}\n";
+        let spec = spec_of(text, &Env::new());
+        let web = spec.service("web").expect("web");
+        let own = &web.hooks.pre_start[0];
+        assert_eq!(own.image_id.as_deref(), Some("sha256:app"));
+        assert_eq!(
+            (own.user.as_deref(), own.working_dir.as_deref()),
+            (Some("1000"), Some("/app"))
+        );
+        assert_eq!(own.env, ["A=1"]);
+        let tools = &web.hooks.pre_start[1];
+        assert_eq!(tools.image_id.as_deref(), Some("sha256:tools"));
+        assert_eq!(
+            (tools.user.as_deref(), tools.working_dir.as_deref()),
+            (None, None)
+        );
+        assert_eq!(tools.env, ["A=1", "B=2"]);
+        // An exec inherits the container's; it carries only its own.
+        let exec = &web.hooks.post_start[0];
+        assert_eq!(
+            (exec.user.as_deref(), exec.image_id.as_deref()),
+            (Some("root"), None)
+        );
+        assert_eq!(exec.env, ["C=3"]);
+        assert_eq!(
+            web.other_images,
+            BTreeMap::from([("tools".to_owned(), "sha256:tools".to_owned())])
+        );
+    }
+
+    #[test]
+    fn a_service_without_the_newer_features_keeps_its_hash() {
+        let text = "services:\n  web:\n    image: nginx\n    ports: ['80']\n";
+        let spec = spec_of(text, &Env::new());
+        let project = load(text, &Env::new()).expect("loads").project;
+        // What the hash mixed in before hooks, image mounts and written files.
+        #[derive(Serialize)]
+        struct Before<'a> {
+            main_port: Option<u16>,
+            domain_dir: &'a Path,
+        }
+        let before = Before {
+            main_port: None,
+            domain_dir: Path::new("/srv/example.com"),
+        };
+        assert_eq!(
+            spec.service("web").expect("web").config_hash,
+            project.services["web"].config_hash_with("sha256:nginx", &before)
+        );
     }
 
     #[test]

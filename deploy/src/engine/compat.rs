@@ -50,35 +50,11 @@ fn check_api(stack: &StackSpec, api: (usize, usize)) -> Result<(), DeployError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compose::{Env, load};
-    use crate::convert::{StackInput, stack_spec};
-    use crate::ports::PortBlock;
-    use std::collections::HashMap;
-    use std::path::Path;
-    use std::time::Duration;
+    use crate::compose::Env;
+    use crate::convert::tests::spec_of;
 
     fn spec(text: &str) -> StackSpec {
-        let project = load(text, &Env::new()).expect("loads").project;
-        let domain = hostkit_proto::Domain::parse("example.com").expect("domain");
-        let image_ids = project
-            .image_references()
-            .into_iter()
-            .map(|r| (r, "sha256:1".to_owned()))
-            .collect();
-        stack_spec(&StackInput {
-            domain: &domain,
-            project: &project,
-            image_ids: &image_ids,
-            main: None,
-            ports: PortBlock {
-                start: 20000,
-                len: 10,
-            },
-            health_timeout: Duration::from_secs(30),
-            domain_dir: Path::new("/srv/example.com"),
-            labels: HashMap::new(),
-        })
-        .expect("converts")
+        spec_of(text, &Env::new())
     }
 
     #[test]
