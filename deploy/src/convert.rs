@@ -9,20 +9,21 @@ use std::time::Duration;
 
 use bollard::models::{
     ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, Mount as DockerMount,
-    MountTmpfsOptions, MountType, MountVolumeOptions, ResourcesUlimits, RestartPolicy,
-    RestartPolicyNameEnum,
+    MountImageOptions, MountTmpfsOptions, MountType, MountVolumeOptions, ResourcesUlimits,
+    RestartPolicy, RestartPolicyNameEnum,
 };
 use hostkit_proto::Domain;
 use serde::Serialize;
 
 use crate::cgroup::{Budget, parent_of};
 use crate::compose::{
-    ComposeError, Condition, HealthTest, KeyPath, MainService, MountSource, Project, Restart,
-    Service, UpdateOrder, resolve_host_path,
+    ComposeError, Condition, FileObject, HealthTest, Hook, KeyPath, MainService, MountSource,
+    Project, Restart, Service, UpdateOrder, resolve_host_path,
 };
 use crate::engine::health::Readiness;
 use crate::engine::spec::{
-    Dependency, Endpoint, NetworkSpec, PortBlock, PublishedPort, ServiceSpec, StackSpec, VolumeSpec,
+    Dependency, Endpoint, HookSpec, Hooks, NetworkSpec, PortBlock, PublishedPort, ServiceSpec,
+    StackSpec, VolumeSpec, WrittenFile,
 };
 use crate::images::ImageError;
 use crate::policy::{BindSource, bind_sources};
@@ -67,14 +68,14 @@ pub fn stack_spec(input: &StackInput<'_>) -> Result<StackSpec, ConvertError> {
     let project_name = input.domain.token();
     let missing: Vec<String> = input
         .project
-        .services
-        .values()
-        .filter(|s| !input.image_ids.contains_key(&s.image))
-        .map(|s| s.image.clone())
+        .image_references()
+        .into_iter()
+        .filter(|image| !input.image_ids.contains_key(image))
         .collect();
     if !missing.is_empty() {
         return Err(ImageError::Missing { images: missing }.into());
     }
+    input.project.require_file_values()?;
 
     let networks = input
         .project
@@ -145,7 +146,9 @@ fn engine_name(custom: Option<&String>, project: &str, key: &str) -> String {
     custom.cloned().unwrap_or_else(|| scoped(project, key))
 }
 
-/// What shapes a container besides the service model and its image.
+/// What shapes a container besides the service model and its image. The
+/// fields added later are left out when empty, so a service without them
+/// keeps its hash.
 #[derive(Serialize)]
 struct HashExtra<'a> {
     main_port: Option<u16>,
@@ -153,6 +156,124 @@ struct HashExtra<'a> {
     /// Left out when unset, so a stack without a budget keeps its hashes.
     #[serde(skip_serializing_if = "Option::is_none")]
     cgroup_parent: Option<&'a str>,
+    /// Ids of the other images it uses (`pre_start` hooks, image mounts).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    images: BTreeMap<&'a str, &'a str>,
+    /// Names of the files HostKit writes for it (they follow the content).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    files: Vec<&'a str>,
+}
+
+/// A secret or config of a service: the host file bind-mounted read-only
+/// at `target`, and, for an `environment:` or `content:` source, the file
+/// HostKit writes there.
+struct FileMount {
+    source: std::path::PathBuf,
+    target: String,
+    written: Option<WrittenFile>,
+}
+
+/// The secrets and configs `service` mounts.
+fn file_mounts(
+    input: &StackInput<'_>,
+    project: &str,
+    service: &Service,
+    path: &KeyPath,
+) -> Result<Vec<FileMount>, ConvertError> {
+    let mut out = Vec::new();
+    for (refs, objects, key, default_dir) in [
+        (
+            &service.secrets,
+            &input.project.secrets,
+            "secrets",
+            "/run/secrets/",
+        ),
+        (&service.configs, &input.project.configs, "configs", "/"),
+    ] {
+        for (i, r) in refs.iter().enumerate() {
+            let Some(object) = objects.get(&r.source) else {
+                continue;
+            };
+            let target = match &r.target {
+                Some(t) if t.starts_with('/') => t.clone(),
+                Some(t) => format!("{default_dir}{t}"),
+                None => format!("{default_dir}{}", r.source),
+            };
+            let at = path.key(key).index(i);
+            let (source, written) = match object {
+                FileObject::File(written) => {
+                    let source = resolve_host_path(written, input.domain_dir).ok_or_else(|| {
+                        ComposeError::invalid(&at, format!("cannot resolve host path `{written}`"))
+                    })?;
+                    (source, None)
+                }
+                // Refused by `stack_spec` (`require_file_values`).
+                FileObject::Environment { value: None, .. } => continue,
+                FileObject::Environment {
+                    value: Some(content),
+                    ..
+                }
+                | FileObject::Content(content) => {
+                    // Numeric: checked at load.
+                    let id = |v: &Option<String>| v.as_deref().and_then(|v| v.parse().ok());
+                    let file = WrittenFile::new(project, content, r.mode, id(&r.uid), id(&r.gid));
+                    (input.domain_dir.join(file.relative_path()), Some(file))
+                }
+            };
+            out.push(FileMount {
+                source,
+                target,
+                written,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The service's hooks, ready to run: a `pre_start` container gets the
+/// service's image, user, working directory and environment where the
+/// hook sets none (the user and directory only when it runs the service's
+/// image); an exec inherits them from the container.
+fn hooks(input: &StackInput<'_>, service: &Service, image_id: &str) -> Hooks {
+    let exec = |hook: &Hook| HookSpec {
+        command: hook.command.clone(),
+        image_id: None,
+        user: hook.user.clone(),
+        privileged: hook.privileged,
+        working_dir: hook.working_dir.clone(),
+        env: hook
+            .environment
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect(),
+    };
+    let container = |hook: &Hook| {
+        let own_image = hook.image.is_none();
+        let mut env = service.environment.clone();
+        env.extend(hook.environment.clone());
+        HookSpec {
+            command: hook.command.clone(),
+            image_id: Some(match &hook.image {
+                Some(image) => input.image_ids[image].clone(),
+                None => image_id.to_owned(),
+            }),
+            user: hook
+                .user
+                .clone()
+                .or_else(|| own_image.then(|| service.user.clone()).flatten()),
+            privileged: hook.privileged,
+            working_dir: hook
+                .working_dir
+                .clone()
+                .or_else(|| own_image.then(|| service.working_dir.clone()).flatten()),
+            env: env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        }
+    };
+    Hooks {
+        pre_start: service.pre_start.iter().map(container).collect(),
+        post_start: service.post_start.iter().map(exec).collect(),
+        pre_stop: service.pre_stop.iter().map(exec).collect(),
+    }
 }
 
 fn service_spec(
@@ -224,7 +345,8 @@ fn service_spec(
         .collect();
 
     let cgroup_parent = input.budget.map(|_| parent_of(project));
-    let mut template = container_template(input, project, service, &path)?;
+    let files = file_mounts(input, project, service, &path)?;
+    let mut template = container_template(input, project, service, &path, &files)?;
     if let Some(hc) = template.host_config.as_mut() {
         hc.cgroup_parent = cgroup_parent.clone();
     }
@@ -249,16 +371,31 @@ fn service_spec(
     }
     template.image = Some(image_id.clone());
 
+    let other_images: BTreeMap<String, String> = service
+        .other_images()
+        .into_iter()
+        .filter_map(|r| Some((r.clone(), input.image_ids.get(&r)?.clone())))
+        .collect();
     let extra = HashExtra {
         main_port,
         domain_dir: input.domain_dir,
         cgroup_parent: cgroup_parent.as_deref(),
+        images: other_images
+            .iter()
+            .map(|(r, id)| (r.as_str(), id.as_str()))
+            .collect(),
+        files: files
+            .iter()
+            .filter_map(|f| f.written.as_ref().map(WrittenFile::name))
+            .collect(),
     };
+    let hooks = hooks(input, service, &image_id);
     Ok(ServiceSpec {
         name: name.to_string(),
         image_reference: service.image.clone(),
         config_hash: service.config_hash_with(&image_id, &extra),
         image_id,
+        other_images,
         replicas: service.deploy.replicas,
         depends_on,
         start_first,
@@ -276,7 +413,15 @@ fn service_spec(
             .iter()
             .filter(|b| b.service == name)
             .filter_map(|b| b.path.clone())
+            .chain(
+                files
+                    .iter()
+                    .filter(|f| f.written.is_some())
+                    .map(|f| f.source.clone()),
+            )
             .collect(),
+        files: files.into_iter().filter_map(|f| f.written).collect(),
+        hooks,
         template,
     })
 }
@@ -330,6 +475,7 @@ fn container_template(
     project: &str,
     service: &Service,
     path: &KeyPath,
+    files: &[FileMount],
 ) -> Result<ContainerCreateBody, ConvertError> {
     let host_path = |written: &str, key: &str| {
         resolve_host_path(written, input.domain_dir).ok_or_else(|| {
@@ -383,6 +529,16 @@ fn container_template(
                     options.join(",")
                 ));
             }
+            MountSource::Image { reference, subpath } => mounts.push(DockerMount {
+                target: Some(mount.target.clone()),
+                source: Some(input.image_ids[reference].clone()),
+                typ: Some(MountType::IMAGE),
+                read_only: Some(true),
+                image_options: Some(MountImageOptions {
+                    subpath: subpath.clone(),
+                }),
+                ..Default::default()
+            }),
             MountSource::Tmpfs { size, mode } => mounts.push(DockerMount {
                 target: Some(mount.target.clone()),
                 typ: Some(MountType::TMPFS),
@@ -396,27 +552,8 @@ fn container_template(
             }),
         }
     }
-    for (refs, objects, key, default_dir) in [
-        (
-            &service.secrets,
-            &input.project.secrets,
-            "secrets",
-            "/run/secrets/",
-        ),
-        (&service.configs, &input.project.configs, "configs", "/"),
-    ] {
-        for r in refs {
-            let Some(object) = objects.get(&r.source) else {
-                continue;
-            };
-            let source = host_path(&object.file, key)?;
-            let target = match &r.target {
-                Some(t) if t.starts_with('/') => t.clone(),
-                Some(t) => format!("{default_dir}{t}"),
-                None => format!("{default_dir}{}", r.source),
-            };
-            binds.push(format!("{}:{target}:ro", source.display()));
-        }
+    for file in files {
+        binds.push(format!("{}:{}:ro", file.source.display(), file.target));
     }
 
     let tmpfs: HashMap<String, String> = service
@@ -543,18 +680,19 @@ fn container_template(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::compose::{Env, load};
 
-    /// The template of service `web` of `text`.
-    fn template(text: &str) -> ContainerCreateBody {
-        let project = load(text, &Env::new()).expect("loads").project;
+    /// The spec of `text` loaded with `env` for `example.com` in
+    /// `/srv/example.com`, each image reference resolved to `sha256:<ref>`.
+    pub(crate) fn spec_of(text: &str, env: &Env) -> StackSpec {
+        let project = load(text, env).expect("loads").project;
         let domain = Domain::parse("example.com").expect("domain");
         let image_ids = project
-            .services
-            .values()
-            .map(|s| (s.image.clone(), "sha256:1".to_owned()))
+            .image_references()
+            .into_iter()
+            .map(|r| (r.clone(), format!("sha256:{r}")))
             .collect();
         let input = StackInput {
             domain: &domain,
@@ -570,9 +708,104 @@ mod tests {
             labels: HashMap::new(),
             budget: None,
         };
-        let spec = stack_spec(&input).expect("converts");
+        stack_spec(&input).expect("converts")
+    }
+
+    /// The template of service `web` of `text`.
+    fn template(text: &str) -> ContainerCreateBody {
+        let spec = spec_of(text, &Env::new());
+        spec.service("web").expect("web").template.clone()
+    }
+
+    #[test]
+    fn inline_secrets_and_configs_are_written_files_mounted_read_only() {
+        let text = "services:\n  web:\n    image: nginx\n    secrets: [{source: token, mode: 0400, uid: '1000'}]\n    configs: [{source: conf, target: /etc/app.conf}, plain]\nsecrets:\n  token: {environment: TOKEN}\nconfigs:\n  conf: {content: 'a = 1'}\n  plain: {file: ./plain.conf}\n";
+        let env = |token: &str| Env::from([("TOKEN".to_owned(), token.to_owned())]);
+        let spec = spec_of(text, &env("s3cr3t"));
         let web = spec.service("web").expect("web");
-        web.template.clone()
+        assert_eq!(web.files.len(), 2);
+        let path = |f: &WrittenFile| Path::new("/srv/example.com").join(f.relative_path());
+        let binds = web
+            .template
+            .host_config
+            .as_ref()
+            .and_then(|h| h.binds.clone());
+        assert_eq!(
+            binds.expect("binds"),
+            [
+                format!("{}:/run/secrets/token:ro", path(&web.files[0]).display()),
+                format!("{}:/etc/app.conf:ro", path(&web.files[1]).display()),
+                "/srv/example.com/plain.conf:/plain:ro".to_owned(),
+            ]
+        );
+        for file in &web.files {
+            assert!(
+                web.bind_sources.contains(&path(file)),
+                "the guard walks {file:?}"
+            );
+        }
+        assert!(
+            !format!("{spec:?}").contains("s3cr3t"),
+            "Debug redacts the value"
+        );
+        // A new value is a new file and a new container.
+        let changed = spec_of(text, &env("other"));
+        let changed = changed.service("web").expect("web");
+        assert_ne!(changed.files[0].name(), web.files[0].name());
+        assert_ne!(changed.config_hash, web.config_hash);
+    }
+
+    #[test]
+    fn hooks_get_the_service_defaults_where_compose_gives_them() {
+        let text = "services:\n  web:\n    image: app\n    user: '1000'\n    working_dir: /app\n    environment: {A: '1'}\n    pre_start:\n      - command: [migrate]\n      - {image: tools, command: [chown], environment: {B: '2'}}\n    post_start:\n      - {command: [warm], environment: {C: '3'}, user: root}\n";
+        let spec = spec_of(text, &Env::new());
+        let web = spec.service("web").expect("web");
+        let own = &web.hooks.pre_start[0];
+        assert_eq!(own.image_id.as_deref(), Some("sha256:app"));
+        assert_eq!(
+            (own.user.as_deref(), own.working_dir.as_deref()),
+            (Some("1000"), Some("/app"))
+        );
+        assert_eq!(own.env, ["A=1"]);
+        let tools = &web.hooks.pre_start[1];
+        assert_eq!(tools.image_id.as_deref(), Some("sha256:tools"));
+        assert_eq!(
+            (tools.user.as_deref(), tools.working_dir.as_deref()),
+            (None, None)
+        );
+        assert_eq!(tools.env, ["A=1", "B=2"]);
+        // An exec inherits the container's; it carries only its own.
+        let exec = &web.hooks.post_start[0];
+        assert_eq!(
+            (exec.user.as_deref(), exec.image_id.as_deref()),
+            (Some("root"), None)
+        );
+        assert_eq!(exec.env, ["C=3"]);
+        assert_eq!(
+            web.other_images,
+            BTreeMap::from([("tools".to_owned(), "sha256:tools".to_owned())])
+        );
+    }
+
+    #[test]
+    fn a_service_without_the_newer_features_keeps_its_hash() {
+        let text = "services:\n  web:\n    image: nginx\n    ports: ['80']\n";
+        let spec = spec_of(text, &Env::new());
+        let project = load(text, &Env::new()).expect("loads").project;
+        // What the hash mixed in before hooks, image mounts and written files.
+        #[derive(Serialize)]
+        struct Before<'a> {
+            main_port: Option<u16>,
+            domain_dir: &'a Path,
+        }
+        let before = Before {
+            main_port: None,
+            domain_dir: Path::new("/srv/example.com"),
+        };
+        assert_eq!(
+            spec.service("web").expect("web").config_hash,
+            project.services["web"].config_hash_with("sha256:nginx", &before)
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
@@ -261,6 +262,19 @@ impl DomainDir {
     /// it); missing directories are created, links are never followed (a
     /// link at `path` itself is replaced, not written through).
     pub fn write_atomic(&self, path: &Path, contents: &[u8]) -> Result<(), DomainDirError> {
+        self.write_atomic_as(path, contents, 0o644, None)
+    }
+
+    /// [`write_atomic`](Self::write_atomic) with the file's `mode` (exactly,
+    /// whatever the umask) and, when given, its owner `(uid, gid)`: the file
+    /// has both before it appears at `path`.
+    pub fn write_atomic_as(
+        &self,
+        path: &Path,
+        contents: &[u8],
+        mode: u32,
+        owner: Option<(u32, u32)>,
+    ) -> Result<(), DomainDirError> {
         let parts = self.parts(path)?;
         let Some((last, dirs)) = parts.split_last() else {
             return Err(DomainDirError::NotRegular {
@@ -281,13 +295,64 @@ impl DomainDir {
             path: display(&parts),
             source,
         };
-        let fd = rustix::fs::openat(&parent, tmp.as_os_str(), flags, Mode::from_raw_mode(0o644))
+        let fd = rustix::fs::openat(&parent, tmp.as_os_str(), flags, Mode::from_raw_mode(0o600))
             .map_err(|e| write_err(e.into()))?;
+        if let Some((uid, gid)) = owner {
+            let ids = (
+                rustix::fs::Uid::from_raw(uid),
+                rustix::fs::Gid::from_raw(gid),
+            );
+            rustix::fs::fchown(&fd, Some(ids.0), Some(ids.1)).map_err(|e| write_err(e.into()))?;
+        }
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(|e| write_err(e.into()))?;
         let mut file = File::from(fd);
         file.write_all(contents).map_err(write_err)?;
         file.sync_data().map_err(write_err)?;
         rustix::fs::renameat(&parent, tmp.as_os_str(), &parent, last.as_os_str())
             .map_err(|e| write_err(e.into()))
+    }
+
+    /// Make the directory `path` (and the missing ones on the way) and give
+    /// it `mode`; a link on the way is [`DomainDirError::Symlink`].
+    pub fn make_dir(&self, path: &Path, mode: u32) -> Result<(), DomainDirError> {
+        let parts = self.parts(path)?;
+        let Some((last, dirs)) = parts.split_last() else {
+            return Ok(());
+        };
+        let parent = self
+            .open_dirs(dirs, true)?
+            .expect("directories are created");
+        match rustix::fs::mkdirat(&parent, last.as_os_str(), Mode::from_raw_mode(0o700)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(io_error("creating", &parts, e)),
+        }
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&parent, last.as_os_str(), flags, Mode::empty())
+            .map_err(|e| classify(&parent, last, &parts, e))?;
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
+            .map_err(|e| io_error("changing", &parts, e))
+    }
+
+    /// The names in the directory `path` (empty when it is missing), found
+    /// without following links.
+    pub fn list_dir(&self, path: &Path) -> Result<Vec<OsString>, DomainDirError> {
+        let parts = self.parts(path)?;
+        let Some(dir) = self.open_dirs(&parts, false)? else {
+            return Ok(Vec::new());
+        };
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&dir, ".", flags, Mode::empty())
+            .map_err(|e| io_error("listing", &parts, e))?;
+        let mut names = Vec::new();
+        let entries = rustix::fs::Dir::new(fd).map_err(|e| io_error("listing", &parts, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error("listing", &parts, e))?;
+            let name = entry.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                names.push(OsStr::from_bytes(name).to_os_string());
+            }
+        }
+        Ok(names)
     }
 
     /// Remove the file (or link) at `path`; a missing one is fine.
@@ -441,6 +506,33 @@ mod tests {
 
     fn is_symlink<T: std::fmt::Debug>(r: Result<T, DomainDirError>) -> bool {
         matches!(r, Err(DomainDirError::Symlink { .. }))
+    }
+
+    #[test]
+    fn files_are_written_with_their_mode_and_owner_and_listed() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let (_tmp, dir, outside) = setup();
+        let root = dir.root().to_path_buf();
+        dir.make_dir(Path::new(".hostkit"), 0o700)
+            .expect("private dir");
+        let owner = Some((4242, 4343));
+        dir.write_atomic_as(Path::new(".hostkit/files/a"), b"value", 0o440, owner)
+            .expect("write");
+        let meta = std::fs::metadata(root.join(".hostkit/files/a")).expect("written");
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o440);
+        assert_eq!((meta.uid(), meta.gid()), (4242, 4343));
+        let private = std::fs::metadata(root.join(".hostkit")).expect("dir");
+        assert_eq!(private.permissions().mode() & 0o7777, 0o700);
+        dir.write_atomic(Path::new(".hostkit/files/b"), b"x")
+            .expect("write");
+        let mut names = dir.list_dir(Path::new(".hostkit/files")).expect("list");
+        names.sort();
+        assert_eq!(names, [OsString::from("a"), OsString::from("b")]);
+        assert!(dir.list_dir(Path::new("missing")).expect("list").is_empty());
+        symlink(&outside, root.join("data/out")).expect("symlink");
+        assert!(is_symlink(dir.list_dir(Path::new("data/out"))));
+        assert!(is_symlink(dir.make_dir(Path::new("data/out"), 0o700)));
+        assert!(is_symlink(dir.make_dir(Path::new("data/out/x"), 0o700)));
     }
 
     #[test]

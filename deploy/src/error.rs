@@ -6,6 +6,7 @@ use crate::convert::ConvertError;
 use crate::docker::DockerError;
 use crate::domain_dir::DomainDirError;
 use crate::engine::health::NotReady;
+use crate::engine::hooks::HookFailure;
 use crate::images::ImageError;
 use crate::policy::PolicyDenied;
 use crate::proxy::ProxyError;
@@ -66,6 +67,24 @@ pub enum DeployError {
     /// Services did not become ready (healthy, running or completed) in time.
     #[error("health gate failed: {}", failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     HealthGate { failures: Vec<ServiceFailure> },
+    /// A `pre_start` or `post_start` hook failed: the service's replica did
+    /// not start.
+    #[error(transparent)]
+    Hook(#[from] HookFailure),
+    /// The node's engine is too old for something the stack uses.
+    #[error(
+        "{what} needs Docker Engine {engine_needed} (API {api_needed}) or newer; this node's engine speaks API {api}"
+    )]
+    EngineTooOld {
+        /// What needs it (`services.web.volumes[0]: a `type: image` mount`).
+        what: String,
+        /// The engine release that brought it.
+        engine_needed: &'static str,
+        /// The API version that brought it.
+        api_needed: &'static str,
+        /// The API version the node's engine speaks.
+        api: String,
+    },
     /// The domain's port block has no free port left.
     #[error("the port block {start}..{end} of {domain} has no free port left ({needed} needed)")]
     PortsExhausted {
@@ -98,6 +117,8 @@ impl DeployError {
             DeployError::Docker(e) => e.code(),
             DeployError::Proxy(e) => e.code(),
             DeployError::HealthGate { .. } => "health.timeout",
+            DeployError::Hook(_) => "health.failed",
+            DeployError::EngineTooOld { .. } => "compose.unsupported",
             DeployError::PortsExhausted { .. } => "ports.exhausted",
             DeployError::UnknownService { .. } => "job.invalid",
             DeployError::DomainDir(e) => match e {
@@ -123,6 +144,12 @@ impl DeployError {
             DeployError::Proxy(e) => e.hint().into(),
             DeployError::HealthGate { .. } => {
                 "check the services' logs (hostkit compose logs) and their healthchecks; raise --health-timeout if they are just slow".into()
+            }
+            DeployError::Hook(_) => {
+                "the hook's exit status and last output are in the message; fix its command (it runs with the service's user, working directory and environment unless it sets its own)".into()
+            }
+            DeployError::EngineTooOld { .. } => {
+                "upgrade the node's Docker Engine, or do without the feature (for a `type: image` mount: copy the files into a named volume or the service's own image)".into()
             }
             DeployError::PortsExhausted { .. } => {
                 "fewer replicas or published ports, or a larger port block in the worker config".into()

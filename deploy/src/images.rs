@@ -390,6 +390,15 @@ pub fn version_tag(project: &str, service: &str, version: u32) -> String {
     format!("{project}/{}:v{version}", service.to_ascii_lowercase())
 }
 
+/// `<project>/image-<digest of the reference>:v<version>`: the tag that
+/// keeps one of a version's other images (a `pre_start` hook's, a `type:
+/// image` mount's source) while the version is retained.
+pub fn other_image_tag(project: &str, reference: &str, version: u32) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = hex::encode(Sha256::digest(reference.as_bytes()));
+    format!("{project}/image-{}:v{version}", &digest[..12])
+}
+
 /// Tag `image_id` as [`version_tag`].
 pub async fn tag_version(
     docker: &Docker,
@@ -399,16 +408,22 @@ pub async fn tag_version(
     version: u32,
 ) -> Result<String, ImageError> {
     let tag = version_tag(project, service, version);
-    let (repo, version_label) = split_reference(&tag);
+    tag_image(docker, image_id, &tag).await?;
+    Ok(tag)
+}
+
+/// Tag `image_id` as `tag` (`repo:label`).
+pub async fn tag_image(docker: &Docker, image_id: &str, tag: &str) -> Result<(), ImageError> {
+    let (repo, label) = split_reference(tag);
     let options = bollard::query_parameters::TagImageOptionsBuilder::default()
         .repo(repo)
-        .tag(version_label)
+        .tag(label)
         .build();
     docker
         .tag_image(image_id, Some(options))
         .await
         .map_err(|e| DockerError::call(format!("tag {image_id} as {tag}"), e))?;
-    Ok(tag)
+    Ok(())
 }
 
 /// Remove one tag (never the image by id: other tags may share it). The
@@ -431,6 +446,23 @@ pub async fn untag(docker: &Docker, tag: &str) -> Result<(), ImageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn other_image_tags_are_valid_and_stable() {
+        let tag = other_image_tag("example-com", "Tools:1", 3);
+        assert_eq!(tag, other_image_tag("example-com", "Tools:1", 3));
+        assert!(
+            tag.starts_with("example-com/image-") && tag.ends_with(":v3"),
+            "{tag}"
+        );
+        assert_ne!(tag, other_image_tag("example-com", "tools:2", 3));
+        let (repo, _) = split_reference(&tag);
+        assert!(
+            repo.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "/-".contains(c)),
+            "{repo}"
+        );
+    }
 
     #[test]
     fn loaded_lines_are_parsed() {

@@ -35,21 +35,15 @@ pub struct Checked {
 }
 
 impl Checked {
-    /// Every image reference the project needs, once each, sorted.
+    /// Every image reference the project needs (services, `pre_start`
+    /// hooks, `type: image` mounts), once each, sorted.
     pub fn image_references(&self) -> Vec<String> {
-        let mut refs: Vec<String> = self
-            .project
-            .services
-            .values()
-            .map(|s| s.image.clone())
-            .collect();
-        refs.sort();
-        refs.dedup();
-        refs
+        self.project.image_references()
     }
 }
 
-/// Load `compose` with `env`, check the policy (also on disk: no link on
+/// Load `compose` with `env` (every secret and config a service uses must
+/// then have its content), check the policy (also on disk: no link on
 /// the way to anything the stack mounts or HostKit reads), apply env files
 /// from `domain_dir` and decide the main service. Reads only env files, and
 /// only after the policy passed. Blocking: run it off the async executor.
@@ -64,6 +58,7 @@ pub fn check(
         mut project,
         warnings,
     } = compose::load(compose, env)?;
+    project.require_file_values()?;
     let dir = DomainDir::new(domain_dir);
     policy.check_on_disk(&project, &dir)?;
     project.apply_env_files(&dir)?;

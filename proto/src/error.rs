@@ -34,7 +34,8 @@ pub enum ErrorCode {
     ImagePullFailed,
     /// `health.timeout`: services did not become healthy within the timeout.
     HealthTimeout,
-    /// `health.failed`: a service exited or reported unhealthy during the deploy.
+    /// `health.failed`: a service exited, reported unhealthy or failed a
+    /// lifecycle hook (`pre_start`, `post_start`) during the deploy.
     HealthFailed,
     /// `proxy.invalid`: the rendered nginx configuration failed `nginx -t` or reload.
     ProxyInvalid,
@@ -146,8 +147,10 @@ impl ErrorCode {
             ),
             ErrorCode::HealthFailed => (
                 "health.failed",
-                "a service exited or became unhealthy during the deploy",
-                Some("check the service logs (`hostkit compose logs`)"),
+                "a service exited, became unhealthy or failed a lifecycle hook during the deploy",
+                Some(
+                    "check the service logs (`hostkit compose logs`); a failed hook's exit status and last output are in the message",
+                ),
             ),
             ErrorCode::ProxyInvalid => (
                 "proxy.invalid",

@@ -23,7 +23,10 @@ pub struct Checked {
     /// Whether the check stopped early because a variable only the node can
     /// set is missing.
     pub partial: bool,
-    /// The image references the services use (empty when `partial`).
+    /// How many services the file deploys (0 when `partial`).
+    pub services: usize,
+    /// The image references the stack runs: services, `pre_start` hooks,
+    /// `type: image` mounts (empty when `partial`).
     pub images: Vec<String>,
     /// The main service nginx will front and why ("main service `web` (…)").
     pub main_reason: Option<String>,
@@ -48,6 +51,7 @@ pub fn check(
                     "{file_name}: {variable} is not set here (--env, --env-file), which `{path}` requires; the domain's .env on the node must set it, or the deploy fails; the rest of the file was not checked locally"
                 )],
                 partial: true,
+                services: 0,
                 images: Vec::new(),
                 main_reason: None,
             });
@@ -70,12 +74,8 @@ pub fn check(
             .collect(),
         partial: false,
         main_reason,
-        images: loaded
-            .project
-            .services
-            .values()
-            .map(|s| s.image.clone())
-            .collect(),
+        services: loaded.project.services.len(),
+        images: loaded.project.image_references(),
     })
 }
 
@@ -103,6 +103,32 @@ mod tests {
         assert!(
             text.contains("services.web.prots") && text.contains("line 4"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn hooks_inline_secrets_and_image_mounts_pass_the_local_check() {
+        let text = "services:\n  web:\n    image: nginx:1\n    ports: [\"80\"]\n    secrets: [token]\n    configs: [site]\n    volumes:\n      - {type: image, source: 'assets:1', target: /assets}\n    pre_start:\n      - {image: 'tools:1', command: [migrate]}\n    post_start:\n      - command: [nginx, -t]\n    pre_stop:\n      - command: [nginx, -s, quit]\nsecrets:\n  token:\n    environment: TOKEN\nconfigs:\n  site:\n    content: listen 80;\n";
+        let checked = run(text).unwrap();
+        assert!(!checked.partial);
+        assert_eq!(checked.services, 1);
+        assert_eq!(checked.images, ["assets:1", "nginx:1", "tools:1"]);
+        // TOKEN is left to the node, and the user is told.
+        assert!(
+            checked
+                .warnings
+                .iter()
+                .any(|w| w.contains("TOKEN is not set here")),
+            "{:?}",
+            checked.warnings
+        );
+        let error = run(&text.replace("command: [nginx, -t]", "{command: [sh], privileged: true}"))
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("services.web.post_start[0].privileged"),
+            "{error}"
         );
     }
 

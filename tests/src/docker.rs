@@ -111,6 +111,45 @@ impl TestDocker {
         &self.docker
     }
 
+    /// Run `cmd` in `container` (name or id); answers (exit code, output:
+    /// stdout and stderr).
+    pub async fn exec(&self, container: &str, cmd: &[&str]) -> (i64, String) {
+        let exec = self
+            .docker
+            .create_exec(
+                container,
+                bollard::models::ExecConfig {
+                    cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("create exec");
+        let mut output = String::new();
+        if let bollard::exec::StartExecResults::Attached {
+            output: mut stream, ..
+        } = self
+            .docker
+            .start_exec(&exec.id, None)
+            .await
+            .expect("start exec")
+        {
+            while let Some(Ok(chunk)) = stream.next().await {
+                output.push_str(&chunk.to_string());
+            }
+        }
+        let code = self
+            .docker
+            .inspect_exec(&exec.id)
+            .await
+            .expect("inspect exec")
+            .exit_code
+            .unwrap_or(-1);
+        (code, output)
+    }
+
     /// This test's id (a lowercase ULID).
     pub fn id(&self) -> &str {
         &self.id

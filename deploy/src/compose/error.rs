@@ -142,6 +142,9 @@ impl ComposeError {
         match self {
             Self::UnsupportedKey { hint, .. } => *hint,
             Self::TooManyNodes { .. } => Some("use fewer or smaller anchors"),
+            Self::MissingVariable { .. } => Some(
+                "set the variable in the job's env (`hostkit deploy --env`) or in the domain's .env on the node",
+            ),
             Self::Invalid { message, .. } if message.contains("`$`") => {
                 Some("write `$$` for a literal `$`")
             }

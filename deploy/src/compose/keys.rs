@@ -27,6 +27,8 @@ pub enum Scope {
     MountVolume,
     /// `services.<name>.volumes[].tmpfs`.
     MountTmpfs,
+    /// `services.<name>.volumes[].image`.
+    MountImage,
     /// `services.<name>.depends_on.<service>`.
     DependsOn,
     /// `services.<name>.networks.<network>`.
@@ -51,6 +53,8 @@ pub enum Scope {
     FileRef,
     /// `services.<name>.env_file[]` (long form).
     EnvFile,
+    /// `services.<name>.{pre_start,post_start,pre_stop}[]`.
+    Hook,
     /// `networks.<name>`.
     Network,
     /// `volumes.<name>`.
@@ -70,6 +74,7 @@ impl Scope {
             Self::MountBind => "services.<name>.volumes[].bind.",
             Self::MountVolume => "services.<name>.volumes[].volume.",
             Self::MountTmpfs => "services.<name>.volumes[].tmpfs.",
+            Self::MountImage => "services.<name>.volumes[].image.",
             Self::DependsOn => "services.<name>.depends_on.<service>.",
             Self::ServiceNetwork => "services.<name>.networks.<network>.",
             Self::Healthcheck => "services.<name>.healthcheck.",
@@ -82,6 +87,7 @@ impl Scope {
             Self::Ulimit => "services.<name>.ulimits.<name>.",
             Self::FileRef => "services.<name>.{secrets,configs}[].",
             Self::EnvFile => "services.<name>.env_file[].",
+            Self::Hook => "services.<name>.{pre_start,post_start,pre_stop}[].",
             Self::Network => "networks.<name>.",
             Self::Volume => "volumes.<name>.",
             Self::FileObject => "{secrets,configs}.<name>.",
@@ -145,8 +151,16 @@ pub static KEYS: &[KeySpec] = &[
     yes(S::Top, "services", "the services of the stack"),
     yes(S::Top, "networks", "networks, scoped to the project"),
     yes(S::Top, "volumes", "named volumes, scoped to the project"),
-    yes(S::Top, "secrets", "secrets with a `file:` source"),
-    yes(S::Top, "configs", "configs with a `file:` source"),
+    yes(
+        S::Top,
+        "secrets",
+        "secrets from a `file:`, an `environment:` variable or inline `content:`",
+    ),
+    yes(
+        S::Top,
+        "configs",
+        "configs from a `file:`, an `environment:` variable or inline `content:`",
+    ),
     no(
         S::Top,
         "include",
@@ -305,6 +319,21 @@ pub static KEYS: &[KeySpec] = &[
     yes(S::Service, "scale", "the legacy form of `deploy.replicas`"),
     yes(
         S::Service,
+        "pre_start",
+        "hooks run once, in order, in their own container (the service's image unless `image:`; its networks and volumes) before the service's first replica starts; a failure fails the service's start",
+    ),
+    yes(
+        S::Service,
+        "post_start",
+        "hooks run in each replica right after it started (`docker exec`); a failure fails that replica's start",
+    ),
+    yes(
+        S::Service,
+        "pre_stop",
+        "hooks run in each replica before HostKit stops it (replace, scale down, stop, restart, remove), within the stop grace period; a failure is a warning and the stop goes on",
+    ),
+    yes(
+        S::Service,
         "mac_address",
         "MAC address on the first network",
     ),
@@ -326,13 +355,22 @@ pub static KEYS: &[KeySpec] = &[
     ),
     yes(S::Port, "protocol", "`tcp`, `udp` or `sctp`"),
     yes(S::Port, "mode", "`ingress` or `host`"),
-    yes(S::Mount, "type", "`volume`, `bind` or `tmpfs`"),
-    yes(S::Mount, "source", "volume name or host path"),
+    yes(
+        S::Mount,
+        "type",
+        "`volume`, `bind`, `tmpfs` or `image` (an image's files, read-only; the node's engine must be Docker Engine 28 / API 1.48 or newer)",
+    ),
+    yes(
+        S::Mount,
+        "source",
+        "volume name, host path or image reference",
+    ),
     yes(S::Mount, "target", "path in the container (required)"),
     yes(S::Mount, "read_only", "mount read-only"),
     yes(S::Mount, "bind", "bind options"),
     yes(S::Mount, "volume", "volume options"),
     yes(S::Mount, "tmpfs", "tmpfs options"),
+    yes(S::Mount, "image", "image options"),
     yes(S::Mount, "consistency", "accepted and ignored (macOS only)"),
     yes(S::MountBind, "propagation", "mount propagation"),
     yes(
@@ -353,6 +391,11 @@ pub static KEYS: &[KeySpec] = &[
     ),
     yes(S::MountTmpfs, "size", "size limit (`64m`, bytes)"),
     yes(S::MountTmpfs, "mode", "file mode (octal)"),
+    yes(
+        S::MountImage,
+        "subpath",
+        "mount a sub-directory of the image",
+    ),
     yes(
         S::DependsOn,
         "condition",
@@ -434,9 +477,48 @@ pub static KEYS: &[KeySpec] = &[
     yes(S::Ulimit, "hard", "hard limit (`-1`: unlimited)"),
     yes(S::FileRef, "source", "the secret or config (required)"),
     yes(S::FileRef, "target", "path or name in the container"),
-    yes(S::FileRef, "uid", "owner"),
-    yes(S::FileRef, "gid", "group"),
-    yes(S::FileRef, "mode", "file mode"),
+    yes(
+        S::FileRef,
+        "uid",
+        "owner (numeric) of an `environment:` or `content:` file",
+    ),
+    yes(
+        S::FileRef,
+        "gid",
+        "group (numeric) of an `environment:` or `content:` file",
+    ),
+    yes(
+        S::FileRef,
+        "mode",
+        "file mode of an `environment:` or `content:` file (default 0444)",
+    ),
+    yes(
+        S::Hook,
+        "command",
+        "string (split like a shell) or list; required except for a `pre_start` hook with `image:`",
+    ),
+    yes(
+        S::Hook,
+        "image",
+        "`pre_start` only: the image of the hook's container (shipped like the services' images)",
+    ),
+    yes(S::Hook, "user", "user[:group] (the service's when unset)"),
+    yes(S::Hook, "privileged", "parsed so the policy can deny it"),
+    yes(
+        S::Hook,
+        "working_dir",
+        "working directory (the service's when unset)",
+    ),
+    yes(
+        S::Hook,
+        "environment",
+        "map or list, added to the service's environment",
+    ),
+    yes(
+        S::Hook,
+        "per_replica",
+        "`pre_start` only: `false` (once for the service, the default); `true` is not supported",
+    ),
     yes(S::EnvFile, "path", "env file path"),
     yes(S::EnvFile, "required", "default true"),
     yes(
@@ -473,22 +555,22 @@ pub static KEYS: &[KeySpec] = &[
     yes(
         S::FileObject,
         "file",
-        "path of the file (relative to the domain directory)",
+        "path of the file (relative to the domain directory), bind-mounted read-only",
+    ),
+    yes(
+        S::FileObject,
+        "environment",
+        "name of a variable of the job's env or the domain's `.env`; the worker writes its value to a file under the domain's `.hostkit/` and bind-mounts it read-only",
+    ),
+    yes(
+        S::FileObject,
+        "content",
+        "inline text (interpolated), written and mounted like `environment:`",
     ),
     no(
         S::FileObject,
         "external",
-        "not supported: only `file:` sources",
-    ),
-    no(
-        S::FileObject,
-        "environment",
-        "not supported: only `file:` sources",
-    ),
-    no(
-        S::FileObject,
-        "content",
-        "not supported: only `file:` sources",
+        "not supported: a stack has no access to the node's Swarm secrets; use `file:`, `environment:` or `content:`",
     ),
 ];
 

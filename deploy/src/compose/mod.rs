@@ -120,12 +120,68 @@ pub fn merge_env(domain: &Env, job: &Env) -> Env {
     env
 }
 
+impl Service {
+    /// The images a service uses besides its own: its `pre_start` hooks'
+    /// and its `type: image` mounts' sources, in written order.
+    pub fn other_images(&self) -> Vec<String> {
+        let hooks = self.pre_start.iter().filter_map(|h| h.image.clone());
+        let mounts = self.volumes.iter().filter_map(|m| match &m.source {
+            MountSource::Image { reference, .. } => Some(reference.clone()),
+            _ => None,
+        });
+        hooks.chain(mounts).collect()
+    }
+}
+
 impl Project {
     /// Services in dependency waves: every service's dependencies are in
     /// earlier waves, names are sorted within a wave, and the services of one wave do not depend on each other and can start in
     /// parallel once the previous waves meet their conditions.
     pub fn start_order(&self) -> Result<Vec<Vec<String>>, ComposeError> {
         order::start_order(self)
+    }
+
+    /// Every image reference the project runs, once each, sorted: the
+    /// services' images, the images of `pre_start` hooks and the sources of
+    /// `type: image` mounts.
+    pub fn image_references(&self) -> Vec<String> {
+        let mut refs: Vec<String> = self
+            .services
+            .values()
+            .flat_map(|s| std::iter::once(s.image.clone()).chain(s.other_images()))
+            .collect();
+        refs.sort();
+        refs.dedup();
+        refs
+    }
+
+    /// Every secret and config a service uses has its content: an
+    /// `environment:` source whose variable was unset at load (a warning
+    /// there, since the CLI's check has no node env) is an error naming the
+    /// variable. The deploy calls this; the CLI does not.
+    pub fn require_file_values(&self) -> Result<(), ComposeError> {
+        for service in self.services.values() {
+            for (kind, refs, objects) in [
+                ("secrets", &service.secrets, &self.secrets),
+                ("configs", &service.configs, &self.configs),
+            ] {
+                for r in refs {
+                    if let Some(FileObject::Environment {
+                        variable,
+                        value: None,
+                    }) = objects.get(&r.source)
+                    {
+                        return Err(ComposeError::MissingVariable {
+                            variable: variable.clone(),
+                            message: String::new(),
+                            path: KeyPath::from_keys([kind, r.source.as_str(), "environment"]),
+                            line: None,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Every published port, by service (sorted by service name).

@@ -24,9 +24,9 @@ pub struct Project {
     pub networks: BTreeMap<String, Network>,
     /// Named volumes by key.
     pub volumes: BTreeMap<String, Volume>,
-    /// Secrets by name (`file:` sources only).
+    /// Secrets by name.
     pub secrets: BTreeMap<String, FileObject>,
-    /// Configs by name (`file:` sources only).
+    /// Configs by name.
     pub configs: BTreeMap<String, FileObject>,
 }
 
@@ -138,6 +138,41 @@ pub struct Service {
     /// `sysctls:` by name (the policy allows the `net.*` namespace).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sysctls: BTreeMap<String, String>,
+    /// `pre_start:` hooks: containers run to completion, in order, before
+    /// the service's first replica starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre_start: Vec<Hook>,
+    /// `post_start:` hooks: commands run in each replica once it started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_start: Vec<Hook>,
+    /// `pre_stop:` hooks: commands run in each replica before HostKit stops it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre_stop: Vec<Hook>,
+}
+
+/// One lifecycle hook (`pre_start`, `post_start`, `pre_stop`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hook {
+    /// The command (exec form); empty only for a `pre_start` hook that runs
+    /// its image's own command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// `pre_start` only: the image of the hook's container (the service's
+    /// image when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// User to run the command as (the service's user when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Run with extended privileges (the policy denies it, as for a service).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
+    /// Working directory (the service's when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// Variables added to (or overriding) the service's environment.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: BTreeMap<String, String>,
 }
 
 /// One `ulimits` entry; `-1` is unlimited.
@@ -259,6 +294,14 @@ pub enum MountSource {
         size: Option<u64>,
         /// File mode.
         mode: Option<u32>,
+    },
+    /// The file system of an image (`type: image`), read-only; the engine
+    /// needs API 1.48 (Docker Engine 28).
+    Image {
+        /// Image reference as written (resolved like a service's image).
+        reference: String,
+        /// Sub-directory of the image to mount.
+        subpath: Option<String>,
     },
 }
 
@@ -559,11 +602,70 @@ impl Volume {
     }
 }
 
-/// A top-level secret or config (`file:` source).
+/// A top-level secret or config: where its content comes from. Serialized
+/// externally tagged, so a `file:` source reads `{"file": "./x"}` as it did
+/// before the other sources existed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileObject {
-    /// Path as written (relative to the domain directory).
-    pub file: String,
+#[serde(rename_all = "snake_case")]
+pub enum FileObject {
+    /// `file:`: a file of the domain directory, bind-mounted read-only.
+    File(String),
+    /// `environment:`: the value of a variable of the project's env (the
+    /// job's env over the domain's `.env`); `value` is `None` when it was
+    /// not set at load (a warning; the deploy refuses it).
+    Environment {
+        /// The variable's name.
+        variable: String,
+        /// Its value at load.
+        value: Option<SecretText>,
+    },
+    /// `content:`: inline text (interpolated).
+    Content(SecretText),
+}
+
+impl FileObject {
+    /// The host path as written, for a `file:` source.
+    pub fn file(&self) -> Option<&str> {
+        match self {
+            Self::File(path) => Some(path),
+            _ => None,
+        }
+    }
+
+    /// The content HostKit writes itself (`environment:`, `content:`), if
+    /// known; `None` for a `file:` source or an unset variable.
+    pub fn inline_value(&self) -> Option<&SecretText> {
+        match self {
+            Self::File(_) => None,
+            Self::Environment { value, .. } => value.as_ref(),
+            Self::Content(text) => Some(text),
+        }
+    }
+}
+
+/// Text that must never be printed: a secret's or config's content. Its
+/// `Debug` names only its length; it serializes as the plain string (a
+/// recorded version must re-apply it exactly, like env values).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretText(String);
+
+impl SecretText {
+    /// Wrap `text`.
+    pub fn new(text: impl Into<String>) -> Self {
+        SecretText(text.into())
+    }
+
+    /// The text itself (write it to a file; never print it).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<redacted {} bytes>", self.0.len())
+    }
 }
 
 /// Serializes `Option<Duration>` as nanoseconds.
@@ -579,5 +681,42 @@ mod opt_duration_ns {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         Ok(Option::<u64>::deserialize(d)?.map(Duration::from_nanos))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_text_never_prints_its_value() {
+        let object = FileObject::Environment {
+            variable: "TOKEN".into(),
+            value: Some(SecretText::new("hunter2")),
+        };
+        let debug = format!(
+            "{object:?} {:?}",
+            FileObject::Content(SecretText::new("abc"))
+        );
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("abc"),
+            "{debug}"
+        );
+        assert!(debug.contains("<redacted 7 bytes>"), "{debug}");
+    }
+
+    #[test]
+    fn a_file_source_serializes_as_it_did_before_the_other_sources() {
+        let json = serde_json::to_string(&FileObject::File("./key.pem".into())).expect("json");
+        assert_eq!(json, r#"{"file":"./key.pem"}"#);
+        let back: FileObject = serde_json::from_str(&json).expect("decodes");
+        assert_eq!(back.file(), Some("./key.pem"));
+        let content = FileObject::Content(SecretText::new("x"));
+        let json = serde_json::to_string(&content).expect("json");
+        assert_eq!(json, r#"{"content":"x"}"#);
+        assert_eq!(
+            serde_json::from_str::<FileObject>(&json).expect("decodes"),
+            content
+        );
     }
 }

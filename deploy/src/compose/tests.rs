@@ -99,6 +99,9 @@ const SERVICE_SAMPLES: &[(&str, &str)] = &[
     ),
     ("platform", "    platform: linux/amd64\n"),
     ("pull_policy", "    pull_policy: always\n"),
+    ("pre_start", "    pre_start: [{command: [migrate]}]\n"),
+    ("post_start", "    post_start: [{command: [warm-up]}]\n"),
+    ("pre_stop", "    pre_stop: [{command: [drain]}]\n"),
 ];
 
 const SAMPLE_TOP: &str = "  db:\n    image: postgres\nnetworks:\n  back: {}\nsecrets:\n  s: {file: ./s.txt}\nconfigs:\n  c: {file: ./c.txt}\n";
@@ -172,6 +175,20 @@ services:
       - type: tmpfs
         target: /tmp
         tmpfs: {size: 64m, mode: 1777}
+      - type: image
+        source: nginx
+        target: /srv/image
+        image: {subpath: usr/share/nginx}
+    pre_start:
+      - image: busybox
+        command: [chown, "101", /data]
+        user: root
+        working_dir: /
+        environment: {MODE: init}
+        per_replica: false
+    post_start:
+      - command: [nginx, -t]
+        privileged: false
     depends_on:
       db: {condition: service_healthy, restart: true, required: true}
     networks:
@@ -229,8 +246,12 @@ volumes:
     external: false
 secrets:
   token: {file: ./token.txt}
+  from_env:
+    environment: HOME
 configs:
   site: {file: ./site.conf}
+  inline:
+    content: "listen 80;"
 "#;
 
 #[test]
@@ -251,7 +272,7 @@ fn kitchen_sink_uses_every_nested_key_and_loads() {
     assert_eq!(p.name.as_deref(), Some("shop"));
     let web = &p.services["web"];
     assert_eq!(web.ports[0].published, Some(8080));
-    assert_eq!(web.volumes.len(), 3);
+    assert_eq!(web.volumes.len(), 4);
     assert_eq!(web.deploy.replicas, 2);
     assert_eq!(web.deploy.resources.limits.nano_cpus, Some(1_500_000_000));
     assert_eq!(web.deploy.resources.limits.memory, Some(1 << 30));
@@ -282,8 +303,8 @@ fn kitchen_sink_uses_every_nested_key_and_loads() {
     assert_eq!(web.networks["front"].aliases, ["www"]);
     assert_eq!(p.networks["front"].labels["team"], "shop");
     assert_eq!(p.volumes["data"].driver.as_deref(), Some("local"));
-    assert_eq!(p.secrets["token"].file, "./token.txt");
-    assert_eq!(p.configs["site"].file, "./site.conf");
+    assert_eq!(p.secrets["token"].file(), Some("./token.txt"));
+    assert_eq!(p.configs["site"].file(), Some("./site.conf"));
     assert!(
         !p.networks.contains_key("default"),
         "no service uses the default network"
@@ -498,15 +519,70 @@ fn secrets_and_configs_short_and_long() {
     assert_eq!(s.secrets[0].source, "pw");
     assert_eq!(s.secrets[1].target.as_deref(), Some("/k"));
     assert_eq!(s.configs[0].source, "conf");
-    for bad in ["external: true", "environment: X", "content: x"] {
-        let e = err(&format!(
-            "services:\n  web:\n    image: a\nsecrets:\n  pw:\n    {bad}\n"
-        ));
-        assert_eq!(e.code(), "compose.unsupported", "{bad}: {e}");
-        assert!(e.hint().is_some_and(|h| h.contains("file:")), "{bad}");
-    }
+    let e = err("services:\n  web:\n    image: a\nsecrets:\n  pw:\n    external: true\n");
+    assert_eq!(e.code(), "compose.unsupported", "{e}");
+    assert!(e.hint().is_some_and(|h| h.contains("environment:")), "{e}");
     let e = err("services:\n  web:\n    image: a\nsecrets:\n  pw: {}\n");
-    assert_eq!(e.code(), "compose.unsupported");
+    assert!(e.to_string().contains("needs one of `file`"), "{e}");
+    let e = err("services:\n  web:\n    image: a\nsecrets:\n  pw: {file: ./x, content: y}\n");
+    assert!(e.to_string().contains("only one of"), "{e}");
+}
+
+#[test]
+fn secrets_and_configs_from_the_environment_and_inline_content() {
+    let text = "services:\n  web:\n    image: a\n    secrets: [{source: token, uid: '1000', mode: 0400}]\n    configs: [conf, unset]\nsecrets:\n  token:\n    environment: TOKEN\nconfigs:\n  conf:\n    content: |\n      port = ${PORT:-80}\n      cost = $$5\n  unset:\n    environment: NOT_SET\n";
+    let env = Env::from([("TOKEN".to_owned(), "s3cr3t".to_owned())]);
+    let loaded = load(text, &env).expect("loads");
+    let p = &loaded.project;
+    assert_eq!(
+        p.secrets["token"].inline_value().map(SecretText::expose),
+        Some("s3cr3t")
+    );
+    assert_eq!(
+        p.configs["conf"].inline_value().map(SecretText::expose),
+        Some("port = 80\ncost = $5\n"),
+        "content is interpolated"
+    );
+    // An unset variable is a warning here (the CLI has no node env)…
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.path == "configs.unset.environment" && w.message.contains("NOT_SET")),
+        "{:?}",
+        loaded.warnings
+    );
+    // …and an error naming it when a deploy needs the content.
+    let missing = p.require_file_values().expect_err("unset");
+    assert!(
+        matches!(&missing, ComposeError::MissingVariable { variable, .. } if variable == "NOT_SET"),
+        "{missing}"
+    );
+    assert!(
+        !format!("{p:?}").contains("s3cr3t"),
+        "Debug redacts the value"
+    );
+    // The owner of a file HostKit writes must be numeric.
+    let e = err(
+        "services:\n  web:\n    image: a\n    secrets: [{source: t, uid: www}]\nsecrets:\n  t: {content: x}\n",
+    );
+    assert!(e.to_string().contains("services.web.secrets[0].uid"), "{e}");
+    // For a `file:` source it is ignored, as in Compose.
+    ok(
+        "services:\n  web:\n    image: a\n    secrets: [{source: t, uid: www}]\nsecrets:\n  t: {file: ./t}\n",
+    );
+}
+
+#[test]
+fn lifecycle_hooks_and_image_mounts_load() {
+    let text = "services:\n  web:\n    image: app\n    volumes:\n      - {type: image, source: 'assets:v1', target: /assets, image: {subpath: www}}\n    pre_start:\n      - image: 'tools:1'\n        command: migrate\n      - command: [echo, again]\n    post_start:\n      - command: chown -R 1000 /data\n        user: root\n    pre_stop:\n      - command: [sh, -c, 'echo bye']\n";
+    let p = ok(text).project;
+    let web = &p.services["web"];
+    assert_eq!(web.pre_start[0].image.as_deref(), Some("tools:1"));
+    assert_eq!(web.post_start[0].user.as_deref(), Some("root"));
+    assert_eq!(web.pre_stop[0].command, ["sh", "-c", "echo bye"]);
+    assert_eq!(web.other_images(), ["tools:1", "assets:v1"]);
+    assert_eq!(p.image_references(), ["app", "assets:v1", "tools:1"]);
 }
 
 #[test]

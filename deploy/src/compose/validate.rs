@@ -1,5 +1,6 @@
 //! Semantic validation of a normalized project: references, dependency
-//! cycles, replicas and container names.
+//! cycles, replicas, container names and the owners of the files HostKit
+//! writes for `environment:`/`content:` secrets and configs.
 
 use super::error::{ComposeError, Warning};
 use super::model::Project;
@@ -41,6 +42,7 @@ pub fn validate(
     if let Some(cycle) = find_cycle(project) {
         return Err(ComposeError::Cycle { cycle });
     }
+    written_file_owners(project)?;
     let mut container_names: BTreeMap<&str, &str> = BTreeMap::new();
     for (name, service) in &project.services {
         let Some(container_name) = service.container_name.as_deref() else {
@@ -61,6 +63,36 @@ pub fn validate(
                 &path,
                 format!("container name `{container_name}` is also used by service `{other}`"),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// The `uid`/`gid` of a secret or config HostKit writes itself must be
+/// numeric (it owns the file on the host; as in Docker Compose, which
+/// writes them into the container). For a `file:` source they are ignored.
+fn written_file_owners(project: &Project) -> Result<(), ComposeError> {
+    for (name, service) in &project.services {
+        for (kind, refs, objects) in [
+            ("secrets", &service.secrets, &project.secrets),
+            ("configs", &service.configs, &project.configs),
+        ] {
+            for (i, r) in refs.iter().enumerate() {
+                if objects.get(&r.source).is_none_or(|o| o.file().is_some()) {
+                    continue;
+                }
+                for (key, id) in [("uid", &r.uid), ("gid", &r.gid)] {
+                    if let Some(id) = id.as_deref().filter(|id| id.parse::<u32>().is_err()) {
+                        let path = KeyPath::from_keys(["services", name.as_str(), kind])
+                            .index(i)
+                            .key(key);
+                        return Err(ComposeError::invalid(
+                            &path,
+                            format!("`{id}` is not a numeric id"),
+                        ));
+                    }
+                }
+            }
         }
     }
     Ok(())

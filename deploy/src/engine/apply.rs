@@ -23,7 +23,9 @@ use tokio::time::Instant;
 use super::Engine;
 use super::binds;
 use super::container::{self, Replica};
+use super::files;
 use super::health::{self, LOG_TAIL_LINES, Readiness};
+use super::hooks;
 use super::inventory::{Existing, Inventory};
 use super::resources;
 use super::spec::{ServiceSpec, StackSpec};
@@ -114,6 +116,7 @@ impl Engine {
                 });
             }
         }
+        super::compat::check(&self.docker, stack)?;
         self.ensure_budget(stack, sink).await?;
         sink.report(Progress::Step {
             name: "apply",
@@ -194,6 +197,7 @@ impl Engine {
                 removed.push(name.clone());
             }
         }
+        files::retain(stack).await?;
         Ok(Applied {
             services,
             removed,
@@ -260,7 +264,9 @@ impl Context<'_> {
             .iter()
             .any(|e| e.config_hash != service.config_hash);
         if existing.is_empty() {
-            let replicas = self.create_replicas(service, service.replicas, &[]).await?;
+            let replicas = self
+                .create_replicas(service, service.replicas, &[], true)
+                .await?;
             self.set_phase(&service.name, Phase::Started);
             self.wait_ready(service, &replicas).await?;
             Ok(ServiceOutcome {
@@ -322,9 +328,17 @@ impl Context<'_> {
         if keep.iter().any(to_start) {
             binds::guard(self.stack, service).await?;
         }
+        // As in Compose: `pre_start` runs again when no replica runs (a
+        // stopped stack started again).
+        let first_to_start = keep.iter().find(|r| to_start(r));
+        if let Some(first) = first_to_start.filter(|_| !keep.iter().any(Existing::is_running)) {
+            hooks::pre_start(docker, self.stack, service, &first.id, self.deadline).await?;
+        }
         for replica in &keep {
             if to_start(replica) {
                 container::start(docker, &replica.id).await?;
+                hooks::post_start(docker, service, &replica.id, &replica.name, self.deadline)
+                    .await?;
                 changed = true;
                 self.report(service, replica.number, ServiceState::Started);
             } else {
@@ -334,7 +348,7 @@ impl Context<'_> {
         let mut replicas: Vec<Replica> = keep.iter().map(|e| replica_of(e, service)).collect();
         if replicas.len() < wanted {
             let added = self
-                .create_replicas(service, (wanted - replicas.len()) as u32, &keep)
+                .create_replicas(service, (wanted - replicas.len()) as u32, &keep, false)
                 .await?;
             changed = true;
             replicas.extend(added);
@@ -363,7 +377,7 @@ impl Context<'_> {
         old: Vec<Existing>,
     ) -> Result<ServiceOutcome, ConvergeError> {
         let replicas = self
-            .create_replicas(service, service.replicas, &old)
+            .create_replicas(service, service.replicas, &old, true)
             .await?;
         self.set_phase(&service.name, Phase::Started);
         if let Err(failure) = self.wait_ready(service, &replicas).await {
@@ -393,7 +407,9 @@ impl Context<'_> {
         old: Vec<Existing>,
     ) -> Result<ServiceOutcome, ConvergeError> {
         self.remove_replicas(service, &old, true).await?;
-        let replicas = self.create_replicas(service, service.replicas, &[]).await?;
+        let replicas = self
+            .create_replicas(service, service.replicas, &[], true)
+            .await?;
         self.set_phase(&service.name, Phase::Started);
         self.wait_ready(service, &replicas).await?;
         Ok(ServiceOutcome {
@@ -429,11 +445,16 @@ impl Context<'_> {
         Ok(changed)
     }
 
+    /// Create and start `count` new replicas under the lowest free numbers,
+    /// each followed by its `post_start` hooks; with `pre_start`, the
+    /// service's `pre_start` hooks run between the first one's create and
+    /// start. On any failure the new replicas are removed.
     async fn create_replicas(
         &self,
         service: &ServiceSpec,
         count: u32,
         existing: &[Existing],
+        pre_start: bool,
     ) -> Result<Vec<Replica>, ConvergeError> {
         let taken: BTreeSet<u32> = existing.iter().map(|e| e.number).collect();
         let numbers = (1..).filter(|n| !taken.contains(n)).take(count as usize);
@@ -441,23 +462,8 @@ impl Context<'_> {
         if count > 0 {
             binds::guard(self.stack, service).await?;
         }
-        for number in numbers {
-            let created = match self.take_ports(service.ports.len()) {
-                Ok(ports) => container::create_and_start(
-                    &self.engine.docker,
-                    self.stack,
-                    service,
-                    number,
-                    ports.clone(),
-                )
-                .await
-                .map_err(|e| {
-                    self.release_ports(&ports);
-                    ConvergeError::from(e)
-                }),
-                Err(e) => Err(e),
-            };
-            match created {
+        for (i, number) in numbers.enumerate() {
+            match self.create_one(service, number, pre_start && i == 0).await {
                 Ok(replica) => {
                     self.report(service, number, ServiceState::Started);
                     replicas.push(replica);
@@ -470,6 +476,39 @@ impl Context<'_> {
             }
         }
         Ok(replicas)
+    }
+
+    /// One new replica: ports, create, (`pre_start`), start, `post_start`;
+    /// a failure leaves no container and no port taken.
+    async fn create_one(
+        &self,
+        service: &ServiceSpec,
+        number: u32,
+        pre_start: bool,
+    ) -> Result<Replica, ConvergeError> {
+        let docker = &self.engine.docker;
+        let ports = self.take_ports(service.ports.len())?;
+        let replica =
+            match container::create(docker, self.stack, service, number, ports.clone()).await {
+                Ok(replica) => replica,
+                Err(e) => {
+                    self.release_ports(&ports);
+                    return Err(e.into());
+                }
+            };
+        let started = async {
+            if pre_start {
+                hooks::pre_start(docker, self.stack, service, &replica.id, self.deadline).await?;
+            }
+            container::start(docker, &replica.id).await?;
+            hooks::post_start(docker, service, &replica.id, &replica.name, self.deadline).await
+        };
+        if let Err(error) = started.await {
+            let _ = container::remove(docker, &replica.id, Some(std::time::Duration::ZERO)).await;
+            self.release_ports(&ports);
+            return Err(error.into());
+        }
+        Ok(replica)
     }
 
     /// Remove replicas this apply created and no longer wants.
@@ -498,6 +537,16 @@ impl Context<'_> {
         replaced: bool,
     ) -> Result<(), ConvergeError> {
         for replica in replicas {
+            if replica.is_running() {
+                hooks::pre_stop(
+                    &self.engine.docker,
+                    service,
+                    &replica.id,
+                    &replica.name,
+                    self.sink,
+                )
+                .await;
+            }
             container::remove(&self.engine.docker, &replica.id, service.stop_timeout).await?;
             self.release_ports(&replica.host_ports);
             let state = if replaced {

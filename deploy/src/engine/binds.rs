@@ -1,5 +1,6 @@
 //! The bind-mount guard of DESIGN §6: right before the containers of a
-//! service start (created, started again, restarted), every bind source beneath the
+//! service start (created, started again, restarted), the files HostKit
+//! writes for it are put in place and every bind source beneath the
 //! domain directory is walked without following links, and a missing one
 //! is created as a plain directory, so Docker never resolves a link a
 //! container planted. Between this walk and Docker's own resolution no
@@ -15,15 +16,19 @@ use crate::domain_dir::{DomainDir, DomainDirError};
 use crate::error::DeployError;
 use crate::policy::{PolicyDenied, Rule, nested_in};
 
-/// Walk `service`'s bind sources beneath the domain directory.
+/// Write the files HostKit writes for `service` (its `environment:` and
+/// `content:` secrets and configs, so none is mistaken for a missing
+/// directory), then walk its bind sources beneath the domain directory.
 pub async fn guard(stack: &StackSpec, service: &ServiceSpec) -> Result<(), DeployError> {
     if service.bind_sources.is_empty() {
         return Ok(());
     }
     let dir = DomainDir::new(&stack.domain_dir);
     let sources = service.bind_sources.clone();
+    let files = service.files.clone();
     let name = service.name.clone();
     tokio::task::spawn_blocking(move || {
+        super::files::write_missing(&dir, &files)?;
         for source in &sources {
             if dir.components(source).is_none() {
                 continue; // outside the domain directory: the policy decided

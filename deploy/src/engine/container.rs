@@ -1,10 +1,13 @@
-//! Creating, starting, stopping and removing one replica of a service.
+//! Creating, starting, stopping and removing one replica of a service, and
+//! joining a container to the service's networks.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::Docker;
-use bollard::models::{EndpointSettings, NetworkConnectRequest, NetworkingConfig, PortBinding};
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, NetworkConnectRequest, NetworkingConfig, PortBinding,
+};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder, RestartContainerOptionsBuilder,
     StopContainerOptionsBuilder,
@@ -38,8 +41,8 @@ pub fn container_name(project: &str, service: &ServiceSpec, number: u32) -> Stri
 }
 
 /// Create replica `number` of `service` with `host_ports` (one per published
-/// port), join its networks, and start it.
-pub async fn create_and_start(
+/// port) and join its networks; it is not started yet (see [`start`]).
+pub async fn create(
     docker: &Docker,
     stack: &StackSpec,
     service: &ServiceSpec,
@@ -82,37 +85,10 @@ pub async fn create_and_start(
         }
     }
     body.exposed_ports = Some(exposed);
-    let mut host_config = body.host_config.take().unwrap_or_default();
-    host_config.port_bindings = Some(bindings);
-
-    // Engines before API 1.44 take one endpoint at create; the rest are
-    // connected before start, as compose does.
-    let mut endpoints = service.networks.iter();
-    let aliases = |extra: &[String]| {
-        let mut all = vec![service.name.clone()];
-        all.extend(extra.iter().cloned());
-        if let Some(fixed) = &service.container_name {
-            all.push(fixed.clone());
-        }
-        all
-    };
-    if let Some(first) = endpoints.next() {
-        host_config.network_mode = Some(first.network.clone());
-        body.networking_config = Some(NetworkingConfig {
-            endpoints_config: Some(HashMap::from([(
-                first.network.clone(),
-                EndpointSettings {
-                    aliases: Some(aliases(&first.aliases)),
-                    mac_address: service.mac_address.clone(),
-                    ..Default::default()
-                },
-            )])),
-        });
-    } else if host_config.network_mode.is_none() {
-        // No network means none, never Docker's shared default bridge.
-        host_config.network_mode = Some("none".into());
-    }
-    body.host_config = Some(host_config);
+    body.host_config
+        .get_or_insert_with(Default::default)
+        .port_bindings = Some(bindings);
+    join_first_network(&mut body, service, true);
 
     let options = CreateContainerOptionsBuilder::default().name(&name).build();
     let created = match docker.create_container(Some(options), body).await {
@@ -127,33 +103,78 @@ pub async fn create_and_start(
         Err(e) => return Err(DockerError::call(format!("create container {name}"), e).into()),
     };
     let id = created.id;
-
-    for endpoint in endpoints {
-        let request = NetworkConnectRequest {
-            container: id.clone(),
-            endpoint_config: Some(EndpointSettings {
-                aliases: Some(aliases(&endpoint.aliases)),
-                ..Default::default()
-            }),
-        };
-        if let Err(e) = docker.connect_network(&endpoint.network, request).await {
-            let _ = remove(docker, &id, Some(Duration::ZERO)).await;
-            return Err(
-                DockerError::call(format!("connect {name} to {}", endpoint.network), e).into(),
-            );
-        }
-    }
-
-    if let Err(e) = docker.start_container(&id, None).await {
-        let _ = remove(docker, &id, Some(Duration::ZERO)).await;
-        return Err(DockerError::call(format!("start container {name}"), e).into());
-    }
+    join_other_networks(docker, &id, &name, service, true).await?;
     Ok(Replica {
         id,
         name,
         number,
         host_ports,
     })
+}
+
+/// The service's names on a network: the service, its extra aliases and
+/// its `container_name`.
+fn aliases(service: &ServiceSpec, extra: &[String]) -> Vec<String> {
+    let mut all = vec![service.name.clone()];
+    all.extend(extra.iter().cloned());
+    if let Some(fixed) = &service.container_name {
+        all.push(fixed.clone());
+    }
+    all
+}
+
+/// Put `body` on the service's first network (with the service's names
+/// when `named`), or on none: never Docker's shared default bridge. Engines
+/// before API 1.44 take one endpoint at create; the rest are joined by
+/// [`join_other_networks`] before start, as compose does.
+pub(crate) fn join_first_network(
+    body: &mut ContainerCreateBody,
+    service: &ServiceSpec,
+    named: bool,
+) {
+    let host_config = body.host_config.get_or_insert_with(Default::default);
+    if let Some(first) = service.networks.first() {
+        host_config.network_mode = Some(first.network.clone());
+        body.networking_config = Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                first.network.clone(),
+                EndpointSettings {
+                    aliases: named.then(|| aliases(service, &first.aliases)),
+                    mac_address: service.mac_address.clone().filter(|_| named),
+                    ..Default::default()
+                },
+            )])),
+        });
+    } else if host_config.network_mode.is_none() {
+        host_config.network_mode = Some("none".into());
+    }
+}
+
+/// Join the service's networks after the first; on failure the container
+/// `id` is removed.
+pub(crate) async fn join_other_networks(
+    docker: &Docker,
+    id: &str,
+    name: &str,
+    service: &ServiceSpec,
+    named: bool,
+) -> Result<(), DeployError> {
+    for endpoint in service.networks.iter().skip(1) {
+        let request = NetworkConnectRequest {
+            container: id.to_owned(),
+            endpoint_config: Some(EndpointSettings {
+                aliases: named.then(|| aliases(service, &endpoint.aliases)),
+                ..Default::default()
+            }),
+        };
+        if let Err(e) = docker.connect_network(&endpoint.network, request).await {
+            let _ = remove(docker, id, Some(Duration::ZERO)).await;
+            return Err(
+                DockerError::call(format!("connect {name} to {}", endpoint.network), e).into(),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Why a container name is taken: by another project (refused, naming it:

@@ -10,8 +10,11 @@
 pub mod apply;
 pub mod binds;
 mod budget;
+pub mod compat;
 pub mod container;
+pub mod files;
 pub mod health;
+pub mod hooks;
 pub mod inventory;
 pub mod labels;
 pub mod observe;
@@ -28,7 +31,8 @@ use crate::proxy::Proxy;
 
 pub use apply::{Applied, Change, ServiceOutcome};
 pub use spec::{
-    Dependency, Endpoint, NetworkSpec, PortBlock, PublishedPort, ServiceSpec, StackSpec, VolumeSpec,
+    Dependency, Endpoint, HookSpec, Hooks, NetworkSpec, PortBlock, PublishedPort, ServiceSpec,
+    StackSpec, VolumeSpec, WrittenFile,
 };
 
 /// Tunables of the orchestrator.

@@ -1,6 +1,7 @@
 //! Operations on a running stack that are not "apply a spec": restart, stop,
-//! remove, and the current replicas of a service. (Start and scale are
-//! applies of the current spec, see `apply`.)
+//! remove (each with the services' `pre_stop` and `post_start` hooks where
+//! Compose runs them), and the current replicas of a service. (Start and
+//! scale are applies of the current spec, see `apply`.)
 
 use futures_util::future::join_all;
 use tokio::time::Instant;
@@ -9,6 +10,7 @@ use super::Engine;
 use super::apply::{replica_of, upstreams_of};
 use super::container::{self, Replica};
 use super::health::{self, LOG_TAIL_LINES};
+use super::hooks;
 use super::inventory::Inventory;
 use super::resources;
 use super::spec::StackSpec;
@@ -50,7 +52,12 @@ impl Engine {
                 super::binds::guard(stack, spec).await?;
             }
             for replica in &replicas {
+                // As in Compose: `pre_stop` before, `post_start` after.
+                if replica.is_running() {
+                    hooks::pre_stop(&self.docker, spec, &replica.id, &replica.name, sink).await;
+                }
                 container::restart(&self.docker, &replica.id, spec.stop_timeout).await?;
+                hooks::post_start(&self.docker, spec, &replica.id, &replica.name, deadline).await?;
                 sink.report(Progress::Service {
                     service: spec.name.clone(),
                     replica: replica.number,
@@ -83,7 +90,7 @@ impl Engine {
     }
 
     /// Stop every container of the stack (they stay, with their data), each
-    /// with its service's stop grace period.
+    /// after its service's `pre_stop` hooks and with its stop grace period.
     pub async fn stop(
         &self,
         stack: &StackSpec,
@@ -91,7 +98,11 @@ impl Engine {
     ) -> Result<(), DeployError> {
         let inventory = Inventory::load(&self.docker, &stack.project).await?;
         let stops = inventory.all().map(|c| async move {
-            let grace = stack.service(&c.service).and_then(|s| s.stop_timeout);
+            let service = stack.service(&c.service);
+            if let Some(service) = service.filter(|_| c.is_running()) {
+                hooks::pre_stop(&self.docker, service, &c.id, &c.name, sink).await;
+            }
+            let grace = service.and_then(|s| s.stop_timeout);
             container::stop(&self.docker, &c.id, grace).await?;
             sink.report(Progress::Service {
                 service: c.service.clone(),
@@ -103,8 +114,29 @@ impl Engine {
         join_all(stops).await.into_iter().collect()
     }
 
+    /// Remove the stack of `stack` as [`Engine::remove`] does, after each
+    /// running container's `pre_stop` hooks (its service's in `stack`, the
+    /// current version), and the files HostKit wrote for it.
+    pub async fn remove_stack(
+        &self,
+        stack: &StackSpec,
+        purge_volumes: bool,
+        sink: &dyn ProgressSink,
+    ) -> Result<(), DeployError> {
+        let inventory = Inventory::load(&self.docker, &stack.project).await?;
+        let hooks = inventory.all().filter(|c| c.is_running()).filter_map(|c| {
+            let service = stack.service(&c.service)?;
+            Some(hooks::pre_stop(&self.docker, service, &c.id, &c.name, sink))
+        });
+        join_all(hooks).await;
+        self.remove(&stack.domain, &stack.project, purge_volumes, sink)
+            .await?;
+        super::files::remove_all(&stack.domain_dir).await
+    }
+
     /// Remove the stack: containers, networks, nginx file, its parent cgroup
-    /// (once empty); named volumes only when `purge_volumes`.
+    /// (once empty); named volumes only when `purge_volumes`. No hook runs
+    /// (see [`Engine::remove_stack`]).
     pub async fn remove(
         &self,
         domain: &Domain,

@@ -2,13 +2,14 @@
 //! volumes, with every compose detail already resolved. `convert` builds it
 //! from the compose model; the engine never looks at YAML.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use bollard::models::ContainerCreateBody;
 use hostkit_proto::Domain;
 
+pub use super::files::WrittenFile;
 use super::health::Readiness;
 use crate::cgroup::Budget;
 pub use crate::ports::PortBlock;
@@ -94,6 +95,9 @@ pub struct ServiceSpec {
     pub image_reference: String,
     /// Resolved image id the containers are created from.
     pub image_id: String,
+    /// The other images it runs (`pre_start` hooks, `type: image` mounts):
+    /// reference as written → resolved id.
+    pub other_images: BTreeMap<String, String>,
     /// Desired replica count.
     pub replicas: u32,
     /// Services this one waits for, with the condition.
@@ -115,8 +119,14 @@ pub struct ServiceSpec {
     /// `mac_address:` of its container on its first network.
     pub mac_address: Option<String>,
     /// Host paths its containers bind-mount (bind mounts, secret and config
-    /// files), resolved.
+    /// files, the files HostKit writes), resolved.
     pub bind_sources: Vec<PathBuf>,
+    /// Files HostKit writes for it under the domain's `.hostkit/` (its
+    /// `environment:` and `content:` secrets and configs), bind-mounted
+    /// read-only by the template.
+    pub files: Vec<WrittenFile>,
+    /// Its lifecycle hooks.
+    pub hooks: Hooks,
     /// Container template: image, env, command, healthcheck, resources, mounts,
     /// labels. Ports, networks and per-replica labels are added at create.
     pub template: ContainerCreateBody,
@@ -147,4 +157,37 @@ pub struct Endpoint {
     pub network: String,
     /// Extra DNS names on that network (the service name is always one).
     pub aliases: Vec<String>,
+}
+
+/// The lifecycle hooks of a service, ready to run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hooks {
+    /// Containers run to completion before the service's first replica
+    /// starts (once per creation of the service's replicas).
+    pub pre_start: Vec<HookSpec>,
+    /// Execs in each replica right after it started.
+    pub post_start: Vec<HookSpec>,
+    /// Execs in each replica before HostKit stops it.
+    pub pre_stop: Vec<HookSpec>,
+}
+
+/// One hook. For an exec (`post_start`, `pre_stop`) unset fields are the
+/// container's own; for a `pre_start` container they are already filled
+/// with the service's (user, working directory, environment).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HookSpec {
+    /// The command; empty runs the image's own (a `pre_start` with `image:`).
+    pub command: Vec<String>,
+    /// `pre_start`: the image id of the hook's container.
+    pub image_id: Option<String>,
+    /// User to run as.
+    pub user: Option<String>,
+    /// Extended privileges (only when the policy allowed them).
+    pub privileged: bool,
+    /// Working directory.
+    pub working_dir: Option<String>,
+    /// `KEY=value` entries: the hook's own for an exec (the container's
+    /// environment is inherited), the service's and the hook's for a
+    /// `pre_start` container.
+    pub env: Vec<String>,
 }

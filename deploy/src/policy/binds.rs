@@ -1,5 +1,5 @@
 //! The bind sources of a stack — its bind mounts, and the files of its
-//! secrets and configs (mounted read-only) — and the rules that need all of
+//! `file:` secrets and configs (mounted read-only) — and the rules that need all of
 //! them at once: HostKit's own files are never bindable, and no source lies
 //! inside another source that a container mounts writable (that container
 //! could plant a symbolic link that Docker follows when it mounts the inner
@@ -56,12 +56,14 @@ pub fn bind_sources(project: &Project, domain_dir: &Path) -> Vec<BindSource> {
             ("configs", &service.configs, &project.configs),
         ] {
             for (i, r) in refs.iter().enumerate() {
-                if let Some(object) = objects.get(&r.source) {
+                // Only `file:` sources are the stack's; HostKit writes the
+                // others itself under `.hostkit/`.
+                if let Some(file) = objects.get(&r.source).and_then(|o| o.file()) {
                     out.push(BindSource {
                         service: name.clone(),
                         key: format!("services.{name}.{kind}[{i}]"),
-                        written: object.file.clone(),
-                        path: resolve_host_path(&object.file, domain_dir),
+                        written: file.to_owned(),
+                        path: resolve_host_path(file, domain_dir),
                         writable: false,
                     });
                 }

@@ -27,7 +27,7 @@ pub const CODE_DENIED: &str = "policy.denied";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Rule {
-    /// `privileged: true`.
+    /// `privileged: true` (a service's or a lifecycle hook's).
     Privileged,
     /// `network_mode: host`.
     HostNetwork,
@@ -137,7 +137,9 @@ impl Rule {
     /// What the rule denies, for the README.
     pub fn denies(self) -> &'static str {
         match self {
-            Self::Privileged => "`privileged: true`",
+            Self::Privileged => {
+                "`privileged: true` on a service or on one of its lifecycle hooks (`pre_start`, `post_start`, `pre_stop`)"
+            }
             Self::HostNetwork => "`network_mode: host`",
             Self::NetworkMode => {
                 "`network_mode` other than `none` or `service:<name>` (e.g. `bridge`, `container:<id>`)"
@@ -166,7 +168,7 @@ impl Rule {
                 "a symbolic link on the way to a bind source, `env_file`, secret, config or `.env` (checked at deploy and before every container start)"
             }
             Self::BindDomainFiles => {
-                "a bind mount of the domain directory itself or of HostKit's files in it (`config.json`, compose and version files, `.env`, `versions/`)"
+                "a bind mount of the domain directory itself or of HostKit's files in it (`config.json`, compose and version files, `.env`, `versions/`, `.hostkit/` where it writes `environment:` and `content:` secrets and configs)"
             }
             Self::BindNested => {
                 "a bind source inside another source that a container of the stack (or a running one) mounts writable"

@@ -40,8 +40,8 @@ pub(super) fn collect(project: &Project, dir: &DomainDir) -> Vec<Violation> {
         }
     }
     for (kind, objects) in [("secrets", &project.secrets), ("configs", &project.configs)] {
-        for (name, object) in objects {
-            visit(None, format!("{kind}.{name}.file"), &object.file);
+        for (name, file) in objects.iter().filter_map(|(n, o)| Some((n, o.file()?))) {
+            visit(None, format!("{kind}.{name}.file"), file);
         }
     }
     out

@@ -31,6 +31,7 @@ pub fn collect(policy: &Policy, project: &Project, domain_dir: &Path) -> Vec<Vio
         found.service = Some(name);
         let at = |key: &str| format!("services.{name}.{key}");
         namespaces(service, &mut found, at);
+        hooks(service, &mut found, at);
         capabilities(policy, service, &mut found, at);
         for (i, device) in service.devices.iter().enumerate() {
             found.add(
@@ -124,6 +125,30 @@ fn namespaces(service: &Service, found: &mut Found<'_>, at: impl Fn(&str) -> Str
             at("ipc"),
             format!("ipc mode `{mode}` shares an IPC namespace outside the project"),
         );
+    }
+}
+
+/// A lifecycle hook is held to the service's rules: its `privileged` falls
+/// under [`Rule::Privileged`] (an exec with extended privileges escapes the
+/// container as surely as the container would). Everything else a hook runs
+/// with — image, volumes, networks, capabilities — is the service's own or
+/// resolved like it (an image only from the job or the domain's versions);
+/// `user` needs no rule (the service itself may run as root).
+fn hooks(service: &Service, found: &mut Found<'_>, at: impl Fn(&str) -> String) {
+    let lists = [
+        ("pre_start", &service.pre_start),
+        ("post_start", &service.post_start),
+        ("pre_stop", &service.pre_stop),
+    ];
+    for (kind, list) in lists {
+        let privileged = list.iter().enumerate().filter(|(_, h)| h.privileged);
+        for (i, _) in privileged {
+            found.add(
+                Rule::Privileged,
+                at(&format!("{kind}[{i}].privileged")),
+                "privileged hooks are not allowed".to_owned(),
+            );
+        }
     }
 }
 
@@ -351,12 +376,12 @@ fn top_level(policy: &Policy, project: &Project, domain_dir: &Path, found: &mut 
         }
     }
     for (kind, objects) in [("secrets", &project.secrets), ("configs", &project.configs)] {
-        for (name, object) in objects {
-            if !host_path(&object.file, domain_dir).inside {
+        for (name, file) in objects.iter().filter_map(|(n, o)| Some((n, o.file()?))) {
+            if !host_path(file, domain_dir).inside {
                 found.add(
                     Rule::FileOutsideDomain,
                     format!("{kind}.{name}.file"),
-                    format!("`{}` is outside the domain directory", object.file),
+                    format!("`{file}` is outside the domain directory"),
                 );
             }
         }

@@ -81,6 +81,42 @@ fn privileged() {
 }
 
 #[test]
+fn a_hook_is_held_to_the_service_rules() {
+    let hooks = "    user: '1000'\n    post_start:\n      - {command: [chown, '1000', /data], user: root}\n      - {command: [sh], privileged: true}\n    pre_stop:\n      - {command: [sh], privileged: true}\n    pre_start:\n      - {image: busybox, privileged: true}\n";
+    assert_eq!(
+        rules(hooks, ""),
+        vec![
+            (
+                Rule::Privileged,
+                "services.web.pre_start[0].privileged".to_owned()
+            ),
+            (
+                Rule::Privileged,
+                "services.web.post_start[1].privileged".to_owned()
+            ),
+            (
+                Rule::Privileged,
+                "services.web.pre_stop[0].privileged".to_owned()
+            ),
+        ]
+    );
+    // A hook running as root in an unprivileged container needs no rule.
+    assert_eq!(
+        rules("    post_start:\n      - {command: [id], user: root}\n", ""),
+        vec![]
+    );
+}
+
+#[test]
+fn secrets_written_by_hostkit_are_not_bind_sources_of_the_stack() {
+    let top = "secrets:\n  token: {environment: TOKEN}\nconfigs:\n  conf: {content: 'a = 1'}\n";
+    assert_eq!(
+        rules("    secrets: [token]\n    configs: [conf]\n", top),
+        vec![]
+    );
+}
+
+#[test]
 fn host_network_and_other_network_modes() {
     assert_eq!(
         rules("    network_mode: host\n", ""),

@@ -229,7 +229,7 @@ async fn compose_plan(
     if !checked.partial {
         out.line(format!(
             "{file_name}: checked ({} service(s))",
-            checked.images.len()
+            checked.services
         ));
         if let Some(reason) = &checked.main_reason {
             out.line(format!("{file_name}: {reason}"));

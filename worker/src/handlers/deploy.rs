@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use hostkit_deploy::compose::{Env, parse_env_file};
 use hostkit_deploy::domain_dir::{DomainDir, DomainDirError, READ_CAP};
+use hostkit_deploy::engine::files;
 use hostkit_deploy::error::DeployError;
 use hostkit_deploy::images::verify::{DigestCheck, Verdict};
 use hostkit_deploy::images::{self, ImageScope, PullPolicy};
@@ -135,6 +136,11 @@ pub async fn run_with_images(
             tracing::info!(version, touched = applied.touched_anything(), elapsed = ?started.elapsed(), "stack applied");
             // The stack runs: a missing tag only exposes this version's
             // images to pruning, so it is a warning, not a failed deploy.
+            let other_images: BTreeMap<String, String> = spec
+                .services
+                .iter()
+                .flat_map(|s| s.other_images.clone())
+                .collect();
             for service in &spec.services {
                 let tagged = images::tag_version(
                     &worker.docker,
@@ -148,6 +154,15 @@ pub async fn run_with_images(
                     tracing::warn!(%error, service = service.name, "version tag not set");
                     sink.report(Progress::Warning {
                         message: format!("{}: version tag not set ({error}); its image is not protected from pruning", service.name),
+                    });
+                }
+            }
+            for (reference, id) in &other_images {
+                let tag = images::other_image_tag(&spec.project, reference, version);
+                if let Err(error) = images::tag_image(&worker.docker, id, &tag).await {
+                    tracing::warn!(%error, reference, "version tag not set");
+                    sink.report(Progress::Warning {
+                        message: format!("{reference}: version tag not set ({error}); the image is not protected from pruning"),
                     });
                 }
             }
@@ -169,6 +184,7 @@ pub async fn run_with_images(
                 project: checked.project,
                 main_service: checked.main,
                 services,
+                other_images,
                 env_hash: env_hash(&env),
                 job_id: job.id,
             };
@@ -213,11 +229,15 @@ pub async fn run_with_images(
                         name: "rollback",
                         message: "first deploy failed: removing what it created".into(),
                     });
-                    if let Err(e) = worker
+                    let removed = match worker
                         .engine
                         .remove(domain, &spec.project, false, sink)
                         .await
                     {
+                        Ok(()) => files::remove_all(&spec.domain_dir).await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = removed {
                         failure.message =
                             format!("{}; cleaning up failed too: {e}", failure.message);
                     }
@@ -435,7 +455,7 @@ async fn image_scope(
         .versions(domain.clone())
         .await?
         .into_iter()
-        .flat_map(|v| v.images.into_values())
+        .flat_map(|v| v.images.into_values().chain(v.other_images.into_values()))
         .collect();
     Ok(ImageScope {
         loaded,

@@ -1,9 +1,13 @@
-//! `remove`: containers, networks and the nginx file go; named volumes stay
-//! unless `purge_volumes`. The domain's record and port block are released.
+//! `remove`: containers (after their `pre_stop` hooks), networks, the nginx
+//! file and the files HostKit wrote under the domain's `.hostkit/` go;
+//! named volumes stay unless `purge_volumes`. The domain's record and port
+//! block are released.
 
-use hostkit_deploy::progress::ProgressSink;
+use hostkit_deploy::engine::files;
+use hostkit_deploy::progress::{Progress, ProgressSink};
 use hostkit_proto::{ErrorCode, Job};
 
+use super::stack::{domain_dir, spec_for_version};
 use super::{Done, Failure};
 use crate::runtime::Worker;
 use crate::store::Change;
@@ -14,16 +18,44 @@ pub async fn run(
     purge_volumes: bool,
     sink: &dyn ProgressSink,
 ) -> Result<Done, Failure> {
-    if worker.store.domain(job.domain.clone()).await?.is_none() {
+    let Some(domain) = worker.store.domain(job.domain.clone()).await? else {
         return Err(Failure::new(
             ErrorCode::DomainNotFound,
             format!("{} has no stack on node {}", job.domain, worker.node),
         ));
+    };
+    // The current version knows the services' `pre_stop` hooks; a version
+    // that cannot be read must not keep the stack from going.
+    let spec = match worker.store.current_version(job.domain.clone()).await? {
+        Some(current) => match spec_for_version(worker, &domain, &current, None, &job.id, None) {
+            Ok(spec) => Some(spec),
+            Err(failure) => {
+                sink.report(Progress::Warning {
+                    message: format!(
+                        "{}; removing the stack without its pre_stop hooks",
+                        failure.message
+                    ),
+                });
+                None
+            }
+        },
+        None => None,
+    };
+    match spec {
+        Some(spec) => {
+            worker
+                .engine
+                .remove_stack(&spec, purge_volumes, sink)
+                .await?;
+        }
+        None => {
+            worker
+                .engine
+                .remove(&job.domain, &job.domain.token(), purge_volumes, sink)
+                .await?;
+            files::remove_all(&domain_dir(worker, &job.domain)).await?;
+        }
     }
-    worker
-        .engine
-        .remove(&job.domain, &job.domain.token(), purge_volumes, sink)
-        .await?;
     Ok(Done {
         version: None,
         changes: vec![Change::RemoveDomain(job.domain.clone())],

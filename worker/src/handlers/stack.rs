@@ -84,6 +84,7 @@ pub fn spec_for_version(
         };
         image_ids.insert(definition.image.clone(), id.clone());
     }
+    image_ids.extend(record.other_images.clone());
     let dir = domain_dir(worker, &domain.domain);
     let input = StackInput {
         domain: &domain.domain,

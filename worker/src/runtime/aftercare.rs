@@ -64,8 +64,14 @@ pub async fn run(worker: &Worker, domain: &Domain) -> Result<(), AftercareError>
         .prune(domain.clone(), worker.settings.retention)
         .await?
     {
-        for service in pruned.images.keys() {
-            let tag = images::version_tag(&domain.token(), service, pruned.version);
+        let tags = pruned
+            .images
+            .keys()
+            .map(|service| images::version_tag(&domain.token(), service, pruned.version))
+            .chain(pruned.other_images.keys().map(|reference| {
+                images::other_image_tag(&domain.token(), reference, pruned.version)
+            }));
+        for tag in tags {
             if let Err(error) = images::untag(&worker.docker, &tag).await {
                 tracing::warn!(%error, tag, "could not remove a pruned version's tag");
             }

@@ -116,9 +116,16 @@ CREATE TABLE outbox (
 ) STRICT;
 "#;
 
+/// Version 2: the ids of the images a version runs besides its services'
+/// (`pre_start` hook images, `type: image` mount sources), by reference, so
+/// the version re-applies with exactly them.
+const V2: &str = r#"
+ALTER TABLE versions ADD COLUMN other_images_json TEXT NOT NULL DEFAULT '{}';
+"#;
+
 /// The migrations, in order; entry `i` takes the schema from version `i` to
 /// `i + 1`. Append only.
-pub(super) const MIGRATIONS: &[&str] = &[V1];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

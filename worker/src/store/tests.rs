@@ -1,6 +1,6 @@
 //! Tests of the store, in memory and on disk (temporary directories).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -71,6 +71,7 @@ fn version(domain_name: &str, number: u32, job_id: JobId) -> NewVersion {
                 config_hash: "hash-db".to_owned(),
             },
         ],
+        other_images: BTreeMap::from([("tools:1".to_owned(), "sha256:tools".to_owned())]),
         env_hash: format!("env-{number}"),
         job_id,
     }
@@ -160,6 +161,29 @@ fn migrating_twice_is_a_no_op() {
         schema::user_version(&conn, ":memory:").unwrap(),
         i64::from(SCHEMA_VERSION)
     );
+}
+
+#[test]
+fn a_version_recorded_before_other_images_were_kept_reads_as_having_none() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    // The database as version 1 of the schema left it, with one version.
+    let tx = conn.transaction().unwrap();
+    tx.execute_batch(schema::MIGRATIONS[0]).unwrap();
+    tx.pragma_update(None, "user_version", 1).unwrap();
+    tx.execute(
+        "INSERT INTO versions (domain, version, status, compose_text, project_json,
+                               images_json, image_refs_json, env_hash, job_id,
+                               created_at, updated_at)
+         VALUES ('example.com', 1, 'deployed', '', '{}', '{}', '{}', '', 'j', 0, 0)",
+        [],
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    schema::migrate(&mut conn, ":memory:").unwrap();
+    let other: String = conn
+        .query_row("SELECT other_images_json FROM versions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(other, "{}");
 }
 
 #[test]
@@ -670,6 +694,7 @@ async fn a_deploy_commits_version_current_and_job_end_together() {
     assert_eq!(current.images["web"], "sha256:web1");
     assert_eq!(current.images["db"], "sha256:db");
     assert_eq!(current.image_refs["web"], "web:1");
+    assert_eq!(current.other_images["tools:1"], "sha256:tools");
     let names: Vec<&str> = current
         .services
         .iter()

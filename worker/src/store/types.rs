@@ -323,6 +323,9 @@ pub struct NewVersion {
     pub main_service: Option<MainService>,
     /// Its services with their resolved images.
     pub services: Vec<VersionService>,
+    /// The other images it runs (`pre_start` hooks, `type: image` mounts):
+    /// reference as written → resolved id.
+    pub other_images: BTreeMap<String, String>,
     /// Hash of the env the project was loaded with.
     pub env_hash: String,
     /// The job that deployed it.
@@ -337,6 +340,7 @@ impl fmt::Debug for NewVersion {
             .field("compose_text_len", &self.compose_text.len())
             .field("main_service", &self.main_service)
             .field("services", &self.services)
+            .field("other_images", &self.other_images)
             .field("env_hash", &self.env_hash)
             .field("job_id", &self.job_id)
             .finish_non_exhaustive()
@@ -365,6 +369,9 @@ pub struct VersionRecord {
     pub images: BTreeMap<String, String>,
     /// Image reference as written per service.
     pub image_refs: BTreeMap<String, String>,
+    /// The other images it runs (`pre_start` hooks, `type: image` mounts):
+    /// reference as written → resolved id.
+    pub other_images: BTreeMap<String, String>,
     /// Its services, sorted by name.
     pub services: Vec<VersionService>,
     /// Hash of the env the project was loaded with.
@@ -400,6 +407,7 @@ impl fmt::Debug for VersionRecord {
             .field("compose_text_len", &self.compose_text.len())
             .field("main_service_json", &self.main_service_json)
             .field("images", &self.images)
+            .field("other_images", &self.other_images)
             .field("env_hash", &self.env_hash)
             .field("job_id", &self.job_id)
             .field("created_at", &self.created_at)

@@ -247,8 +247,8 @@ pub(super) fn record(conn: &Connection, v: &NewVersion, deployed: bool) -> Res<(
     conn.execute(
         "INSERT INTO versions (domain, version, status, compose_text, project_json,
                                main_service_json, images_json, image_refs_json, env_hash,
-                               job_id, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+                               job_id, created_at, updated_at, other_images_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)",
         params![
             v.domain.as_str(),
             v.version,
@@ -261,6 +261,7 @@ pub(super) fn record(conn: &Connection, v: &NewVersion, deployed: bool) -> Res<(
             v.env_hash,
             v.job_id.to_string(),
             now,
+            serde_json::to_string(&v.other_images)?,
         ],
     )?;
     let mut insert = conn.prepare(
@@ -413,7 +414,7 @@ fn prune(conn: &Connection, domain: &Domain, keep: usize) -> Res<Vec<VersionReco
 const VERSION_SELECT: &str = "SELECT v.domain, v.version, v.status, \
      (d.current_version IS NOT NULL AND d.current_version = v.version), \
      v.compose_text, v.project_json, v.main_service_json, v.images_json, v.image_refs_json, \
-     v.env_hash, v.job_id, v.created_at \
+     v.env_hash, v.job_id, v.created_at, v.other_images_json \
      FROM versions v LEFT JOIN domains d ON d.domain = v.domain";
 
 fn read_version(row: &Row<'_>) -> rusqlite::Result<VersionRecord> {
@@ -430,6 +431,7 @@ fn read_version(row: &Row<'_>) -> rusqlite::Result<VersionRecord> {
         env_hash: row.get(9)?,
         job_id: sql::job_id(row, 10)?,
         created_at: sql::time(row, 11)?,
+        other_images: sql::json(row, 12, "other images map")?,
         services: Vec::new(),
     })
 }

@@ -4,6 +4,7 @@
 
 mod deploy;
 mod health;
+mod hooks;
 mod kernel;
 mod mounts;
 mod ports;
@@ -12,11 +13,11 @@ mod service;
 pub(crate) mod value;
 
 use self::mounts::check_name;
-use self::value::{boolean, entries, expected, fields, non_empty, opt_string, string_map};
+use self::value::{boolean, entries, expected, fields, non_empty, opt_string, string, string_map};
 use super::Env;
 use super::error::{ComposeError, Warning};
 use super::keys::{self, Scope};
-use super::model::{FileObject, Network, Project, Volume};
+use super::model::{FileObject, Network, Project, SecretText, Volume};
 use super::path::KeyPath;
 use serde_yaml::Value;
 use std::collections::BTreeMap;
@@ -118,8 +119,12 @@ pub fn project(
             }
             "networks" => project.networks = named(v, &p, "network", network)?,
             "volumes" => project.volumes = named(v, &p, "volume", volume)?,
-            "secrets" => project.secrets = named(v, &p, "secret", file_object)?,
-            "configs" => project.configs = named(v, &p, "config", file_object)?,
+            "secrets" => {
+                project.secrets = named(v, &p, "secret", |v, p| file_object(v, p, env, warnings))?;
+            }
+            "configs" => {
+                project.configs = named(v, &p, "config", |v, p| file_object(v, p, env, warnings))?;
+            }
             _ => return Err(ComposeError::unsupported_key(p, None)),
         }
     }
@@ -159,7 +164,7 @@ fn named<T>(
     value: &Value,
     path: &KeyPath,
     noun: &str,
-    parse: fn(&Value, &KeyPath) -> Result<T, ComposeError>,
+    mut parse: impl FnMut(&Value, &KeyPath) -> Result<T, ComposeError>,
 ) -> Result<BTreeMap<String, T>, ComposeError> {
     if value.is_null() {
         return Ok(BTreeMap::new());
@@ -270,14 +275,46 @@ fn external(value: &Value, path: &KeyPath) -> Result<bool, ComposeError> {
     }
 }
 
-fn file_object(value: &Value, path: &KeyPath) -> Result<FileObject, ComposeError> {
-    let mut file = None;
+/// A top-level secret or config: exactly one of `file:`, `environment:`
+/// (the variable's value from `env`; unset is a warning here, the deploy
+/// refuses it) and `content:` (already interpolated, `$$` escapes).
+fn file_object(
+    value: &Value,
+    path: &KeyPath,
+    env: &Env,
+    warnings: &mut Vec<Warning>,
+) -> Result<FileObject, ComposeError> {
+    let mut found: Vec<(FileObject, KeyPath)> = Vec::new();
     for (key, v, p) in fields(value, Scope::FileObject, path)? {
-        match key.as_str() {
-            "file" => file = Some(non_empty(v, &p)?),
+        let object = match key.as_str() {
+            "file" => FileObject::File(non_empty(v, &p)?),
+            "environment" => {
+                let variable = non_empty(v, &p)?;
+                let value = env.get(&variable).cloned().map(SecretText::new);
+                if value.is_none() {
+                    warnings.push(Warning {
+                        path: p.to_string(),
+                        message: format!(
+                            "{variable} is not set here; the job's env or the domain's .env must set it, or the deploy fails"
+                        ),
+                    });
+                }
+                FileObject::Environment { variable, value }
+            }
+            "content" => FileObject::Content(SecretText::new(string(v, &p)?)),
             _ => return Err(ComposeError::unsupported_key(p, None)),
-        }
+        };
+        found.push((object, p));
     }
-    file.map(|file| FileObject { file })
-        .ok_or_else(|| ComposeError::unsupported_value(path, "only `file:` sources are supported"))
+    match found.len() {
+        1 => Ok(found.remove(0).0),
+        0 => Err(ComposeError::invalid(
+            path,
+            "needs one of `file`, `environment` or `content`",
+        )),
+        _ => Err(ComposeError::invalid(
+            &found[1].1,
+            "give only one of `file`, `environment` or `content`",
+        )),
+    }
 }

@@ -159,6 +159,10 @@ fn long(value: &Value, path: &KeyPath) -> Result<Mount, ComposeError> {
                 tmpfs_options(v, &p, &mut options)?;
                 option_keys.push(("tmpfs", p));
             }
+            "image" => {
+                image_options(v, &p, &mut options)?;
+                option_keys.push(("image", p));
+            }
             "consistency" => {
                 string(v, &p)?;
             }
@@ -207,7 +211,21 @@ fn long(value: &Value, path: &KeyPath) -> Result<Mount, ComposeError> {
                 mode: options.mode,
             }
         }
-        "image" | "npipe" | "cluster" => {
+        "image" => {
+            let reference = source
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| ComposeError::invalid(path, "an image mount needs `source`"))?;
+            // The engine mounts an image read-only whatever the file says.
+            return Ok(Mount {
+                target,
+                read_only: true,
+                source: MountSource::Image {
+                    reference,
+                    subpath: options.subpath,
+                },
+            });
+        }
+        "npipe" | "cluster" => {
             return Err(ComposeError::unsupported_value(
                 &kind_path,
                 format!("mount type `{kind}` is not supported"),
@@ -216,7 +234,7 @@ fn long(value: &Value, path: &KeyPath) -> Result<Mount, ComposeError> {
         other => {
             return Err(ComposeError::invalid(
                 &kind_path,
-                format!("unknown mount type `{other}` (volume, bind, tmpfs)"),
+                format!("unknown mount type `{other}` (volume, bind, tmpfs, image)"),
             ));
         }
     };
@@ -257,6 +275,20 @@ fn volume_options(
     for (key, v, p) in fields(value, Scope::MountVolume, path)? {
         match key.as_str() {
             "nocopy" => options.nocopy = Some(boolean(v, &p)?),
+            "subpath" => options.subpath = Some(non_empty(v, &p)?),
+            _ => return Err(ComposeError::unsupported_key(p, None)),
+        }
+    }
+    Ok(())
+}
+
+fn image_options(
+    value: &Value,
+    path: &KeyPath,
+    options: &mut LongOptions,
+) -> Result<(), ComposeError> {
+    for (key, v, p) in fields(value, Scope::MountImage, path)? {
+        match key.as_str() {
             "subpath" => options.subpath = Some(non_empty(v, &p)?),
             _ => return Err(ComposeError::unsupported_key(p, None)),
         }
@@ -419,6 +451,30 @@ mod tests {
             }
         );
         assert_eq!(got[3].source, volume(None, false));
+    }
+
+    #[test]
+    fn image_mounts() {
+        let got = parse(
+            "- {type: image, source: 'nginx:alpine', target: /mnt, image: {subpath: usr/share}}\n\
+             - {type: image, source: app, target: /app, read_only: false}\n",
+        )
+        .expect("mounts");
+        assert_eq!(
+            got[0],
+            Mount {
+                target: "/mnt".into(),
+                read_only: true,
+                source: MountSource::Image {
+                    reference: "nginx:alpine".into(),
+                    subpath: Some("usr/share".into())
+                },
+            }
+        );
+        assert!(got[1].read_only, "an image is always mounted read-only");
+        assert!(parse("- {type: image, target: /x}").is_err());
+        assert!(parse("- {type: image, source: x, target: /x, volume: {nocopy: true}}").is_err());
+        assert!(parse("- {type: volume, source: x, target: /x, image: {subpath: a}}").is_err());
     }
 
     #[test]

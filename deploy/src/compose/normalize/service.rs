@@ -2,6 +2,7 @@
 
 use super::deploy::{deploy, effective_restart, fold_limit, restart};
 use super::health::healthcheck;
+use super::hooks::{HookKind, hooks};
 use super::kernel::{ignored, security_opt, sysctls, ulimits};
 use super::mounts::{check_name, mounts, tmpfs};
 use super::ports::{expose, ports};
@@ -127,6 +128,9 @@ pub fn service(
             "sysctls" => s.sysctls = sysctls(v, &p)?,
             "develop" | "platform" | "pull_policy" => ignored(&key, v, &p, warnings)?,
             "scale" => scale = Some(uint(v, &p)?),
+            "pre_start" => s.pre_start = hooks(v, &p, env, HookKind::PreStart)?,
+            "post_start" => s.post_start = hooks(v, &p, env, HookKind::PostStart)?,
+            "pre_stop" => s.pre_stop = hooks(v, &p, env, HookKind::PreStop)?,
             "mac_address" => s.mac_address = opt_string(v, &p)?,
             "links" => {
                 for (link, lp) in items(v, &p)? {
@@ -208,7 +212,7 @@ fn namespace_mode(
 
 /// `command` / `entrypoint`: a string split like a shell, or a list; null
 /// means not set.
-fn argv(value: &Value, path: &KeyPath) -> Result<Option<Vec<String>>, ComposeError> {
+pub(super) fn argv(value: &Value, path: &KeyPath) -> Result<Option<Vec<String>>, ComposeError> {
     match value {
         Value::Null => Ok(None),
         Value::Sequence(_) => string_list(value, path).map(Some),
@@ -219,7 +223,7 @@ fn argv(value: &Value, path: &KeyPath) -> Result<Option<Vec<String>>, ComposeErr
 }
 
 /// `environment`: entries without a value take it from `env`, or are dropped.
-fn environment(
+pub(super) fn environment(
     value: &Value,
     path: &KeyPath,
     env: &Env,

@@ -8,6 +8,7 @@ mod compose_features;
 mod corpus;
 mod deploy;
 mod failures;
+mod hooks;
 mod isolation;
 mod oneshot;
 mod ops;

@@ -4,9 +4,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bollard::exec::StartExecResults;
-use bollard::models::ExecConfig;
-use futures_util::StreamExt;
 use hostkit_deploy::engine::inventory::Inventory;
 use hostkit_deploy::engine::{Applied, Engine, EngineOptions, StackSpec};
 use hostkit_deploy::error::DeployError;
@@ -165,35 +162,7 @@ impl Site {
 
     /// Run `cmd` in `container`; answers (exit code, output).
     pub async fn exec(&self, container: &str, cmd: &[&str]) -> (i64, String) {
-        let docker = self.docker.client();
-        let exec = docker
-            .create_exec(
-                container,
-                ExecConfig {
-                    cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    ..Default::default()
-                },
-            )
-            .await
-            .expect("create exec");
-        let mut output = String::new();
-        if let StartExecResults::Attached {
-            output: mut stream, ..
-        } = docker.start_exec(&exec.id, None).await.expect("start exec")
-        {
-            while let Some(Ok(chunk)) = stream.next().await {
-                output.push_str(&chunk.to_string());
-            }
-        }
-        let code = docker
-            .inspect_exec(&exec.id)
-            .await
-            .expect("inspect exec")
-            .exit_code
-            .unwrap_or(-1);
-        (code, output)
+        self.docker.exec(container, cmd).await
     }
 }
 

@@ -5,6 +5,7 @@
 mod env;
 
 mod budgets;
+mod compat;
 mod control;
 mod features;
 mod fleet;
