@@ -4,6 +4,7 @@
 //! Knows nothing of NATS or SQLite: callers pass a domain, a compose text, an
 //! env, image sources, a port block and a progress sink.
 
+pub mod atomic_file;
 pub mod compose;
 pub mod convert;
 pub mod docker;
@@ -16,3 +17,4 @@ pub mod ports;
 pub mod progress;
 pub mod proxy;
 pub mod stack;
+pub mod tls;

@@ -282,6 +282,29 @@ pub(crate) fn events() -> Vec<(&'static str, Event)> {
             ),
         ),
         (
+            "certificate_issued",
+            health_event(
+                20,
+                EventKind::CertificateIssued {
+                    names: vec![domain(), "www.example.com".parse().unwrap()],
+                    not_after: at() + chrono::Duration::days(90),
+                    renewal: false,
+                },
+            ),
+        ),
+        (
+            "certificate_failed",
+            health_event(
+                21,
+                EventKind::CertificateFailed {
+                    code: ErrorCode::TlsChallengeFailed,
+                    message: "www.example.com: connection refused".into(),
+                    hint: ErrorCode::TlsChallengeFailed.hint().map(str::to_owned),
+                    retry_in_secs: 600,
+                },
+            ),
+        ),
+        (
             "heartbeat",
             node_event(
                 15,
