@@ -66,4 +66,9 @@ impl Engine {
     pub fn docker(&self) -> &Docker {
         &self.docker
     }
+
+    /// nginx, when this host manages it.
+    pub fn proxy(&self) -> Option<&Proxy> {
+        self.proxy.as_ref()
+    }
 }
