@@ -5,7 +5,8 @@
 //! `memory_limit`, `memory_reservation`, `created`), so v1 tools keep
 //! reading it. HostKit-only data lives under `hostkit`; fields are added,
 //! never renamed. The worker writes it from SQLite (the source of truth);
-//! nothing reads it back.
+//! it reads back only HostKit v1's `redirect_domains`, on a domain's first
+//! deploy ([`v1_redirect_domains`]).
 
 use std::collections::BTreeMap;
 
@@ -48,6 +49,24 @@ pub struct DomainConfig {
     pub created: String,
     /// What only HostKit (v2) uses.
     pub hostkit: HostkitView,
+}
+
+/// The redirect domains of a `config.json` HostKit did not write (HostKit
+/// v1's, or an older one): every non-empty entry of `redirect_domains` (v1
+/// writes `[""]` when there are none). A file without the field has none.
+pub fn v1_redirect_domains(json: &str) -> Result<Vec<String>, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Lenient {
+        #[serde(default)]
+        redirect_domains: Vec<String>,
+    }
+    let lenient: Lenient = serde_json::from_str(json)?;
+    Ok(lenient
+        .redirect_domains
+        .into_iter()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .collect())
 }
 
 /// A site's mode.
@@ -166,5 +185,17 @@ mod tests {
         assert_eq!(config.services["web"].internal_port, Some(3000));
         assert_eq!(memory_text(512 << 20), "512m");
         assert_eq!(memory_text(1000), "1000");
+    }
+
+    #[test]
+    fn v1_redirect_domains_and_its_empty_string_quirk() {
+        let v1 = r#"{"domain": "example.com", "redirect_domains": ["www.example.com"],
+            "all_domains": ["example.com", "www.example.com"], "port": 3000,
+            "username": "deploy-example-com", "current_version": null}"#;
+        assert_eq!(v1_redirect_domains(v1).unwrap(), ["www.example.com"]);
+        let none = r#"{"domain": "example.com", "redirect_domains": [""], "port": 3000}"#;
+        assert!(v1_redirect_domains(none).unwrap().is_empty());
+        assert!(v1_redirect_domains(r#"{"domain": "a.example"}"#).unwrap().is_empty());
+        assert!(v1_redirect_domains("not json").is_err());
     }
 }

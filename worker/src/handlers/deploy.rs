@@ -65,6 +65,16 @@ pub async fn run(
         name: "check",
         message: "loading the compose file and checking the policy".into(),
     });
+    let known = worker.store.domain(domain.clone()).await?;
+    let redirects = super::redirects::resolve(
+        worker,
+        domain,
+        known.as_ref(),
+        &payload.options,
+        &dir,
+        sink,
+    )
+    .await?;
     let env = deploy_env(&dir, &payload.env).await?;
     let text = compose_text(&payload.source);
     let checked = {
@@ -115,7 +125,8 @@ pub async fn run(
         health_timeout: timeout,
         labels: version_labels(version, &job.id),
     };
-    let spec = stack::resolve(&worker.docker, &checked, &placement, pull, &scope, sink).await?;
+    let mut spec = stack::resolve(&worker.docker, &checked, &placement, pull, &scope, sink).await?;
+    spec.redirects = redirects.clone();
 
     let started = Instant::now();
     match worker.engine.apply(&spec, sink).await {
@@ -162,7 +173,13 @@ pub async fn run(
             };
             Ok(Done {
                 version: Some(version),
-                changes: vec![Change::RecordDeployed(Box::new(new))],
+                changes: vec![
+                    Change::RecordDeployed(Box::new(new)),
+                    Change::SetRedirects {
+                        domain: job.domain.clone(),
+                        redirects,
+                    },
+                ],
             })
         }
         Err(error) if !payload.options.auto_rollback => Err(error.into()),

@@ -3,6 +3,7 @@
 //! (`runtime::job`) commits it together with the job's terminal event.
 
 mod deploy;
+mod redirects;
 mod remove;
 mod restart;
 mod rollback;

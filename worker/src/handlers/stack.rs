@@ -84,8 +84,10 @@ pub fn spec_for_version(
         domain_dir: &dir,
         labels: version_labels(record.version, job),
     };
-    convert::stack_spec(&input)
-        .map_err(|e| Failure::from(hostkit_deploy::error::DeployError::from(e)))
+    let mut spec = convert::stack_spec(&input)
+        .map_err(|e| Failure::from(hostkit_deploy::error::DeployError::from(e)))?;
+    spec.redirects = domain.redirects.clone();
+    Ok(spec)
 }
 
 /// [`spec_for_version`] for a job that starts containers (rollback, scale,
