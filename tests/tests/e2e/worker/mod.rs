@@ -13,3 +13,4 @@ mod lanes;
 mod observability;
 mod resilience;
 mod seed;
+mod tls;
