@@ -69,6 +69,7 @@ pub(crate) fn jobs() -> Vec<(&'static str, Job)> {
             main_service: Some("web".into()),
             health_timeout_secs: Some(120),
             auto_rollback: true,
+            redirect_domains: Some(vec!["www.example.com".parse().unwrap()]),
         },
     };
     vec![
