@@ -2,7 +2,7 @@
 //! through [`crate::domain_dir::DomainDir`]): a temporary file beside the
 //! target (a dot name ending in `.tmp`, so nginx's `*.conf` include and
 //! other globs never see it) with the final mode, synced, then renamed over
-//! the target. Blocking: call it from `spawn_blocking` (or use [`write`]).
+//! the target. Blocking: call it from `spawn_blocking` (or use [`write()`]).
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};

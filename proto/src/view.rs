@@ -195,7 +195,11 @@ mod tests {
         assert_eq!(v1_redirect_domains(v1).unwrap(), ["www.example.com"]);
         let none = r#"{"domain": "example.com", "redirect_domains": [""], "port": 3000}"#;
         assert!(v1_redirect_domains(none).unwrap().is_empty());
-        assert!(v1_redirect_domains(r#"{"domain": "a.example"}"#).unwrap().is_empty());
+        assert!(
+            v1_redirect_domains(r#"{"domain": "a.example"}"#)
+                .unwrap()
+                .is_empty()
+        );
         assert!(v1_redirect_domains("not json").is_err());
     }
 }

@@ -352,7 +352,11 @@ pub struct DeployArgs {
     /// A name answered with a 301 to the domain (e.g. www.example.com);
     /// repeatable. Replaces the domain's redirect domains; without it they
     /// stay as they are.
-    #[arg(long = "redirect-domain", value_name = "NAME", conflicts_with = "no_redirect_domains")]
+    #[arg(
+        long = "redirect-domain",
+        value_name = "NAME",
+        conflicts_with = "no_redirect_domains"
+    )]
     pub redirect_domain: Vec<Domain>,
 
     /// Remove every redirect domain of the domain.
@@ -547,18 +551,41 @@ mod tests {
         };
         assert_eq!(deploy(&[]).redirect_domains(), None);
         assert_eq!(
-            deploy(&["--redirect-domain", "WWW.Example.com", "--redirect-domain", "example.net"])
-                .redirect_domains()
-                .unwrap()
-                .iter()
-                .map(Domain::as_str)
-                .collect::<Vec<_>>(),
+            deploy(&[
+                "--redirect-domain",
+                "WWW.Example.com",
+                "--redirect-domain",
+                "example.net"
+            ])
+            .redirect_domains()
+            .unwrap()
+            .iter()
+            .map(Domain::as_str)
+            .collect::<Vec<_>>(),
             ["www.example.com", "example.net"]
         );
-        assert_eq!(deploy(&["--no-redirect-domains"]).redirect_domains(), Some(vec![]));
-        let argv = ["hostkit", "deploy", "example.com", "s.yml", "--redirect-domain", "bad..name"];
+        assert_eq!(
+            deploy(&["--no-redirect-domains"]).redirect_domains(),
+            Some(vec![])
+        );
+        let argv = [
+            "hostkit",
+            "deploy",
+            "example.com",
+            "s.yml",
+            "--redirect-domain",
+            "bad..name",
+        ];
         assert!(Cli::try_parse_from(argv).is_err());
-        let argv = ["hostkit", "deploy", "example.com", "s.yml", "--redirect-domain", "a.example", "--no-redirect-domains"];
+        let argv = [
+            "hostkit",
+            "deploy",
+            "example.com",
+            "s.yml",
+            "--redirect-domain",
+            "a.example",
+            "--no-redirect-domains",
+        ];
         assert!(Cli::try_parse_from(argv).is_err());
     }
 

@@ -180,17 +180,19 @@ impl TestPebble {
 /// `127.0.0.1`: pebble's HTTPS listener.
 fn write_listener_certificate(dir: &TempDir) {
     let ca_key = rcgen::KeyPair::generate().expect("a CA key");
-    let mut ca_params =
-        rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "hostkit-tests pebble listener CA");
+    ca_params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        "hostkit-tests pebble listener CA",
+    );
     let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("the CA");
     let key = rcgen::KeyPair::generate().expect("a listener key");
     let params = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
         .expect("listener parameters");
-    let cert = params.signed_by(&key, &*ca).expect("the listener certificate");
+    let cert = params
+        .signed_by(&key, &*ca)
+        .expect("the listener certificate");
     std::fs::write(dir.path().join("listener-ca.pem"), ca.pem()).expect("write the CA");
     std::fs::write(dir.path().join("listener.pem"), cert.pem()).expect("write the certificate");
     std::fs::write(dir.path().join("listener.key"), key.serialize_pem()).expect("write the key");

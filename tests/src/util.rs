@@ -192,7 +192,9 @@ pub async fn http_request(
         exchange(stream, host_header, path).await
     })
     .await
-    .with_context(|| format!("GET {path} (Host: {host_header}) took longer than {HTTP_TIMEOUT:?}"))?
+    .with_context(|| {
+        format!("GET {path} (Host: {host_header}) took longer than {HTTP_TIMEOUT:?}")
+    })?
 }
 
 /// Send `GET path` on `stream` and read the whole response.
@@ -400,15 +402,8 @@ mod tests {
             Some((404, "hello".to_string()))
         );
         let short = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel";
-        assert_eq!(
-            parse(short, false).unwrap(),
-            None,
-            "waits for the rest"
-        );
-        assert!(
-            parse(short, true).is_err(),
-            "a truncated body is an error"
-        );
+        assert_eq!(parse(short, false).unwrap(), None, "waits for the rest");
+        assert!(parse(short, true).is_err(), "a truncated body is an error");
         let no_length = b"HTTP/1.1 200 OK\r\n\r\nuntil eof";
         assert_eq!(parse(no_length, false).unwrap(), None);
         assert_eq!(
@@ -421,10 +416,7 @@ mod tests {
             parse(chunked, false).unwrap(),
             Some((200, "web v1".to_string()))
         );
-        assert_eq!(
-            parse(&chunked[..chunked.len() - 5], false).unwrap(),
-            None
-        );
+        assert_eq!(parse(&chunked[..chunked.len() - 5], false).unwrap(), None);
         assert_eq!(parse(b"HTTP/1.1 200 OK\r\n", false).unwrap(), None);
         assert!(parse(b"HTTP/1.1 200 OK\r\n", true).is_err());
     }

@@ -169,9 +169,11 @@ impl Engine {
                         .map(|o| o.replicas.as_slice())
                         .unwrap_or(&[]),
                 );
-                if !upstreams.is_empty() && proxy
+                if !upstreams.is_empty()
+                    && proxy
                         .switch(&stack.domain, &upstreams, &stack.redirects)
-                        .await? {
+                        .await?
+                {
                     sink.report(Progress::ProxySwitched {
                         upstreams: upstreams.clone(),
                     });

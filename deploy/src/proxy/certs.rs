@@ -93,7 +93,11 @@ mod tests {
         params.not_before = rcgen::date_time_ymd(2026, 1, 1);
         params.not_after = rcgen::date_time_ymd(2026, 1, 1) + time_days(days);
         let key = rcgen::KeyPair::generate().unwrap();
-        std::fs::write(dir.join("fullchain.pem"), params.self_signed(&key).unwrap().pem()).unwrap();
+        std::fs::write(
+            dir.join("fullchain.pem"),
+            params.self_signed(&key).unwrap().pem(),
+        )
+        .unwrap();
         std::fs::write(dir.join("privkey.pem"), key.serialize_pem()).unwrap();
     }
 

@@ -114,7 +114,9 @@ impl ProxyError {
             }
             ProxyError::Write { .. } => "check the permissions of the nginx config directory",
             ProxyError::NoUpstreams { .. } => "the main service has no published port",
-            ProxyError::NoCertsDir => "set the worker's data_dir (certificates live in <data_dir>/certs)",
+            ProxyError::NoCertsDir => {
+                "set the worker's data_dir (certificates live in <data_dir>/certs)"
+            }
         }
     }
 }
@@ -160,7 +162,12 @@ impl Proxy {
     pub async fn render(&self, domain: &Domain, site: &Site) -> String {
         let (config, domain, site) = (self.config.clone(), domain.clone(), site.clone());
         tokio::task::spawn_blocking(move || {
-            render(&config, &domain, &site, certs::choose(&config, &domain).as_ref())
+            render(
+                &config,
+                &domain,
+                &site,
+                certs::choose(&config, &domain).as_ref(),
+            )
         })
         .await
         .unwrap_or_default()

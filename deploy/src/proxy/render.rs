@@ -134,7 +134,11 @@ fn blocks(
             .map(Domain::as_str)
             .collect::<Vec<_>>()
             .join(" ");
-        out.push_str(&server(&config.listen, &names, &format!("{acme}{to_domain}")));
+        out.push_str(&server(
+            &config.listen,
+            &names,
+            &format!("{acme}{to_domain}"),
+        ));
         if let Some(cert) = certs {
             out.push_str(&server(
                 &config.listen_tls,
@@ -199,12 +203,21 @@ mod tests {
             None,
         );
         assert!(text.contains("upstream hostkit_example_com {"), "{text}");
-        assert!(text.contains("server 127.0.0.1:20000 max_fails=1"), "{text}");
-        assert!(text.contains("server 127.0.0.1:20001 max_fails=1"), "{text}");
+        assert!(
+            text.contains("server 127.0.0.1:20000 max_fails=1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("server 127.0.0.1:20001 max_fails=1"),
+            "{text}"
+        );
         assert!(text.contains("server_name example.com;"), "{text}");
         assert!(text.contains("listen 80;"), "{text}");
         assert!(!text.contains("ssl_certificate"), "{text}");
-        assert!(!text.contains("acme-challenge"), "no webroot, no location: {text}");
+        assert!(
+            !text.contains("acme-challenge"),
+            "no webroot, no location: {text}"
+        );
         let id = config_id(&text);
         assert!(text.contains(&format!("location = {PROBE_PATH} {{ access_log off; default_type text/plain; return 200 \"{id}\"; }}")), "{text}");
     }
@@ -228,7 +241,10 @@ mod tests {
         let acme = "location ^~ /.well-known/acme-challenge/ { root /run/hostkit-acme;";
         let main = block(&text, "80", "example.com");
         assert!(main.contains(acme), "{main}");
-        assert!(main.contains("proxy_pass http://hostkit_example_com;"), "{main}");
+        assert!(
+            main.contains("proxy_pass http://hostkit_example_com;"),
+            "{main}"
+        );
         assert!(main.contains(PROBE_PATH), "{main}");
         let redirects = block(&text, "80", "www.example.com example.net");
         assert!(redirects.contains(acme), "{redirects}");
@@ -258,9 +274,18 @@ mod tests {
         );
         assert!(!main_http.contains("proxy_pass"), "{main_http}");
         let main_tls = block(&text, "443 ssl", "example.com");
-        assert!(main_tls.contains("ssl_certificate /c/fullchain.pem;"), "{main_tls}");
-        assert!(main_tls.contains("ssl_certificate_key /c/privkey.pem;"), "{main_tls}");
-        assert!(main_tls.contains("proxy_pass http://hostkit_example_com;"), "{main_tls}");
+        assert!(
+            main_tls.contains("ssl_certificate /c/fullchain.pem;"),
+            "{main_tls}"
+        );
+        assert!(
+            main_tls.contains("ssl_certificate_key /c/privkey.pem;"),
+            "{main_tls}"
+        );
+        assert!(
+            main_tls.contains("proxy_pass http://hostkit_example_com;"),
+            "{main_tls}"
+        );
         let redirect_http = block(&text, "80", "www.example.com");
         assert!(redirect_http.contains(acme), "{redirect_http}");
         assert!(
@@ -268,7 +293,10 @@ mod tests {
             "{redirect_http}"
         );
         let redirect_tls = block(&text, "443 ssl", "www.example.com");
-        assert!(redirect_tls.contains("ssl_certificate /c/fullchain.pem;"), "{redirect_tls}");
+        assert!(
+            redirect_tls.contains("ssl_certificate /c/fullchain.pem;"),
+            "{redirect_tls}"
+        );
         assert!(
             redirect_tls.contains("return 301 https://example.com$request_uri;"),
             "{redirect_tls}"

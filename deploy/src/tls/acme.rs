@@ -207,7 +207,10 @@ impl Acme {
                 files
                     .put(&challenge.token, key_authorization.as_str())
                     .await?;
-                challenge.set_ready().await.map_err(|e| self.acme_error(e))?;
+                challenge
+                    .set_ready()
+                    .await
+                    .map_err(|e| self.acme_error(e))?;
             }
         }
         let retries = RetryPolicy::new().timeout(VALIDATION_TIMEOUT);

@@ -128,7 +128,8 @@ mod tests {
         assert_eq!(info.not_before, day(20454));
         assert_eq!(info.not_after, day(20454 + 90));
         assert_eq!(info.renew_at(), day(20454 + 60));
-        let names = |list: &[&str]| -> Vec<Domain> { list.iter().map(|n| n.parse().unwrap()).collect() };
+        let names =
+            |list: &[&str]| -> Vec<Domain> { list.iter().map(|n| n.parse().unwrap()).collect() };
         assert!(info.covers(&names(&["example.com"])));
         assert!(info.covers(&names(&["www.example.com", "example.com"])));
         assert!(!info.covers(&names(&["example.com", "shop.example.com"])));

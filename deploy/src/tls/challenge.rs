@@ -24,7 +24,11 @@ impl ChallengeFiles {
 
     /// Write the answer to `token`. Tokens are base64url (RFC 8555 §8.3);
     /// anything else (a path) from a misbehaving server is refused.
-    pub(super) async fn put(&mut self, token: &str, key_authorization: &str) -> Result<(), TlsError> {
+    pub(super) async fn put(
+        &mut self,
+        token: &str,
+        key_authorization: &str,
+    ) -> Result<(), TlsError> {
         let valid = !token.is_empty()
             && token
                 .bytes()

@@ -175,7 +175,11 @@ mod tests {
     fn problems_map_to_codes_and_hints() {
         let err = from_problem(Some("www.example.com"), &problem("connection", "refused"));
         assert_eq!(err.code(), ErrorCode::TlsChallengeFailed);
-        assert!(err.hint().contains("DNS of www.example.com"), "{}", err.hint());
+        assert!(
+            err.hint().contains("DNS of www.example.com"),
+            "{}",
+            err.hint()
+        );
         let err = from_problem(None, &problem("rateLimited", "too many certificates"));
         assert_eq!(err.code(), ErrorCode::TlsRateLimited);
         assert!(err.hint().contains("rate limit"), "{}", err.hint());

@@ -380,7 +380,10 @@ fn redirect_domains_are_checked() {
     let job_domain = with_spec(JobSpec::Deploy(deploy())).domain.to_string();
     for (list, reason) in [
         (vec![job_domain.as_str()], "is the domain itself"),
-        (vec!["www.example.net", "www.example.net"], "is listed twice"),
+        (
+            vec!["www.example.net", "www.example.net"],
+            "is listed twice",
+        ),
     ] {
         let mut d = deploy();
         d.options.redirect_domains = names(&list);

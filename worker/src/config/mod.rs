@@ -730,9 +730,7 @@ fn validate_tls(s: &file::TlsSection, data_dir: &Path, p: &mut Problems) -> Opti
     p.absolute("tls.webroot", &s.webroot);
     Some(AcmeConfig {
         directory_url: s.directory_url.clone(),
-        contact_email: contact_email
-            .filter(|e| !e.is_empty())
-            .map(str::to_owned),
+        contact_email: contact_email.filter(|e| !e.is_empty()).map(str::to_owned),
         ca_root: s.ca_root.clone(),
         account_dir: data_dir.join(ACME_DIR),
         webroot: s.webroot.clone(),

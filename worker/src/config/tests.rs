@@ -291,11 +291,26 @@ fn tls_takes_its_account_from_data_dir_and_gives_nginx_the_webroot() {
     assert_eq!(again.tls, config.tls);
 
     for (text, key) in [
-        ("node = \"a\"\n[tls]\nenabled = true\ndirectory_url = \"http://acme.example/dir\"", "tls.directory_url"),
-        ("node = \"a\"\n[tls]\nenabled = true\ncontact_email = \"a@b.example, c@d.example\"", "tls.contact_email"),
-        ("node = \"a\"\n[tls]\nenabled = true\nca_root = \"/nonexistent/root.pem\"", "tls.ca_root"),
-        ("node = \"a\"\n[tls]\nenabled = true\nwebroot = \"relative\"", "tls.webroot"),
-        ("node = \"a\"\n[proxy]\nenabled = false\n[tls]\nenabled = true", "tls.enabled"),
+        (
+            "node = \"a\"\n[tls]\nenabled = true\ndirectory_url = \"http://acme.example/dir\"",
+            "tls.directory_url",
+        ),
+        (
+            "node = \"a\"\n[tls]\nenabled = true\ncontact_email = \"a@b.example, c@d.example\"",
+            "tls.contact_email",
+        ),
+        (
+            "node = \"a\"\n[tls]\nenabled = true\nca_root = \"/nonexistent/root.pem\"",
+            "tls.ca_root",
+        ),
+        (
+            "node = \"a\"\n[tls]\nenabled = true\nwebroot = \"relative\"",
+            "tls.webroot",
+        ),
+        (
+            "node = \"a\"\n[proxy]\nenabled = false\n[tls]\nenabled = true",
+            "tls.enabled",
+        ),
     ] {
         let message = parse(text).unwrap_err().to_string();
         assert!(message.contains(&format!("`{key}`")), "{key}: {message}");

@@ -66,15 +66,9 @@ pub async fn run(
         message: "loading the compose file and checking the policy".into(),
     });
     let known = worker.store.domain(domain.clone()).await?;
-    let redirects = super::redirects::resolve(
-        worker,
-        domain,
-        known.as_ref(),
-        &payload.options,
-        &dir,
-        sink,
-    )
-    .await?;
+    let redirects =
+        super::redirects::resolve(worker, domain, known.as_ref(), &payload.options, &dir, sink)
+            .await?;
     let env = deploy_env(&dir, &payload.env).await?;
     let text = compose_text(&payload.source);
     let checked = {

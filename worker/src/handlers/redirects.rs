@@ -53,7 +53,10 @@ pub async fn resolve(
             Some(NameOwner::RedirectOf(owner)) => {
                 return Err(Failure::new(
                     ErrorCode::DomainConflict,
-                    format!("{name} already redirects to {owner} on node {}", worker.node),
+                    format!(
+                        "{name} already redirects to {owner} on node {}",
+                        worker.node
+                    ),
                 ));
             }
         }
@@ -79,7 +82,9 @@ async fn from_v1_config(
         Ok(None) => return Ok(Vec::new()),
         Err(e) => {
             sink.report(Progress::Warning {
-                message: format!("config.json cannot be read ({e}); no redirect domains taken from it"),
+                message: format!(
+                    "config.json cannot be read ({e}); no redirect domains taken from it"
+                ),
             });
             return Ok(Vec::new());
         }
@@ -88,7 +93,9 @@ async fn from_v1_config(
         Ok(names) => names,
         Err(e) => {
             sink.report(Progress::Warning {
-                message: format!("config.json is not readable JSON ({e}); no redirect domains taken from it"),
+                message: format!(
+                    "config.json is not readable JSON ({e}); no redirect domains taken from it"
+                ),
             });
             return Ok(Vec::new());
         }
@@ -104,7 +111,11 @@ async fn from_v1_config(
         }
     }
     if !out.is_empty() {
-        let list = out.iter().map(Domain::as_str).collect::<Vec<_>>().join(", ");
+        let list = out
+            .iter()
+            .map(Domain::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
         sink.report(Progress::Step {
             name: "check",
             message: format!("redirect domains from the existing config.json: {list}"),

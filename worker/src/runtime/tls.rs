@@ -168,7 +168,10 @@ impl Keeper {
         let now = SystemTime::now();
         match self.acme.renewal_window(cert).await {
             Ok(Some(window)) => {
-                let recheck = now + window.check_again.clamp(Duration::from_secs(60), ARI_RECHECK);
+                let recheck = now
+                    + window
+                        .check_again
+                        .clamp(Duration::from_secs(60), ARI_RECHECK);
                 (window.start, recheck)
             }
             Ok(None) => (cert.renew_at(), now + ARI_RECHECK),

@@ -445,9 +445,7 @@ fn apply(conn: &Connection, change: Change) -> Res<()> {
             replicas,
         } => versions::set_replicas(conn, &domain, version, &service, replicas),
         Change::RemoveDomain(domain) => domains::remove(conn, &domain).map(drop),
-        Change::SetRedirects { domain, redirects } => {
-            redirects::set(conn, &domain, &redirects)
-        }
+        Change::SetRedirects { domain, redirects } => redirects::set(conn, &domain, &redirects),
         Change::Outbox {
             subject,
             msg_id,

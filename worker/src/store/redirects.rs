@@ -63,7 +63,11 @@ pub(super) fn set(conn: &Connection, domain: &Domain, redirects: &[Domain]) -> R
     for (position, name) in redirects.iter().enumerate() {
         conn.execute(
             "INSERT INTO redirects (name, domain, position) VALUES (?1, ?2, ?3)",
-            params![name.as_str(), domain.as_str(), i64::try_from(position).unwrap_or(i64::MAX)],
+            params![
+                name.as_str(),
+                domain.as_str(),
+                i64::try_from(position).unwrap_or(i64::MAX)
+            ],
         )?;
     }
     Ok(())

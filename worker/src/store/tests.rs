@@ -905,10 +905,16 @@ async fn redirects_stay_until_changed_and_go_with_their_domain() {
         )
         .await
         .unwrap();
-    assert_eq!(store.domain(d.clone()).await.unwrap().unwrap().redirects, names);
+    assert_eq!(
+        store.domain(d.clone()).await.unwrap().unwrap().redirects,
+        names
+    );
     assert_eq!(store.domains().await.unwrap()[0].redirects, names);
     deploy(&store, "example.com").await;
-    assert_eq!(store.domain(d.clone()).await.unwrap().unwrap().redirects, names);
+    assert_eq!(
+        store.domain(d.clone()).await.unwrap().unwrap().redirects,
+        names
+    );
     assert_eq!(
         store.name_owner(domain("example.net")).await.unwrap(),
         Some(NameOwner::RedirectOf(d.clone()))
@@ -917,7 +923,10 @@ async fn redirects_stay_until_changed_and_go_with_their_domain() {
         store.name_owner(d.clone()).await.unwrap(),
         Some(NameOwner::Domain(d.clone()))
     );
-    assert_eq!(store.name_owner(domain("other.example")).await.unwrap(), None);
+    assert_eq!(
+        store.name_owner(domain("other.example")).await.unwrap(),
+        None
+    );
 
     let remove = job("example.com", JobKind::Remove, 8);
     store.begin_job(remove.clone()).await.unwrap();

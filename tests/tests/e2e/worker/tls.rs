@@ -90,7 +90,10 @@ async fn a_deploy_gets_a_certificate_over_acme_and_nginx_serves_https() {
         renewal,
     } = &issued.kind
     else {
-        panic!("expected certificate_issued, got {issued:?}; {}", pebble.logs());
+        panic!(
+            "expected certificate_issued, got {issued:?}; {}",
+            pebble.logs()
+        );
     };
     assert_eq!(names, &[domain.clone(), www.clone()]);
     assert!(!renewal);
@@ -129,7 +132,10 @@ async fn a_deploy_gets_a_certificate_over_acme_and_nginx_serves_https() {
         let response = http_request(http, name.as_str(), "/.well-known/acme-challenge/none")
             .await
             .expect("HTTP through nginx");
-        assert_eq!(response.status, 404, "{name}: the ACME location answers itself");
+        assert_eq!(
+            response.status, 404,
+            "{name}: the ACME location answers itself"
+        );
     }
 
     // config.json lists the redirect domain; the account key is private.
@@ -167,7 +173,10 @@ async fn a_deploy_gets_a_certificate_over_acme_and_nginx_serves_https() {
     let (done, _) = env.run(&job).await;
     let (code, message) = failure(&done);
     assert_eq!(code, ErrorCode::DomainConflict, "{message}");
-    assert!(message.contains(&format!("redirects to {domain}")), "{message}");
+    assert!(
+        message.contains(&format!("redirects to {domain}")),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -199,7 +208,10 @@ async fn a_name_not_pointing_here_fails_with_an_event_and_http_keeps_serving() {
     };
     assert_eq!(*code, ErrorCode::TlsChallengeFailed, "{message}");
     assert!(message.contains(domain.as_str()), "{message}");
-    assert!(hint.as_deref().is_some_and(|h| h.contains("DNS")), "{hint:?}");
+    assert!(
+        hint.as_deref().is_some_and(|h| h.contains("DNS")),
+        "{hint:?}"
+    );
     assert!(*retry_in_secs >= 60, "{retry_in_secs}");
 
     // Plain HTTP serves the site as before; no TLS block was rendered.
