@@ -27,12 +27,28 @@ pub struct Site {
 const SITE_MARKER: &str = "# hostkit-site: ";
 
 impl Site {
-    /// The site a rendered file says it routes; `None` for a file without
-    /// the line (written by an older HostKit, or by hand).
+    /// The site a rendered file routes: its `# hostkit-site:` line, or for
+    /// a file HostKit wrote before that line existed, its upstream's
+    /// `server … max_fails=` lines (such files had no redirect domains).
+    /// `None` for anything else (a file written by hand).
     pub fn of_file(text: &str) -> Option<Site> {
-        text.lines()
-            .find_map(|l| l.strip_prefix(SITE_MARKER))
-            .and_then(|json| serde_json::from_str(json).ok())
+        if let Some(json) = text.lines().find_map(|l| l.strip_prefix(SITE_MARKER)) {
+            return serde_json::from_str(json).ok();
+        }
+        if !text.starts_with("# Managed by HostKit") {
+            return None;
+        }
+        let upstreams: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("server "))
+            .filter(|rest| rest.contains(" max_fails="))
+            .filter_map(|rest| rest.split_whitespace().next())
+            .map(str::to_owned)
+            .collect();
+        (!upstreams.is_empty()).then_some(Site {
+            upstreams,
+            redirects: Vec::new(),
+        })
     }
 }
 
@@ -228,6 +244,15 @@ mod tests {
         let text = render(&ProxyConfig::default(), &domain(), &s, None);
         assert_eq!(Site::of_file(&text), Some(s));
         assert_eq!(Site::of_file("upstream x { server a; }"), None);
+        // A file from before the site line.
+        let old = "# Managed by HostKit for example.com: rewritten on every deploy, do not edit.\n\
+                   upstream hostkit_example_com {\n    server 127.0.0.1:20000 max_fails=1 fail_timeout=2s;\n\
+                   \x20   server 127.0.0.1:20001 max_fails=1 fail_timeout=2s;\n    keepalive 16;\n}\n\n\
+                   server {\n    listen 80;\n    server_name example.com;\n}\n";
+        assert_eq!(
+            Site::of_file(old),
+            Some(site(&["127.0.0.1:20000", "127.0.0.1:20001"], &[]))
+        );
     }
 
     #[test]

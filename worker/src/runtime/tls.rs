@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use hostkit_deploy::proxy::{Proxy, certs};
+use hostkit_deploy::proxy::{Proxy, ProxyError, certs};
 use hostkit_deploy::tls::{Acme, CertInfo, TlsError};
 use hostkit_proto::{Domain, ErrorCode, EventKind};
 use tokio::sync::watch;
@@ -185,17 +185,24 @@ impl Keeper {
     /// Obtain and install a certificate for `names`; report either way.
     async fn obtain(&mut self, domain: &Domain, names: &[Domain], renewal: bool) -> SystemTime {
         tracing::info!(%domain, ?names, "obtaining a certificate");
-        let result = match self.acme.obtain(names).await {
+        // The file may predate the ACME location (TLS just turned on).
+        let refreshed = self
+            .proxy
+            .refresh(domain)
+            .await
+            .map_err(|e| proxy_failure(&e));
+        let obtained = match refreshed {
+            Ok(_) => self.acme.obtain(names).await.map_err(|e| failure(&e)),
+            Err(failed) => Err(failed),
+        };
+        let result = match obtained {
             Ok(issued) => self
                 .proxy
                 .install_certificate(domain, &issued.chain_pem, &issued.key_pem)
                 .await
                 .map(|_| issued)
-                .map_err(|e| {
-                    let code = e.code().parse().unwrap_or(ErrorCode::ProxyInvalid);
-                    (code, e.to_string(), e.hint().to_owned(), false)
-                }),
-            Err(e) => Err(failure(&e)),
+                .map_err(|e| proxy_failure(&e)),
+            Err(failed) => Err(failed),
         };
         let now = SystemTime::now();
         let track = self.tracks.entry(domain.clone()).or_default();
@@ -242,6 +249,12 @@ fn failure(error: &TlsError) -> (ErrorCode, String, String, bool) {
         error.hint(),
         matches!(error, TlsError::RateLimited { .. }),
     )
+}
+
+/// A [`ProxyError`] (nginx rejected the certificate's file) likewise.
+fn proxy_failure(error: &ProxyError) -> (ErrorCode, String, String, bool) {
+    let code = error.code().parse().unwrap_or(ErrorCode::ProxyInvalid);
+    (code, error.to_string(), error.hint().to_owned(), false)
 }
 
 /// Delay after `failures` failed attempts in a row: 5 min, doubling, at
