@@ -100,13 +100,15 @@ impl TestWorker {
     /// Start a worker that obtains certificates from the ACME server at
     /// `directory_url` (whose HTTPS certificate chains to `ca_root`): its
     /// account in `<data_dir>/acme`, its certificates in `<data_dir>/certs`,
-    /// challenge answers in `<data_dir>/acme-webroot`, served by `nginx`.
+    /// challenge answers in `<data_dir>/acme-webroot`, served by `nginx`;
+    /// `certbot_live` stands for `/etc/letsencrypt/live`.
     pub async fn start_with_acme(
         nats: &TestNats,
         docker: &TestDocker,
         nginx: &TestNginx,
         directory_url: String,
         ca_root: std::path::PathBuf,
+        certbot_live: Option<std::path::PathBuf>,
     ) -> TestWorker {
         let node: NodeId = format!("node-{}", &docker.id()[..10])
             .parse()
@@ -117,6 +119,7 @@ impl TestWorker {
         let proxy = ProxyConfig {
             own_certs_dir: Some(data_dir.path().join("certs")),
             acme_webroot: Some(webroot.clone()),
+            certs_dir: certbot_live,
             ..nginx.proxy_config()
         };
         let tls = AcmeConfig {

@@ -3,9 +3,11 @@
 //! certificate for both names over HTTP-01 through the test nginx, HTTPS
 //! then reaches the container, plain HTTP answers 301 to https and the
 //! redirect domain 301s to the domain; a name whose DNS does not point here
-//! gives a `certificate_failed` event while plain HTTP keeps serving.
+//! gives a `certificate_failed` event while plain HTTP keeps serving; a
+//! certbot certificate is served until it is due, then replaced.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -20,8 +22,9 @@ use hostkit_tests::{
 use super::env::{Env, failure, succeeded_version, web};
 
 /// An env whose worker obtains certificates from a fresh pebble that
-/// validates against the env's nginx.
-async fn env_with_pebble() -> (Env, TestPebble) {
+/// validates against the env's nginx; `certbot_live` stands for
+/// `/etc/letsencrypt/live`.
+async fn env_with_pebble(certbot_live: Option<PathBuf>) -> (Env, TestPebble) {
     let nats = TestNats::new().await;
     let docker = TestDocker::new().await;
     let nginx = TestNginx::new().await;
@@ -32,6 +35,7 @@ async fn env_with_pebble() -> (Env, TestPebble) {
         &nginx,
         pebble.directory_url(),
         pebble.ca_root_path(),
+        certbot_live,
     )
     .await;
     let client = nats.client().await;
@@ -66,7 +70,7 @@ fn with_redirects(mut job: hostkit_proto::Job, names: Vec<Domain>) -> hostkit_pr
 
 #[tokio::test]
 async fn a_deploy_gets_a_certificate_over_acme_and_nginx_serves_https() {
-    let (env, pebble) = env_with_pebble().await;
+    let (env, pebble) = env_with_pebble(None).await;
     let domain = env.domain();
     let www: Domain = format!("www.{domain}").parse().expect("valid name");
     let images = env.upload("web", vec![fixtures::web("v1")]).await;
@@ -181,7 +185,7 @@ async fn a_deploy_gets_a_certificate_over_acme_and_nginx_serves_https() {
 
 #[tokio::test]
 async fn a_name_not_pointing_here_fails_with_an_event_and_http_keeps_serving() {
-    let (env, pebble) = env_with_pebble().await;
+    let (env, pebble) = env_with_pebble(None).await;
     let domain = env.domain();
     // nginx listens on 127.0.0.1 only: validation cannot connect.
     pebble.point_a(domain.as_str(), "127.0.0.2").await;
@@ -219,4 +223,84 @@ async fn a_name_not_pointing_here_fails_with_an_event_and_http_keeps_serving() {
     let conf = std::fs::read_to_string(env.nginx.conf_dir().join(format!("{domain}.conf")))
         .expect("the domain's nginx file");
     assert!(!conf.contains("ssl_certificate"), "{conf}");
+}
+
+/// A certbot-like lineage in `dir` for `domain`, issued by a CA made here
+/// (returned as PEM), valid from `days_ago` days ago for `days` days.
+fn certbot_lineage(dir: &Path, domain: &Domain, days_ago: i64, days: i64) -> String {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "fake certbot CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![domain.to_string()]).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(days_ago);
+    params.not_after = params.not_before + time::Duration::days(days);
+    let cert = params.signed_by(&key, &*ca).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("fullchain.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("privkey.pem"), key.serialize_pem()).unwrap();
+    ca.pem()
+}
+
+#[tokio::test]
+async fn a_certbot_certificate_is_served_until_due_then_replaced() {
+    let live = tempfile::tempdir().expect("certbot's live directory");
+    let (env, pebble) = env_with_pebble(Some(live.path().to_path_buf())).await;
+    let images = env.upload("web", vec![fixtures::web("v1")]).await;
+    let tls = ("127.0.0.1", env.nginx.tls_port());
+
+    // Fresh (day 10 of 90): kept; HostKit obtains nothing.
+    let fresh = env.domain();
+    let fresh_ca = certbot_lineage(&live.path().join(fresh.as_str()), &fresh, 10, 90);
+    let mut fresh_events = env
+        .client
+        .subscribe(env.worker.names.tls_events(&fresh))
+        .await
+        .expect("subscribe");
+    let job = env.deploy_job(&fresh, &web("hostkit-test/web:v1"), vec![images.clone()]);
+    assert_eq!(succeeded_version(&env.run(&job).await.0), 1);
+    let response = https_request(tls, fresh.as_str(), "/", fresh_ca.as_bytes())
+        .await
+        .expect("HTTPS with certbot's certificate");
+    assert_eq!((response.status, response.body.as_str()), (200, "web v1\n"));
+
+    // Due (day 80 of 90), in a `-0001` lineage: replaced by HostKit's own.
+    let due = env.domain();
+    let due_ca = certbot_lineage(&live.path().join(format!("{due}-0001")), &due, 80, 90);
+    let mut due_events = env
+        .client
+        .subscribe(env.worker.names.tls_events(&due))
+        .await
+        .expect("subscribe");
+    let job = env.deploy_job(&due, &web("hostkit-test/web:v1"), vec![images]);
+    assert_eq!(succeeded_version(&env.run(&job).await.0), 1);
+    let issued = next_tls_event(&mut due_events, &pebble).await;
+    assert!(
+        matches!(&issued.kind, EventKind::CertificateIssued { renewal: false, .. }),
+        "{issued:?}"
+    );
+    let root = pebble.issuing_root_pem().await;
+    let response = https_request(tls, due.as_str(), "/", &root)
+        .await
+        .expect("HTTPS with HostKit's certificate");
+    assert_eq!(response.status, 200);
+    assert!(
+        https_request(tls, due.as_str(), "/", due_ca.as_bytes())
+            .await
+            .is_err(),
+        "certbot's certificate is no longer served"
+    );
+
+    // The fresh domain was looked at (before the due one) and left alone.
+    let nothing = tokio::time::timeout(Duration::from_secs(1), fresh_events.next()).await;
+    assert!(nothing.is_err(), "unexpected TLS event: {nothing:?}");
+    let response = https_request(tls, fresh.as_str(), "/", fresh_ca.as_bytes())
+        .await
+        .expect("still certbot's certificate");
+    assert_eq!(response.status, 200);
 }
