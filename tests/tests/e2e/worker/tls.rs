@@ -281,7 +281,10 @@ async fn a_certbot_certificate_is_served_until_due_then_replaced() {
     assert_eq!(succeeded_version(&env.run(&job).await.0), 1);
     let issued = next_tls_event(&mut due_events, &pebble).await;
     assert!(
-        matches!(&issued.kind, EventKind::CertificateIssued { renewal: false, .. }),
+        matches!(
+            &issued.kind,
+            EventKind::CertificateIssued { renewal: false, .. }
+        ),
         "{issued:?}"
     );
     let root = pebble.issuing_root_pem().await;
