@@ -231,7 +231,7 @@ async fn redirect_domains_come_from_a_v1_config_json_stay_and_can_be_cleared() {
     assert_eq!(env.get(&domain).await, (200, "web v1\n".into()));
     let config: hostkit_proto::view::DomainConfig =
         serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
-    assert_eq!(config.redirect_domains, [www.clone()]);
+    assert_eq!(config.redirect_domains, [www.as_str()]);
 
     // A deploy that does not mention them keeps them; an empty list clears them.
     let job = env.deploy_job(&domain, &web("hostkit-test/web:v1"), vec![images.clone()]);
