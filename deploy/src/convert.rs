@@ -116,6 +116,7 @@ pub fn stack_spec(input: &StackInput<'_>) -> Result<StackSpec, ConvertError> {
         volumes,
         services,
         main_service: input.main.map(|m| m.service.clone()),
+        redirects: Vec::new(),
         ports: input.ports,
         health_timeout: input.health_timeout,
         labels: input.labels.clone(),

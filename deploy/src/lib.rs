@@ -4,6 +4,7 @@
 //! Knows nothing of NATS or SQLite: callers pass a domain, a compose text, an
 //! env, image sources, a port block and a progress sink.
 
+pub mod atomic_file;
 pub mod cgroup;
 pub mod compose;
 pub mod convert;
@@ -17,4 +18,5 @@ pub mod ports;
 pub mod progress;
 pub mod proxy;
 pub mod stack;
+pub mod tls;
 pub mod v1;

@@ -61,6 +61,16 @@ pub enum ErrorCode {
     /// `limits.failed`: the stack's resource budget could not be applied to
     /// its parent cgroup.
     LimitsFailed,
+    /// `domain.conflict`: a redirect domain is another domain of the node, or
+    /// already redirects to one.
+    DomainConflict,
+    /// `tls.challenge_failed`: the ACME server could not validate a name
+    /// over HTTP-01 (its DNS does not point here, or port 80 is not reachable).
+    TlsChallengeFailed,
+    /// `tls.rate_limited`: the ACME server refused because of a rate limit.
+    TlsRateLimited,
+    /// `tls.failed`: obtaining or renewing a certificate failed otherwise.
+    TlsFailed,
     /// `internal`: an unexpected error in the worker.
     Internal,
     /// A code this build does not know (from a newer HostKit). Never produced
@@ -97,6 +107,10 @@ impl ErrorCode {
         ErrorCode::DockerUnavailable,
         ErrorCode::ImportUnavailable,
         ErrorCode::LimitsFailed,
+        ErrorCode::DomainConflict,
+        ErrorCode::TlsChallengeFailed,
+        ErrorCode::TlsRateLimited,
+        ErrorCode::TlsFailed,
         ErrorCode::Internal,
     ];
 
@@ -215,6 +229,34 @@ impl ErrorCode {
                 "the stack's resource budget could not be applied",
                 Some(
                     "the message names the cgroup file; the worker must be able to write the cgroup file system at its [stack_limits] cgroup_root",
+                ),
+            ),
+            ErrorCode::DomainConflict => (
+                "domain.conflict",
+                "the name is already served by another domain on this node",
+                Some(
+                    "remove it from the other domain's redirects (or remove that domain) first, or drop it from --redirect-domain",
+                ),
+            ),
+            ErrorCode::TlsChallengeFailed => (
+                "tls.challenge_failed",
+                "the ACME server could not validate the domain",
+                Some(
+                    "point the names' DNS (A/AAAA) at this node and keep port 80 open; plain HTTP keeps serving and the worker retries",
+                ),
+            ),
+            ErrorCode::TlsRateLimited => (
+                "tls.rate_limited",
+                "the ACME server's rate limit was reached",
+                Some(
+                    "wait for the limit to reset (Let's Encrypt: see its rate limits page); plain HTTP keeps serving and the worker retries later",
+                ),
+            ),
+            ErrorCode::TlsFailed => (
+                "tls.failed",
+                "obtaining a certificate failed",
+                Some(
+                    "check `[tls]` in worker.toml (directory URL, CA root) and that the node reaches the ACME server; plain HTTP keeps serving",
                 ),
             ),
             ErrorCode::Internal => (

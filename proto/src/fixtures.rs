@@ -71,6 +71,7 @@ pub(crate) fn jobs() -> Vec<(&'static str, Job)> {
             main_service: Some("web".into()),
             health_timeout_secs: Some(120),
             auto_rollback: true,
+            redirect_domains: Some(vec!["www.example.com".parse().unwrap()]),
         },
     };
     vec![
@@ -286,6 +287,29 @@ pub(crate) fn events() -> Vec<(&'static str, Event)> {
                     service: service(),
                     replica: Some(1),
                     container: container(),
+                },
+            ),
+        ),
+        (
+            "certificate_issued",
+            health_event(
+                20,
+                EventKind::CertificateIssued {
+                    names: vec![domain(), "www.example.com".parse().unwrap()],
+                    not_after: at() + chrono::Duration::days(90),
+                    renewal: false,
+                },
+            ),
+        ),
+        (
+            "certificate_failed",
+            health_event(
+                21,
+                EventKind::CertificateFailed {
+                    code: ErrorCode::TlsChallengeFailed,
+                    message: "www.example.com: connection refused".into(),
+                    hint: ErrorCode::TlsChallengeFailed.hint().map(str::to_owned),
+                    retry_in_secs: 600,
                 },
             ),
         ),

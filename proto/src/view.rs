@@ -5,7 +5,9 @@
 //! `memory_limit`, `memory_reservation`, `created`), so v1 tools keep
 //! reading it. HostKit-only data lives under `hostkit`; fields are added,
 //! never renamed. The worker writes it from SQLite (the source of truth);
-//! nothing reads it back.
+//! it reads back only what v1 wrote there: `redirect_domains` on a
+//! domain's first deploy, `created` and `username` to keep them
+//! (`hostkit_deploy::v1::V1Config`).
 
 use std::collections::BTreeMap;
 

@@ -357,6 +357,20 @@ pub struct DeployArgs {
     #[arg(long)]
     pub no_rollback: bool,
 
+    /// A name answered with a 301 to the domain (e.g. www.example.com);
+    /// repeatable. Replaces the domain's redirect domains; without it they
+    /// stay as they are.
+    #[arg(
+        long = "redirect-domain",
+        value_name = "NAME",
+        conflicts_with = "no_redirect_domains"
+    )]
+    pub redirect_domain: Vec<Domain>,
+
+    /// Remove every redirect domain of the domain.
+    #[arg(long)]
+    pub no_redirect_domains: bool,
+
     /// Job options.
     #[command(flatten)]
     pub job: JobArgs,
@@ -377,6 +391,19 @@ pub struct ImportArgs {
     /// Job options.
     #[command(flatten)]
     pub job: JobArgs,
+}
+
+impl DeployArgs {
+    /// The job's `redirect_domains`: `None` keeps the domain's.
+    pub fn redirect_domains(&self) -> Option<Vec<Domain>> {
+        if self.no_redirect_domains {
+            Some(Vec::new())
+        } else if self.redirect_domain.is_empty() {
+            None
+        } else {
+            Some(self.redirect_domain.clone())
+        }
+    }
 }
 
 /// `hostkit scale` and `hostkit compose scale`.
@@ -535,6 +562,56 @@ mod tests {
         for bad in ["", "m", "10x", "1.5m", "-3s", "s10"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn redirect_domains_are_kept_set_or_cleared() {
+        let deploy = |extra: &[&str]| -> DeployArgs {
+            let mut argv = vec!["hostkit", "deploy", "example.com", "stack.yml"];
+            argv.extend(extra);
+            match Cli::try_parse_from(argv).unwrap().command {
+                Command::Deploy(args) => args,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(deploy(&[]).redirect_domains(), None);
+        assert_eq!(
+            deploy(&[
+                "--redirect-domain",
+                "WWW.Example.com",
+                "--redirect-domain",
+                "example.net"
+            ])
+            .redirect_domains()
+            .unwrap()
+            .iter()
+            .map(Domain::as_str)
+            .collect::<Vec<_>>(),
+            ["www.example.com", "example.net"]
+        );
+        assert_eq!(
+            deploy(&["--no-redirect-domains"]).redirect_domains(),
+            Some(vec![])
+        );
+        let argv = [
+            "hostkit",
+            "deploy",
+            "example.com",
+            "s.yml",
+            "--redirect-domain",
+            "bad..name",
+        ];
+        assert!(Cli::try_parse_from(argv).is_err());
+        let argv = [
+            "hostkit",
+            "deploy",
+            "example.com",
+            "s.yml",
+            "--redirect-domain",
+            "a.example",
+            "--no-redirect-domains",
+        ];
+        assert!(Cli::try_parse_from(argv).is_err());
     }
 
     #[test]

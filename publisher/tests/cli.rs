@@ -1119,6 +1119,7 @@ async fn the_cli_works_with_the_least_rights_of_the_shipped_ci_user() {
             certs_dir: None,
             ..Default::default()
         }),
+        tls: None,
         settings: hostkit_tests::worker::test_settings(&dir.path().join("domains")),
     };
     let (shutdown, stop) = tokio::sync::watch::channel(false);

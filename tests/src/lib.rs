@@ -4,6 +4,8 @@
 //! - [`TestNats`]: a nats-server with JetStream on a free port and a temporary store.
 //! - [`TestDocker`]: the Docker Engine with a per-test label, unique domains and cleanup.
 //! - [`TestNginx`]: nginx with its own prefix, a default 404 server and a `conf.d`.
+//! - [`TestPebble`]: an ACME server (pebble) with a mock DNS, for TLS; [`https`]:
+//!   an HTTPS client that trusts only what the test gives it.
 //! - [`image`]: `docker save` tarballs built without a registry; [`fixtures`]:
 //!   ready-made web, api and db images.
 //! - [`util`]: free ports, bounded waits, a minimal HTTP client.
@@ -14,9 +16,11 @@
 pub mod deploy;
 pub mod docker;
 pub mod fixtures;
+pub mod https;
 pub mod image;
 pub mod nats;
 pub mod nginx;
+pub mod pebble;
 mod process;
 pub mod registry;
 pub mod util;
@@ -26,6 +30,9 @@ pub use docker::{TestDocker, compose_project, connect_docker};
 pub use image::{BuiltImage, Healthcheck, ImageSpec, TarballBuilder, TarballInfo};
 pub use nats::TestNats;
 pub use nginx::TestNginx;
+pub use pebble::TestPebble;
 pub use registry::TestRegistry;
-pub use util::{HttpResponder, free_port, http_get, wait_for, wait_until};
+pub use util::{
+    HttpResponder, HttpResponse, free_port, http_get, http_request, wait_for, wait_until,
+};
 pub use worker::{JobEvents, TestWorker, publish_job};

@@ -31,6 +31,7 @@ pub struct TestNginx {
     binary: PathBuf,
     dir: TempDir,
     port: u16,
+    tls_port: u16,
     process: Option<ServerProcess>,
 }
 
@@ -51,10 +52,12 @@ impl TestNginx {
             binary,
             dir,
             port: 0,
+            tls_port: 0,
             process: None,
         };
         for attempt in 1..=5 {
             nginx.port = free_port();
+            nginx.tls_port = free_port();
             std::fs::write(nginx.conf_path(), nginx.main_config()).expect("write nginx.conf");
             match nginx.spawn_and_wait().await {
                 Ok(()) => return nginx,
@@ -184,6 +187,12 @@ http {{
         self.port
     }
 
+    /// The port (on 127.0.0.1) TLS server blocks listen on (nginx opens it
+    /// once a block uses it).
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port
+    }
+
     /// `127.0.0.1:<listen_port>`: the `listen` argument for server blocks.
     pub fn listen(&self) -> String {
         format!("127.0.0.1:{}", self.port)
@@ -230,13 +239,14 @@ http {{
     }
 
     /// How HostKit's proxy drives this instance (its conf dir, its `nginx -t`
-    /// and reload commands, its listener; no TLS).
+    /// and reload commands, its listeners; no certbot certificates).
     pub fn proxy_config(&self) -> hostkit_deploy::proxy::ProxyConfig {
         hostkit_deploy::proxy::ProxyConfig {
             conf_dir: self.conf_dir(),
             test_command: self.test_command(),
             reload_command: self.reload_command(),
             listen: self.listen(),
+            listen_tls: format!("127.0.0.1:{} ssl", self.tls_port),
             certs_dir: None,
             v1_sites_enabled: Some(self.v1_sites_enabled()),
             ..hostkit_deploy::proxy::ProxyConfig::default()

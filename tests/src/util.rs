@@ -147,6 +147,27 @@ pub async fn wait_for<T, E: Display>(
     }
 }
 
+/// A response as [`http_request`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Header lines, in order, names as sent.
+    pub headers: Vec<(String, String)>,
+    /// The body (decoded from chunked transfer encoding, lossily as UTF-8).
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// One HTTP/1.1 `GET path` with `Host: host_header` and `Connection: close`;
 /// returns the status code and the body (decoded from chunked transfer
 /// encoding where used, lossily as UTF-8). Gives up after [`HTTP_TIMEOUT`].
@@ -155,19 +176,33 @@ pub async fn http_get(
     host_header: &str,
     path: &str,
 ) -> anyhow::Result<(u16, String)> {
-    tokio::time::timeout(HTTP_TIMEOUT, http_get_inner(addr, host_header, path))
+    http_request(addr, host_header, path)
         .await
-        .with_context(|| {
-            format!("GET {path} (Host: {host_header}) took longer than {HTTP_TIMEOUT:?}")
-        })?
+        .map(|r| (r.status, r.body))
 }
 
-async fn http_get_inner(
+/// [`http_get`] with the response's headers.
+pub async fn http_request(
     addr: impl ToSocketAddrs,
     host_header: &str,
     path: &str,
-) -> anyhow::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(addr).await.context("connect")?;
+) -> anyhow::Result<HttpResponse> {
+    tokio::time::timeout(HTTP_TIMEOUT, async {
+        let stream = TcpStream::connect(addr).await.context("connect")?;
+        exchange(stream, host_header, path).await
+    })
+    .await
+    .with_context(|| {
+        format!("GET {path} (Host: {host_header}) took longer than {HTTP_TIMEOUT:?}")
+    })?
+}
+
+/// Send `GET path` on `stream` and read the whole response.
+pub(crate) async fn exchange(
+    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    host_header: &str,
+    path: &str,
+) -> anyhow::Result<HttpResponse> {
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: hostkit-tests\r\nAccept: */*\r\nConnection: close\r\n\r\n"
     );
@@ -181,7 +216,12 @@ async fn http_get_inner(
     let mut raw = Vec::new();
     let mut buf = vec![0_u8; 16 * 1024];
     loop {
-        let n = stream.read(&mut buf).await.context("read response")?;
+        let n = match stream.read(&mut buf).await {
+            Ok(n) => n,
+            // A TLS peer that closes without close_notify: the bytes so far.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+            Err(e) => return Err(e).context("read response"),
+        };
         raw.extend_from_slice(&buf[..n]);
         if let Some(response) = parse_response(&raw, n == 0)? {
             return Ok(response);
@@ -191,8 +231,8 @@ async fn http_get_inner(
 
 /// Parses a response: `Ok(None)` while more bytes are needed (only when not
 /// at `eof`).
-fn parse_response(raw: &[u8], eof: bool) -> anyhow::Result<Option<(u16, String)>> {
-    let incomplete = |what: &str| -> anyhow::Result<Option<(u16, String)>> {
+fn parse_response(raw: &[u8], eof: bool) -> anyhow::Result<Option<HttpResponse>> {
+    let incomplete = |what: &str| -> anyhow::Result<Option<HttpResponse>> {
         if eof {
             bail!(
                 "connection closed before the {what} was complete ({} bytes): {:?}",
@@ -215,11 +255,13 @@ fn parse_response(raw: &[u8], eof: bool) -> anyhow::Result<Option<(u16, String)>
         .with_context(|| format!("bad HTTP status line {status_line:?}"))?;
     let mut chunked = false;
     let mut content_length = None;
+    let mut headers = Vec::new();
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };
         let value = value.trim();
+        headers.push((name.trim().to_owned(), value.to_owned()));
         if name.eq_ignore_ascii_case("transfer-encoding") && value.eq_ignore_ascii_case("chunked") {
             chunked = true;
         } else if name.eq_ignore_ascii_case("content-length") {
@@ -227,7 +269,13 @@ fn parse_response(raw: &[u8], eof: bool) -> anyhow::Result<Option<(u16, String)>
         }
     }
     let body = &raw[head_end + 4..];
-    let text = |bytes: &[u8]| Some((status, String::from_utf8_lossy(bytes).into_owned()));
+    let text = |bytes: &[u8]| {
+        Some(HttpResponse {
+            status,
+            headers: headers.clone(),
+            body: String::from_utf8_lossy(bytes).into_owned(),
+        })
+    };
     if status == 204 || status == 304 {
         return Ok(text(b""));
     }
@@ -333,41 +381,44 @@ impl Drop for HttpResponder {
 mod tests {
     use super::*;
 
+    /// Status and body of a parsed response.
+    fn parse(raw: &[u8], eof: bool) -> anyhow::Result<Option<(u16, String)>> {
+        parse_response(raw, eof).map(|r| r.map(|r| (r.status, r.body)))
+    }
+
+    #[test]
+    fn keeps_headers() {
+        let raw = b"HTTP/1.1 301 Moved Permanently\r\nLocation: https://a.example/x\r\nContent-Length: 0\r\n\r\n";
+        let response = parse_response(raw, false).unwrap().unwrap();
+        assert_eq!(response.status, 301);
+        assert_eq!(response.header("location"), Some("https://a.example/x"));
+    }
+
     #[test]
     fn parses_content_length_and_chunked_bodies() {
         let plain = b"HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\n\r\nhello+junk";
         assert_eq!(
-            parse_response(plain, false).unwrap(),
+            parse(plain, false).unwrap(),
             Some((404, "hello".to_string()))
         );
         let short = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel";
-        assert_eq!(
-            parse_response(short, false).unwrap(),
-            None,
-            "waits for the rest"
-        );
-        assert!(
-            parse_response(short, true).is_err(),
-            "a truncated body is an error"
-        );
+        assert_eq!(parse(short, false).unwrap(), None, "waits for the rest");
+        assert!(parse(short, true).is_err(), "a truncated body is an error");
         let no_length = b"HTTP/1.1 200 OK\r\n\r\nuntil eof";
-        assert_eq!(parse_response(no_length, false).unwrap(), None);
+        assert_eq!(parse(no_length, false).unwrap(), None);
         assert_eq!(
-            parse_response(no_length, true).unwrap(),
+            parse(no_length, true).unwrap(),
             Some((200, "until eof".to_string()))
         );
         let chunked =
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nweb \r\n2;x=y\r\nv1\r\n0\r\n\r\n";
         assert_eq!(
-            parse_response(chunked, false).unwrap(),
+            parse(chunked, false).unwrap(),
             Some((200, "web v1".to_string()))
         );
-        assert_eq!(
-            parse_response(&chunked[..chunked.len() - 5], false).unwrap(),
-            None
-        );
-        assert_eq!(parse_response(b"HTTP/1.1 200 OK\r\n", false).unwrap(), None);
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\n", true).is_err());
+        assert_eq!(parse(&chunked[..chunked.len() - 5], false).unwrap(), None);
+        assert_eq!(parse(b"HTTP/1.1 200 OK\r\n", false).unwrap(), None);
+        assert!(parse(b"HTTP/1.1 200 OK\r\n", true).is_err());
     }
 
     #[test]

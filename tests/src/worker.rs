@@ -9,6 +9,7 @@ use async_nats::jetstream::{self, message::PublishMessage};
 use futures_util::StreamExt;
 use hostkit_deploy::policy::Policy;
 use hostkit_deploy::proxy::ProxyConfig;
+use hostkit_deploy::tls::AcmeConfig;
 use hostkit_proto::{Event, Job, Names, NodeId};
 use hostkit_worker::runtime::{Settings, Startup, serve};
 use hostkit_worker::store::{PortPool, Store};
@@ -33,6 +34,7 @@ pub struct TestWorker {
     task: Option<JoinHandle<()>>,
     settings: Settings,
     proxy: ProxyConfig,
+    tls: Option<AcmeConfig>,
 }
 
 /// Settings for a test worker: a private port pool, short timeouts.
@@ -90,6 +92,56 @@ impl TestWorker {
             task: None,
             settings,
             proxy,
+            tls: None,
+        };
+        worker.spawn(nats, docker).await;
+        worker
+    }
+
+    /// Start a worker that obtains certificates from the ACME server at
+    /// `directory_url` (whose HTTPS certificate chains to `ca_root`): its
+    /// account in `<data_dir>/acme`, its certificates in `<data_dir>/certs`,
+    /// challenge answers in `<data_dir>/acme-webroot`, served by `nginx`;
+    /// `certbot_live` stands for `/etc/letsencrypt/live`.
+    pub async fn start_with_acme(
+        nats: &TestNats,
+        docker: &TestDocker,
+        nginx: &TestNginx,
+        directory_url: String,
+        ca_root: std::path::PathBuf,
+        certbot_live: Option<std::path::PathBuf>,
+    ) -> TestWorker {
+        let node: NodeId = format!("node-{}", &docker.id()[..10])
+            .parse()
+            .expect("valid node id");
+        let domains_root = tempfile::tempdir().expect("domains root");
+        let data_dir = tempfile::tempdir().expect("data dir");
+        let webroot = data_dir.path().join("acme-webroot");
+        let proxy = ProxyConfig {
+            own_certs_dir: Some(data_dir.path().join("certs")),
+            acme_webroot: Some(webroot.clone()),
+            certs_dir: certbot_live,
+            ..nginx.proxy_config()
+        };
+        let tls = AcmeConfig {
+            directory_url,
+            contact_email: Some("ops@example.com".into()),
+            ca_root: Some(ca_root),
+            account_dir: data_dir.path().join("acme"),
+            webroot,
+        };
+        let (shutdown, _) = watch::channel(false);
+        let mut worker = TestWorker {
+            node,
+            names: Names::default(),
+            settings: test_settings(domains_root.path()),
+            data_dir,
+            domains_root,
+            shutdown,
+            runtime: None,
+            task: None,
+            proxy,
+            tls: Some(tls),
         };
         worker.spawn(nats, docker).await;
         worker
@@ -109,13 +161,14 @@ impl TestWorker {
             .enable_all()
             .build()
             .expect("the worker's runtime");
-        let (url, node, names, docker, proxy, settings) = (
+        let (url, node, names, docker, proxy, settings, tls) = (
             nats.url(),
             self.node.clone(),
             self.names.clone(),
             docker.client().clone(),
             self.proxy.clone(),
             self.settings.clone(),
+            self.tls.clone(),
         );
         self.task = Some(runtime.spawn(async move {
             let nats = async_nats::connect(url)
@@ -128,6 +181,7 @@ impl TestWorker {
                 docker,
                 store,
                 proxy: Some(proxy),
+                tls,
                 settings,
             };
             if let Err(error) = serve(startup, rx).await {

@@ -83,6 +83,7 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
         docker,
         store,
         proxy: config.proxy.clone(),
+        tls: config.tls.clone(),
         settings: settings(&config),
     };
     serve(startup, shutdown).await?;

@@ -173,7 +173,11 @@ impl Engine {
                         .map(|o| o.replicas.as_slice())
                         .unwrap_or(&[]),
                 );
-                if !upstreams.is_empty() && proxy.switch(&stack.domain, &upstreams).await? {
+                if !upstreams.is_empty()
+                    && proxy
+                        .switch(&stack.domain, &upstreams, &stack.redirects)
+                        .await?
+                {
                     sink.report(Progress::ProxySwitched {
                         upstreams: upstreams.clone(),
                     });
@@ -436,7 +440,7 @@ impl Context<'_> {
             return Ok(false);
         }
         let changed = proxy
-            .switch(&self.stack.domain, &upstreams)
+            .switch(&self.stack.domain, &upstreams, &self.stack.redirects)
             .await
             .map_err(DeployError::from)?;
         if changed {

@@ -64,11 +64,6 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// The proxy this engine switches, if nginx is managed here.
-    pub fn proxy(&self) -> Option<&Proxy> {
-        self.proxy.as_ref()
-    }
-
     /// An engine on `docker`; `proxy` is `None` when nginx is not managed here.
     pub fn new(docker: Docker, proxy: Option<Proxy>, options: EngineOptions) -> Self {
         Engine {
@@ -81,5 +76,10 @@ impl Engine {
     /// The engine client.
     pub fn docker(&self) -> &Docker {
         &self.docker
+    }
+
+    /// nginx, when this host manages it.
+    pub fn proxy(&self) -> Option<&Proxy> {
+        self.proxy.as_ref()
     }
 }

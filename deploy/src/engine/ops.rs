@@ -195,7 +195,9 @@ impl Engine {
             .map(|(_, r)| upstreams_of(r))
             .unwrap_or_default();
         if !upstreams.is_empty() {
-            proxy.switch(&stack.domain, &upstreams).await?;
+            proxy
+                .switch(&stack.domain, &upstreams, &stack.redirects)
+                .await?;
         }
         Ok(upstreams)
     }

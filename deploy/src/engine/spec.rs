@@ -29,6 +29,9 @@ pub struct StackSpec {
     pub services: Vec<ServiceSpec>,
     /// The service nginx routes the domain to, if any.
     pub main_service: Option<String>,
+    /// Names nginx answers with a 301 to the domain (the domain's redirect
+    /// domains; not part of a version: they stay across deploys).
+    pub redirects: Vec<Domain>,
     /// The domain's block of host ports.
     pub ports: PortBlock,
     /// How long every service may take to become ready.

@@ -6,6 +6,7 @@
 //! serializes back unchanged), so a dashboard keeps working when workers are
 //! newer than it.
 
+use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::de::Error as _;
 use serde::ser::SerializeMap;
@@ -24,6 +25,8 @@ pub enum EventCategory {
     Job,
     /// About a service's containers: `<root>.events.<dtoken>.health.<service>`.
     Health,
+    /// About a domain's TLS certificate: `<root>.events.<dtoken>.tls`.
+    Tls,
     /// About a worker: `<root>.nodes.<node>.<kind>`.
     Node,
     /// A kind this build does not know.
@@ -166,6 +169,31 @@ pub enum EventKind {
         container: String,
     },
 
+    // --- tls events --------------------------------------------------------
+    /// The worker obtained (or renewed) the domain's certificate over ACME;
+    /// nginx serves it from now on.
+    CertificateIssued {
+        /// The names it covers: the domain first, then its redirect domains.
+        names: Vec<Domain>,
+        /// When it expires (UTC).
+        not_after: DateTime<Utc>,
+        /// It replaces a certificate HostKit had obtained before.
+        renewal: bool,
+    },
+    /// Obtaining or renewing the domain's certificate failed; plain HTTP
+    /// (or the certificate in use) keeps serving and the worker tries again.
+    CertificateFailed {
+        /// Stable error code (`tls.challenge_failed`, `tls.rate_limited`, `tls.failed`).
+        code: ErrorCode,
+        /// Human message.
+        message: String,
+        /// What to do about it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hint: Option<String>,
+        /// Seconds until the next attempt.
+        retry_in_secs: u64,
+    },
+
     // --- node events -------------------------------------------------------
     /// Periodic liveness and load report of a worker.
     Heartbeat {
@@ -216,6 +244,8 @@ impl EventKind {
         "exited",
         "oom",
         "restarting",
+        "certificate_issued",
+        "certificate_failed",
         "heartbeat",
         "online",
         "offline",
@@ -238,6 +268,8 @@ impl EventKind {
             EventKind::Exited { .. } => "exited",
             EventKind::Oom { .. } => "oom",
             EventKind::Restarting { .. } => "restarting",
+            EventKind::CertificateIssued { .. } => "certificate_issued",
+            EventKind::CertificateFailed { .. } => "certificate_failed",
             EventKind::Heartbeat { .. } => "heartbeat",
             EventKind::Online { .. } => "online",
             EventKind::Offline {} => "offline",
@@ -262,6 +294,9 @@ impl EventKind {
             | EventKind::Exited { .. }
             | EventKind::Oom { .. }
             | EventKind::Restarting { .. } => EventCategory::Health,
+            EventKind::CertificateIssued { .. } | EventKind::CertificateFailed { .. } => {
+                EventCategory::Tls
+            }
             EventKind::Heartbeat { .. } | EventKind::Online { .. } | EventKind::Offline {} => {
                 EventCategory::Node
             }

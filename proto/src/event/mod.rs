@@ -36,7 +36,7 @@ pub const MAX_EVENT_MESSAGE_BYTES: usize = 4096;
 /// One event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[schemars(
-    description = "A HostKit event, published on <root>.events.<domain token>.job.<job id>, <root>.events.<domain token>.health.<service token> or <root>.nodes.<node>.<kind>. Readers must ignore unknown fields and accept kinds they do not know (newer workers may add kinds and values)."
+    description = "A HostKit event, published on <root>.events.<domain token>.job.<job id>, <root>.events.<domain token>.health.<service token>, <root>.events.<domain token>.tls or <root>.nodes.<node>.<kind>. Readers must ignore unknown fields and accept kinds they do not know (newer workers may add kinds and values)."
 )]
 pub struct Event {
     /// Schema version (`EVENT_SCHEMA` when written by this build).

@@ -30,8 +30,8 @@ pub use spec::{
 };
 pub use validate::{
     JobError, MAX_COMPOSE_BYTES, MAX_ENV_VARS, MAX_HEALTH_TIMEOUT_SECS, MAX_IMAGE_REFERENCE_LEN,
-    MAX_PATH_LEN, MAX_REPLICAS, MAX_REQUESTED_BY_LEN, MAX_SERVICE_NAME_LEN, is_valid_env_key,
-    is_valid_service_name,
+    MAX_PATH_LEN, MAX_REDIRECT_DOMAINS, MAX_REPLICAS, MAX_REQUESTED_BY_LEN, MAX_SERVICE_NAME_LEN,
+    is_valid_env_key, is_valid_service_name,
 };
 
 use crate::name::Domain;

@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::env::Env;
-use crate::name::ImageObjectName;
+use crate::name::{Domain, ImageObjectName};
 
 /// The kind of a job, without its payload (used in events and control
 /// replies).
@@ -231,6 +231,12 @@ pub struct DeployOptions {
     /// Restore the previous version when the health gate fails.
     #[serde(default = "default_true")]
     pub auto_rollback: bool,
+    /// Names answered with a 301 to the domain (HostKit v1's
+    /// `redirect_domains`, e.g. `www.example.com`). Absent: the domain keeps
+    /// the ones it has (they stay across deploys and rollbacks); `[]`:
+    /// none any more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_domains: Option<Vec<Domain>>,
 }
 
 fn default_true() -> bool {
@@ -243,6 +249,7 @@ impl Default for DeployOptions {
             main_service: None,
             health_timeout_secs: None,
             auto_rollback: true,
+            redirect_domains: None,
         }
     }
 }

@@ -375,6 +375,43 @@ fn rejects_bad_health_timeout_and_version() {
 }
 
 #[test]
+fn redirect_domains_are_checked() {
+    let names = |list: &[&str]| -> Option<Vec<Domain>> {
+        Some(list.iter().map(|n| n.parse().unwrap()).collect())
+    };
+    let job_domain = with_spec(JobSpec::Deploy(deploy())).domain.to_string();
+    for (list, reason) in [
+        (vec![job_domain.as_str()], "is the domain itself"),
+        (
+            vec!["www.example.net", "www.example.net"],
+            "is listed twice",
+        ),
+    ] {
+        let mut d = deploy();
+        d.options.redirect_domains = names(&list);
+        assert_eq!(
+            invalid(with_spec(JobSpec::Deploy(d))),
+            JobError::InvalidRedirect {
+                name: list[0].to_owned(),
+                reason
+            }
+        );
+    }
+    let many: Vec<String> = (0..=MAX_REDIRECT_DOMAINS)
+        .map(|i| format!("r{i}.example.net"))
+        .collect();
+    let mut d = deploy();
+    d.options.redirect_domains = names(&many.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(matches!(
+        invalid(with_spec(JobSpec::Deploy(d))),
+        JobError::TooManyRedirects { .. }
+    ));
+    let mut d = deploy();
+    d.options.redirect_domains = Some(Vec::new());
+    with_spec(JobSpec::Deploy(d)).validate().unwrap();
+}
+
+#[test]
 fn snapshot_of_single_image_deploy() {
     let job = fixtures::deploy_image_job();
     job.validate().unwrap();

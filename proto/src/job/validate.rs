@@ -12,6 +12,9 @@ pub const MAX_COMPOSE_BYTES: usize = 512 * 1024;
 pub const MAX_HEALTH_TIMEOUT_SECS: u32 = 3600;
 /// Most environment variables in one deploy.
 pub const MAX_ENV_VARS: usize = 1000;
+/// Most redirect domains of a deploy: with the domain itself, the 100 names
+/// a Let's Encrypt certificate may hold.
+pub const MAX_REDIRECT_DOMAINS: usize = 99;
 /// Longest service name.
 pub const MAX_SERVICE_NAME_LEN: usize = 63;
 /// Longest `requested_by`.
@@ -126,6 +129,22 @@ pub enum JobError {
         secs: u32,
         /// [`MAX_HEALTH_TIMEOUT_SECS`].
         max: u32,
+    },
+    /// A redirect domain is the job's own domain or listed twice.
+    #[error("payload.options.redirect_domains: {name} {reason}")]
+    InvalidRedirect {
+        /// The name.
+        name: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// More redirect domains than one certificate can name.
+    #[error("payload.options.redirect_domains: {count} names, at most {max}")]
+    TooManyRedirects {
+        /// How many.
+        count: usize,
+        /// [`MAX_REDIRECT_DOMAINS`].
+        max: usize,
     },
     /// Version 0 (versions start at 1).
     #[error("payload.to_version: version {version} does not exist (versions start at 1)")]
@@ -281,6 +300,9 @@ pub(super) fn validate(job: &Job) -> Result<(), JobError> {
                     });
                 }
             }
+            if let Some(redirects) = &deploy.options.redirect_domains {
+                check_redirects(&job.domain, redirects)?;
+            }
         }
         JobSpec::Rollback(rollback) => {
             if rollback.to_version == Some(0) {
@@ -313,6 +335,32 @@ pub(super) fn validate(job: &Job) -> Result<(), JobError> {
             }
         }
         JobSpec::Stop(_) | JobSpec::Start(_) | JobSpec::Remove(_) => {}
+    }
+    Ok(())
+}
+
+/// Redirect domains: at most [`MAX_REDIRECT_DOMAINS`], none twice, never the
+/// domain itself.
+fn check_redirects(domain: &crate::Domain, redirects: &[crate::Domain]) -> Result<(), JobError> {
+    if redirects.len() > MAX_REDIRECT_DOMAINS {
+        return Err(JobError::TooManyRedirects {
+            count: redirects.len(),
+            max: MAX_REDIRECT_DOMAINS,
+        });
+    }
+    let mut seen = std::collections::HashSet::new();
+    for name in redirects {
+        let reason = if name == domain {
+            "is the domain itself"
+        } else if !seen.insert(name) {
+            "is listed twice"
+        } else {
+            continue;
+        };
+        return Err(JobError::InvalidRedirect {
+            name: name.to_string(),
+            reason,
+        });
     }
     Ok(())
 }

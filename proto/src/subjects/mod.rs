@@ -290,7 +290,12 @@ impl Names {
         format!("{}.events.{}.health.*", self.root, domain.token())
     }
 
-    /// Every event of a domain (jobs and health): `<root>.events.<dtoken>.>`.
+    /// TLS events of a domain (certificates issued, failures): `<root>.events.<dtoken>.tls`.
+    pub fn tls_events(&self, domain: &Domain) -> String {
+        format!("{}.events.{}.tls", self.root, domain.token())
+    }
+
+    /// Every event of a domain (jobs, health, TLS): `<root>.events.<dtoken>.>`.
     pub fn domain_events(&self, domain: &Domain) -> String {
         format!("{}.events.{}.>", self.root, domain.token())
     }
@@ -326,6 +331,7 @@ impl Names {
             EventCategory::Health => {
                 Some(self.health_events(event.domain.as_ref()?, event.kind.health_service()?))
             }
+            EventCategory::Tls => Some(self.tls_events(event.domain.as_ref()?)),
             EventCategory::Node => {
                 let which = match event.kind.kind_str() {
                     "heartbeat" => NodeEvent::Heartbeat,

@@ -165,6 +165,7 @@ fn every_event_has_its_subject() {
         let expected_prefix = match event.kind.category() {
             EventCategory::Job => "hostkit.events.example_com.job.01HZY3W8Q9V1T3M9X0A7B5C2DE",
             EventCategory::Health => "hostkit.events.example_com.health.",
+            EventCategory::Tls => "hostkit.events.example_com.tls",
             EventCategory::Node => "hostkit.nodes.vps-1.",
             EventCategory::Unknown => unreachable!(),
         };

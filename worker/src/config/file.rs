@@ -35,6 +35,9 @@ pub const DEFAULT_HEALTH_TIMEOUT: &str = "120s";
 pub const DEFAULT_DRAIN_TIME: &str = "10s";
 /// Default time running jobs get to finish on SIGTERM/SIGINT.
 pub const DEFAULT_SHUTDOWN_GRACE: &str = "90s";
+/// Default directory nginx serves ACME HTTP-01 answers from (systemd's
+/// `RuntimeDirectory=hostkit-acme`; world-readable for nginx's workers).
+pub const DEFAULT_ACME_WEBROOT: &str = "/run/hostkit-acme";
 /// Default tracing filter.
 pub const DEFAULT_LOG_FILTER: &str = "info";
 
@@ -61,6 +64,8 @@ pub struct FileConfig {
     pub jobs: JobsSection,
     /// `[security]`.
     pub security: SecuritySection,
+    /// `[tls]`.
+    pub tls: TlsSection,
     /// `[log]`.
     pub log: LogSection,
     /// `[policy]`: the compose policy, as `hostkit-deploy` defines it.
@@ -81,6 +86,7 @@ impl Default for FileConfig {
             ports: PortsSection::default(),
             jobs: JobsSection::default(),
             security: SecuritySection::default(),
+            tls: TlsSection::default(),
             log: LogSection::default(),
             policy: Policy::default(),
             stack_limits: StackLimits::default(),
@@ -261,6 +267,38 @@ pub struct JobKeySection {
     pub key: String,
     /// Domain patterns: `example.com`, `*.example.com` (subdomains), `*`.
     pub domains: Vec<String>,
+}
+
+/// `[tls]`: certificates over ACME.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSection {
+    /// Obtain and renew certificates for every domain and its redirect
+    /// domains (HTTP-01 through nginx).
+    pub enabled: bool,
+    /// The ACME server's directory URL.
+    pub directory_url: String,
+    /// Contact address of the ACME account (expiry mail).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact_email: Option<String>,
+    /// The only root certificate (PEM) trusted for the ACME server's HTTPS;
+    /// unset: the system's roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_root: Option<PathBuf>,
+    /// Directory nginx serves `/.well-known/acme-challenge/` from.
+    pub webroot: PathBuf,
+}
+
+impl Default for TlsSection {
+    fn default() -> Self {
+        TlsSection {
+            enabled: false,
+            directory_url: hostkit_deploy::tls::LETS_ENCRYPT.to_owned(),
+            contact_email: None,
+            ca_root: None,
+            webroot: PathBuf::from(DEFAULT_ACME_WEBROOT),
+        }
+    }
 }
 
 /// `[log]`.

@@ -20,6 +20,7 @@
 //! | `[ports]` | `start`, `end`, `block_size` |
 //! | `[jobs]` | `lanes`, `keep_versions`, `health_timeout`, `drain_time`, `shutdown_grace` |
 //! | `[security]` | `trusted_job_keys`, `job_keys` (`key`, `domains`), `require_signed_jobs`, `allow_registry_pulls`, `image_dir` |
+//! | `[tls]` | `enabled`, `directory_url`, `contact_email`, `ca_root`, `webroot` |
 //! | `[log]` | `format`, `filter` |
 //! | `[policy]` | [`hostkit_deploy::policy::Policy`] |
 //! | `[stack_limits]` | [`hostkit_deploy::cgroup::StackLimits`]: `cgroup_root`, `memory`, `cpus`, `pids`, `[stack_limits.domains."<domain or *.domain>"]` |
@@ -41,6 +42,7 @@ use hostkit_deploy::compose::duration::parse_duration;
 use hostkit_deploy::policy::Policy;
 use hostkit_deploy::ports::PortBlock;
 use hostkit_deploy::proxy::ProxyConfig;
+use hostkit_deploy::tls::AcmeConfig;
 use hostkit_proto::sign::{DomainPattern, KeyPair};
 use hostkit_proto::{Names, NodeId, TrustedKey};
 
@@ -54,6 +56,10 @@ use file::DurationText;
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/hostkit/worker.toml";
 /// The SQLite database's file name inside [`Config::data_dir`].
 pub const DATABASE_FILE: &str = "worker.db";
+/// HostKit's own certificates: `<data_dir>/certs/<domain>/`.
+pub const CERTS_DIR: &str = "certs";
+/// The ACME account: `<data_dir>/acme/`.
+pub const ACME_DIR: &str = "acme";
 /// How secrets are shown.
 pub const REDACTED: &str = "<redacted>";
 
@@ -80,6 +86,8 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// Job signatures and image sources.
     pub security: SecurityConfig,
+    /// Certificates over ACME; `None` when `[tls] enabled = false`.
+    pub tls: Option<AcmeConfig>,
     /// Log output.
     pub log: LogConfig,
     /// The compose policy.
@@ -379,6 +387,16 @@ impl Config {
             }
             NatsAuth::Token(_) => token = Some(REDACTED.to_owned()),
         }
+        let tls = match &self.tls {
+            Some(t) => file::TlsSection {
+                enabled: true,
+                directory_url: t.directory_url.clone(),
+                contact_email: t.contact_email.clone(),
+                ca_root: t.ca_root.clone(),
+                webroot: t.webroot.clone(),
+            },
+            None => file::TlsSection::default(),
+        };
         let proxy = match &self.proxy {
             Some(p) => file::ProxySection {
                 enabled: true,
@@ -442,6 +460,7 @@ impl Config {
                 allow_registry_pulls: self.security.allow_registry_pulls,
                 image_dir: self.security.image_dir.clone(),
             },
+            tls,
             log: file::LogSection {
                 format: self.log.format,
                 filter: self.log.filter.clone(),
@@ -649,7 +668,17 @@ fn validate(file: &FileConfig, p: &mut Problems) -> Option<Config> {
     p.absolute("domains_root", &file.domains_root);
 
     let nats = nats::validate(&file.nats, node.as_ref(), p);
-    let proxy = validate_proxy(&file.proxy, p);
+    let mut proxy = validate_proxy(&file.proxy, p);
+    let tls = validate_tls(&file.tls, &file.data_dir, p);
+    if let Some(proxy) = &mut proxy {
+        proxy.own_certs_dir = Some(file.data_dir.join(CERTS_DIR));
+        proxy.acme_webroot = tls.as_ref().map(|t| t.webroot.clone());
+    } else if tls.is_some() {
+        p.push(
+            "tls.enabled",
+            "needs `[proxy] enabled = true`: nginx answers the ACME challenges and serves the certificates",
+        );
+    }
     let ports = validate_ports(&file.ports, p);
     let jobs = validate_jobs(&file.jobs, p);
     let security = validate_security(&file.security, p);
@@ -668,6 +697,7 @@ fn validate(file: &FileConfig, p: &mut Problems) -> Option<Config> {
         ports: ports?,
         jobs: jobs?,
         security,
+        tls,
         log: log?,
         policy: file.policy.clone(),
         stack_limits: file.stack_limits.clone(),
@@ -702,8 +732,45 @@ fn validate_proxy(s: &file::ProxySection, p: &mut Problems) -> Option<ProxyConfi
         listen: s.listen.trim().to_owned(),
         listen_tls: s.listen_tls.trim().to_owned(),
         certs_dir,
+        own_certs_dir: None,
+        acme_webroot: None,
         verify_reload: s.verify_reload,
         v1_sites_enabled,
+    })
+}
+
+fn validate_tls(s: &file::TlsSection, data_dir: &Path, p: &mut Problems) -> Option<AcmeConfig> {
+    if !s.enabled {
+        return None;
+    }
+    if !s.directory_url.starts_with("https://") {
+        p.push(
+            "tls.directory_url",
+            format!(
+                "must be an https:// URL (ACME runs over HTTPS), got {:?}",
+                s.directory_url
+            ),
+        );
+    }
+    let contact_email = s.contact_email.as_deref().map(str::trim);
+    if let Some(email) = contact_email.filter(|e| !e.is_empty())
+        && (!email.contains('@') || email.contains(char::is_whitespace) || email.contains(','))
+    {
+        p.push(
+            "tls.contact_email",
+            format!("is not one e-mail address: {email:?}"),
+        );
+    }
+    if let Some(root) = &s.ca_root {
+        p.existing_file("tls.ca_root", root);
+    }
+    p.absolute("tls.webroot", &s.webroot);
+    Some(AcmeConfig {
+        directory_url: s.directory_url.clone(),
+        contact_email: contact_email.filter(|e| !e.is_empty()).map(str::to_owned),
+        ca_root: s.ca_root.clone(),
+        account_dir: data_dir.join(ACME_DIR),
+        webroot: s.webroot.clone(),
     })
 }
 

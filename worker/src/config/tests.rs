@@ -62,6 +62,13 @@ trusted_job_keys = ["{key}"]
 require_signed_jobs = true
 allow_registry_pulls = true
 
+[tls]
+enabled = true
+directory_url = "https://acme-staging-v02.api.letsencrypt.org/directory"
+contact_email = "ops@example.net"
+ca_root = "{d}/ca.pem"
+webroot = "{d}/acme-webroot"
+
 [log]
 format = "json"
 filter = "hostkit_worker=debug,info"
@@ -252,7 +259,14 @@ fn defaults_suit_a_vps_under_systemd() {
     assert_eq!(config.nats.auth, NatsAuth::None);
     assert!(!config.nats.require_tls);
     assert_eq!(config.nats.inbox_prefix, "_INBOX_worker_vps-1");
-    assert_eq!(config.proxy, Some(ProxyConfig::default()));
+    assert_eq!(
+        config.proxy,
+        Some(ProxyConfig {
+            own_certs_dir: Some(PathBuf::from("/var/lib/hostkit/certs")),
+            ..ProxyConfig::default()
+        })
+    );
+    assert_eq!(config.tls, None, "ACME is opt-in");
     assert_eq!(
         config.ports,
         PortPool {
@@ -289,6 +303,53 @@ fn the_proxy_can_be_off_and_tls_blocks_disabled() {
     );
     let config = parse("node = \"a\"\n[proxy]\ncerts_dir = \"\"\n").unwrap();
     assert_eq!(config.proxy.unwrap().certs_dir, None);
+}
+
+#[test]
+fn tls_takes_its_account_from_data_dir_and_gives_nginx_the_webroot() {
+    let root = tempfile::NamedTempFile::new().unwrap();
+    let text = format!(
+        "node = \"a\"\ndata_dir = \"/srv/hk\"\n[tls]\nenabled = true\ncontact_email = \"ops@example.com\"\nca_root = \"{}\"\n",
+        root.path().display()
+    );
+    let config = parse(&text).unwrap();
+    let tls = config.tls.clone().unwrap();
+    assert_eq!(tls.directory_url, hostkit_deploy::tls::LETS_ENCRYPT);
+    assert_eq!(tls.contact_email.as_deref(), Some("ops@example.com"));
+    assert_eq!(tls.ca_root.as_deref(), Some(root.path()));
+    assert_eq!(tls.account_dir, PathBuf::from("/srv/hk/acme"));
+    assert_eq!(tls.webroot, PathBuf::from("/run/hostkit-acme"));
+    let proxy = config.proxy.clone().unwrap();
+    assert_eq!(proxy.acme_webroot, Some(PathBuf::from("/run/hostkit-acme")));
+    assert_eq!(proxy.own_certs_dir, Some(PathBuf::from("/srv/hk/certs")));
+    let again = Config::resolve(config.to_file_redacted(), "again", &Overrides::default()).unwrap();
+    assert_eq!(again.tls, config.tls);
+
+    for (text, key) in [
+        (
+            "node = \"a\"\n[tls]\nenabled = true\ndirectory_url = \"http://acme.example/dir\"",
+            "tls.directory_url",
+        ),
+        (
+            "node = \"a\"\n[tls]\nenabled = true\ncontact_email = \"a@b.example, c@d.example\"",
+            "tls.contact_email",
+        ),
+        (
+            "node = \"a\"\n[tls]\nenabled = true\nca_root = \"/nonexistent/root.pem\"",
+            "tls.ca_root",
+        ),
+        (
+            "node = \"a\"\n[tls]\nenabled = true\nwebroot = \"relative\"",
+            "tls.webroot",
+        ),
+        (
+            "node = \"a\"\n[proxy]\nenabled = false\n[tls]\nenabled = true",
+            "tls.enabled",
+        ),
+    ] {
+        let message = parse(text).unwrap_err().to_string();
+        assert!(message.contains(&format!("`{key}`")), "{key}: {message}");
+    }
 }
 
 #[test]

@@ -80,6 +80,10 @@ pub async fn run_with_images(
         name: "check",
         message: "loading the compose file and checking the policy".into(),
     });
+    let known = worker.store.domain(domain.clone()).await?;
+    let redirects =
+        super::redirects::resolve(worker, domain, known.as_ref(), &payload.options, &dir, sink)
+            .await?;
     let env = deploy_env(&dir, &payload.env).await?;
     let text = compose_text(&payload.source);
     let (policy, budget) = limits_for(worker, domain);
@@ -128,7 +132,8 @@ pub async fn run_with_images(
         labels: version_labels(version, &job.id),
         budget,
     };
-    let spec = stack::resolve(&worker.docker, &checked, &placement, pull, &scope, sink).await?;
+    let mut spec = stack::resolve(&worker.docker, &checked, &placement, pull, &scope, sink).await?;
+    spec.redirects = redirects.clone();
 
     let started = Instant::now();
     match worker.engine.apply(&spec, sink).await {
@@ -190,7 +195,13 @@ pub async fn run_with_images(
             };
             Ok(Done {
                 version: Some(version),
-                changes: vec![Change::RecordDeployed(Box::new(new))],
+                changes: vec![
+                    Change::RecordDeployed(Box::new(new)),
+                    Change::SetRedirects {
+                        domain: job.domain.clone(),
+                        redirects,
+                    },
+                ],
             })
         }
         Err(error) if !payload.options.auto_rollback => Err(error.into()),

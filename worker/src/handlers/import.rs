@@ -129,6 +129,8 @@ pub async fn run(
             main_service: Some(SINGLE_IMAGE_SERVICE.into()),
             health_timeout_secs: payload.health_timeout_secs,
             auto_rollback: true,
+            // v1's own, read from its config.json by the deploy.
+            redirect_domains: None,
         },
     };
     let vouched = BTreeMap::from([(site.image_reference.clone(), site.image_id.clone())]);

@@ -4,6 +4,7 @@
 
 mod deploy;
 mod import;
+mod redirects;
 mod remove;
 mod restart;
 mod rollback;

@@ -97,8 +97,10 @@ pub fn spec_for_version(
         labels: version_labels(record.version, job),
         budget: limits_for(worker, &domain.domain).1,
     };
-    convert::stack_spec(&input)
-        .map_err(|e| Failure::from(hostkit_deploy::error::DeployError::from(e)))
+    let mut spec = convert::stack_spec(&input)
+        .map_err(|e| Failure::from(hostkit_deploy::error::DeployError::from(e)))?;
+    spec.redirects = domain.redirects.clone();
+    Ok(spec)
 }
 
 /// [`spec_for_version`] for a job that starts containers (rollback, scale,

@@ -282,8 +282,11 @@ async fn domain_config(
             .filter(|v| v.status.is_restorable())
             .map(|v| version_name(v.version))
             .collect(),
-        redirect_domains: Vec::new(),
-        all_domains: vec![domain.to_string()],
+        redirect_domains: record.redirects.iter().map(Domain::to_string).collect(),
+        all_domains: std::iter::once(domain)
+            .chain(&record.redirects)
+            .map(Domain::to_string)
+            .collect(),
         memory_limit: main_limits
             .as_ref()
             .and_then(|r| r.limits.memory)

@@ -68,6 +68,7 @@ impl Host for Worker {
         if let Err(error) = super::aftercare::run(self, &job.domain).await {
             tracing::warn!(%error, "post-job housekeeping failed; it is retried after the next job");
         }
+        self.tls_wake.notify_one();
     }
 }
 

@@ -1,6 +1,6 @@
 //! The running worker: JetStream setup, the event publisher, job intake and
-//! lanes, heartbeats, the health monitor and control replies, all stopped by
-//! one shutdown signal that the caller owns (`serve(startup, shutdown)`).
+//! lanes, heartbeats, the health monitor, control replies and the
+//! certificate keeper, all stopped by one shutdown signal that the caller owns (`serve(startup, shutdown)`).
 
 pub mod aftercare;
 pub mod budgets;
@@ -13,6 +13,7 @@ pub mod lanes;
 pub mod monitor;
 pub mod progress;
 pub mod setup;
+pub mod tls;
 
 #[cfg(test)]
 mod tests;
@@ -27,6 +28,7 @@ use hostkit_deploy::cgroup::{Enforcement, StackLimits};
 use hostkit_deploy::engine::{Engine, EngineOptions};
 use hostkit_deploy::policy::Policy;
 use hostkit_deploy::proxy::{Proxy, ProxyConfig};
+use hostkit_deploy::tls::{Acme, AcmeConfig};
 use hostkit_proto::{EventKind, Names, NodeId};
 use tokio::sync::watch;
 
@@ -95,6 +97,9 @@ pub struct Worker {
     pub loaded_blobs: std::sync::Mutex<
         std::collections::HashMap<String, std::collections::BTreeMap<String, String>>,
     >,
+    /// Wakes the certificate keeper (after every job: a new domain or new
+    /// redirect domains may need a certificate).
+    pub tls_wake: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Worker {
@@ -118,6 +123,8 @@ pub struct Startup {
     pub store: Store,
     /// nginx, or `None` when this node does not manage a proxy.
     pub proxy: Option<ProxyConfig>,
+    /// Certificates over ACME, or `None` when disabled.
+    pub tls: Option<AcmeConfig>,
     /// Settings.
     pub settings: Settings,
 }
@@ -143,6 +150,7 @@ pub async fn serve(startup: Startup, shutdown: watch::Receiver<bool>) -> Result<
         docker,
         store,
         proxy,
+        tls,
         settings,
     } = startup;
     let js = jetstream::new(nats.clone());
@@ -189,6 +197,7 @@ pub async fn serve(startup: Startup, shutdown: watch::Receiver<bool>) -> Result<
         settings,
         enforcement,
         loaded_blobs: Default::default(),
+        tls_wake: tokio::sync::Notify::new(),
     });
 
     let (publisher_stop, publisher_stopped) = watch::channel(false);
@@ -221,6 +230,13 @@ pub async fn serve(startup: Startup, shutdown: watch::Receiver<bool>) -> Result<
         Arc::clone(&lanes),
         shutdown.clone(),
     ));
+    if let Some(tls) = tls {
+        helpers.spawn(tls::run(
+            Arc::clone(&worker),
+            Acme::new(tls),
+            shutdown.clone(),
+        ));
+    }
     intake::resume_interrupted(&worker, &lanes).await;
     intake::run(
         Arc::clone(&worker),

@@ -15,7 +15,7 @@ use hostkit_proto::Domain;
 use super::error::{Res, StoreError};
 use super::sql::{self, now_ms};
 use super::types::{DomainRecord, PortPool, VersionRecord};
-use super::{Store, versions};
+use super::{Store, redirects, versions};
 
 impl Store {
     /// The domain's record, creating it on first sight with the lowest free
@@ -64,7 +64,11 @@ impl Store {
         self.read("domains", |conn| {
             let sql = format!("{DOMAIN_SELECT} ORDER BY d.domain");
             let mut stmt = conn.prepare(&sql)?;
-            let domains = stmt.query_map([], read_domain)?.collect::<Result<_, _>>()?;
+            let mut domains: Vec<DomainRecord> =
+                stmt.query_map([], read_domain)?.collect::<Result<_, _>>()?;
+            for record in &mut domains {
+                record.redirects = redirects::of(conn, &record.domain)?;
+            }
             Ok(domains)
         })
         .await
@@ -140,9 +144,14 @@ const DOMAIN_SELECT: &str = "SELECT d.domain, p.start, p.len, d.current_version,
 
 fn get(conn: &Connection, domain: &Domain) -> Res<Option<DomainRecord>> {
     let sql = format!("{DOMAIN_SELECT} WHERE d.domain = ?1");
-    Ok(conn
+    let Some(mut record) = conn
         .query_row(&sql, [domain.as_str()], read_domain)
-        .optional()?)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    record.redirects = redirects::of(conn, domain)?;
+    Ok(Some(record))
 }
 
 fn read_domain(row: &Row<'_>) -> rusqlite::Result<DomainRecord> {
@@ -154,6 +163,7 @@ fn read_domain(row: &Row<'_>) -> rusqlite::Result<DomainRecord> {
         },
         current_version: row.get(3)?,
         created_at: sql::time(row, 4)?,
+        redirects: Vec::new(),
     })
 }
 

@@ -25,7 +25,7 @@ use super::sql::{self, now_ms, to_i64};
 use super::types::{
     Change, FinishedJob, JobEnd, JobRecord, JobStart, JobState, NewJob, NewVersion,
 };
-use super::{Store, domains, outbox, versions};
+use super::{Store, domains, outbox, redirects, versions};
 
 impl Store {
     /// Records a delivered job as `queued` (if it is not recorded yet), before
@@ -445,6 +445,7 @@ fn apply(conn: &Connection, change: Change) -> Res<()> {
             replicas,
         } => versions::set_replicas(conn, &domain, version, &service, replicas),
         Change::RemoveDomain(domain) => domains::remove(conn, &domain).map(drop),
+        Change::SetRedirects { domain, redirects } => redirects::set(conn, &domain, &redirects),
         Change::Outbox {
             subject,
             msg_id,

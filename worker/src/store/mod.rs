@@ -31,7 +31,8 @@
 //!   [`Store::job_raw`], [`Store::last_job`], [`Store::unfinished_jobs`],
 //!   [`Store::forget_jobs`].
 //! - Domains and ports: [`Store::ensure_domain`], [`Store::domain`],
-//!   [`Store::domains`], [`Store::remove_domain`].
+//!   [`Store::domains`], [`Store::remove_domain`]; redirect domains:
+//!   [`Change::SetRedirects`], [`Store::name_owner`].
 //! - Versions: [`Store::next_version`], [`Store::current_version`],
 //!   [`Store::version`], [`Store::previous_version`], [`Store::versions`],
 //!   [`Store::set_current`], [`Store::mark_version`],
@@ -44,6 +45,7 @@ mod domains;
 mod error;
 mod jobs;
 mod outbox;
+mod redirects;
 mod schema;
 mod sql;
 mod types;
@@ -61,6 +63,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 pub use error::StoreError;
+pub use redirects::NameOwner;
 pub use schema::SCHEMA_VERSION;
 pub use types::{
     Change, DomainRecord, FinishedJob, JobEnd, JobRecord, JobStart, JobState, NewJob, NewVersion,

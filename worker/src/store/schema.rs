@@ -123,9 +123,23 @@ const V2: &str = r#"
 ALTER TABLE versions ADD COLUMN other_images_json TEXT NOT NULL DEFAULT '{}';
 "#;
 
+/// Version 3: redirect domains.
+const V3: &str = r#"
+-- Names answered with a 301 to a domain (HostKit v1's redirect_domains),
+-- kept across deploys and rollbacks until a deploy changes them. A name
+-- redirects to one domain at most.
+CREATE TABLE redirects (
+    name     TEXT PRIMARY KEY,
+    domain   TEXT NOT NULL REFERENCES domains (domain) ON DELETE CASCADE,
+    position INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX redirects_by_domain ON redirects (domain, position);
+"#;
+
 /// The migrations, in order; entry `i` takes the schema from version `i` to
 /// `i + 1`. Append only.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -138,6 +138,7 @@ async fn a_new_database_is_migrated_to_the_latest_schema() {
             "meta",
             "outbox",
             "ports",
+            "redirects",
             "version_services",
             "versions"
         ]
@@ -907,6 +908,63 @@ async fn a_rollback_and_a_removal_commit_with_their_job() {
         store.job(remove.job_id).await.unwrap().unwrap().state,
         JobState::Succeeded
     );
+}
+
+#[tokio::test]
+async fn redirects_stay_until_changed_and_go_with_their_domain() {
+    let store = Store::open_in_memory().await.unwrap();
+    let d = domain("example.com");
+    deploy(&store, "example.com").await;
+    let set = job("example.com", JobKind::Deploy, 7);
+    store.begin_job(set.clone()).await.unwrap();
+    let names = vec![domain("www.example.com"), domain("example.net")];
+    store
+        .finish_job_with(
+            set.job_id,
+            JobEnd::Succeeded,
+            b"ok".to_vec(),
+            vec![Change::SetRedirects {
+                domain: d.clone(),
+                redirects: names.clone(),
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.domain(d.clone()).await.unwrap().unwrap().redirects,
+        names
+    );
+    assert_eq!(store.domains().await.unwrap()[0].redirects, names);
+    deploy(&store, "example.com").await;
+    assert_eq!(
+        store.domain(d.clone()).await.unwrap().unwrap().redirects,
+        names
+    );
+    assert_eq!(
+        store.name_owner(domain("example.net")).await.unwrap(),
+        Some(NameOwner::RedirectOf(d.clone()))
+    );
+    assert_eq!(
+        store.name_owner(d.clone()).await.unwrap(),
+        Some(NameOwner::Domain(d.clone()))
+    );
+    assert_eq!(
+        store.name_owner(domain("other.example")).await.unwrap(),
+        None
+    );
+
+    let remove = job("example.com", JobKind::Remove, 8);
+    store.begin_job(remove.clone()).await.unwrap();
+    store
+        .finish_job_with(
+            remove.job_id,
+            JobEnd::Succeeded,
+            b"ok".to_vec(),
+            vec![Change::RemoveDomain(d.clone())],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.name_owner(domain("example.net")).await.unwrap(), None);
 }
 
 // ---------------------------------------------------------------- domains and ports

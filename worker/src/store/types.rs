@@ -228,6 +228,8 @@ pub struct DomainRecord {
     pub current_version: Option<u32>,
     /// When the node first saw it.
     pub created_at: SystemTime,
+    /// Names redirected (301) to it, in the order they were given.
+    pub redirects: Vec<Domain>,
 }
 
 /// The status of a recorded version.
@@ -472,6 +474,13 @@ pub enum Change {
     },
     /// Removes the domain; see [`Store::remove_domain`](super::Store::remove_domain).
     RemoveDomain(Domain),
+    /// Replaces the domain's redirect domains.
+    SetRedirects {
+        /// The domain.
+        domain: Domain,
+        /// Its redirect domains from now on.
+        redirects: Vec<Domain>,
+    },
     /// Queues a message in the outbox (a transactional outbox for events
     /// that must go out once this commit happened).
     Outbox {

@@ -19,7 +19,7 @@ async fn a_written_but_unloaded_file_is_loaded_by_the_next_switch() {
 
     assert!(
         proxy
-            .switch(&domain, &up(&one))
+            .switch(&domain, &up(&one), &[])
             .await
             .expect("first switch")
     );
@@ -29,14 +29,18 @@ async fn a_written_but_unloaded_file_is_loaded_by_the_next_switch() {
     );
 
     // The file for `two` is written, but nginx was never told.
-    std::fs::write(proxy.conf_path(&domain), proxy.render(&domain, &up(&two))).unwrap();
+    let site = hostkit_deploy::proxy::Site {
+        upstreams: up(&two),
+        redirects: Vec::new(),
+    };
+    std::fs::write(proxy.conf_path(&domain), proxy.render(&domain, &site).await).unwrap();
     assert_eq!(
         nginx.get(domain.as_str(), "/").await.unwrap(),
         (200, "one".into())
     );
 
     assert!(
-        proxy.switch(&domain, &up(&two)).await.expect("switch"),
+        proxy.switch(&domain, &up(&two), &[]).await.expect("switch"),
         "the switch must reload"
     );
     assert_eq!(
@@ -46,7 +50,7 @@ async fn a_written_but_unloaded_file_is_loaded_by_the_next_switch() {
     // Now it is served: the same switch again changes nothing.
     assert!(
         !proxy
-            .switch(&domain, &up(&two))
+            .switch(&domain, &up(&two), &[])
             .await
             .expect("no-op switch")
     );

@@ -1,5 +1,6 @@
 //! Worker features beyond the main flow: signed jobs, single-image deploys
-//! from a path on the host, version retention, secrets kept out of events.
+//! from a path on the host, version retention, secrets kept out of events,
+//! redirect domains (from a v1 `config.json`, sticky, cleared).
 
 use std::time::Duration;
 
@@ -192,4 +193,62 @@ async fn env_values_never_reach_events() {
             message.subject
         );
     }
+}
+
+#[tokio::test]
+async fn redirect_domains_come_from_a_v1_config_json_stay_and_can_be_cleared() {
+    let env = Env::new().await;
+    let domain = env.domain();
+    let www = format!("www.{domain}");
+    let images = env.upload("v1", vec![fixtures::web("v1")]).await;
+    // HostKit v1's file, with its `""` quirk beside a real name.
+    let dir = env.domain_dir(&domain);
+    std::fs::create_dir_all(&dir).unwrap();
+    let v1 = serde_json::json!({
+        "domain": domain.as_str(), "redirect_domains": [www, ""],
+        "all_domains": [domain.as_str(), www], "port": 3000,
+        "username": "none", "created": "2025-10-08T14:30:15+02:00", "current_version": null,
+    });
+    std::fs::write(dir.join("config.json"), v1.to_string()).unwrap();
+
+    let job = env.deploy_job(&domain, &web("hostkit-test/web:v1"), vec![images.clone()]);
+    assert_eq!(succeeded_version(&env.run(&job).await.0), 1);
+    let http = ("127.0.0.1", env.nginx.listen_port());
+    let redirected = |path: &'static str| {
+        let www = www.clone();
+        async move {
+            hostkit_tests::http_request(http, &www, path)
+                .await
+                .expect("HTTP through nginx")
+        }
+    };
+    let response = redirected("/p?q=1").await;
+    assert_eq!(response.status, 301, "{response:?}");
+    assert_eq!(
+        response.header("location"),
+        Some(format!("http://{domain}/p?q=1").as_str())
+    );
+    assert_eq!(env.get(&domain).await, (200, "web v1\n".into()));
+    let config: hostkit_proto::view::DomainConfig =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config.redirect_domains, [www.as_str()]);
+
+    // A deploy that does not mention them keeps them; an empty list clears them.
+    let job = env.deploy_job(&domain, &web("hostkit-test/web:v1"), vec![images.clone()]);
+    assert_eq!(succeeded_version(&env.run(&job).await.0), 2);
+    assert_eq!(redirected("/").await.status, 301);
+    let mut job = env.deploy_job(&domain, &web("hostkit-test/web:v1"), vec![images]);
+    if let JobSpec::Deploy(payload) = &mut job.spec {
+        payload.options.redirect_domains = Some(Vec::new());
+    }
+    assert_eq!(succeeded_version(&env.run(&job).await.0), 3);
+    assert_eq!(
+        redirected("/").await.status,
+        404,
+        "only the default server knows it now"
+    );
+    let config: hostkit_proto::view::DomainConfig =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    assert!(config.redirect_domains.is_empty());
+    assert_eq!(config.all_domains, [domain.to_string()]);
 }

@@ -17,3 +17,4 @@ mod lanes;
 mod observability;
 mod resilience;
 mod seed;
+mod tls;

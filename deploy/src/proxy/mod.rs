@@ -1,7 +1,14 @@
-//! nginx in front of each domain: one server block per domain, rendered from
-//! the main service's host ports, written atomically, checked with `nginx -t`
-//! and reloaded. A rejected config restores the previous file and fails with
-//! `proxy.invalid` carrying nginx's own message.
+//! nginx in front of each domain: one file per domain, rendered from the
+//! main service's host ports and the domain's redirect domains, written
+//! atomically, checked with `nginx -t` and reloaded. A rejected config
+//! restores the previous file and fails with `proxy.invalid` carrying
+//! nginx's own message.
+//!
+//! - `render`: the file's text ([`Site`] is what it routes).
+//! - `certs`: which certificate it serves (HostKit's own, else certbot's).
+
+pub mod certs;
+mod render;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -9,6 +16,10 @@ use std::time::Duration;
 
 use hostkit_proto::Domain;
 use serde::Deserialize;
+
+pub use certs::CertFiles;
+pub use render::Site;
+use render::{config_id, render};
 
 use crate::v1;
 
@@ -26,9 +37,16 @@ pub struct ProxyConfig {
     pub listen: String,
     /// `listen` argument of the TLS server block.
     pub listen_tls: String,
-    /// Directory with `<domain>/fullchain.pem` and `<domain>/privkey.pem`;
-    /// a TLS block is rendered when both exist.
+    /// certbot's live directory: `<domain>/fullchain.pem` and
+    /// `<domain>/privkey.pem` (or a `<domain>-NNNN` lineage); served until
+    /// HostKit's own certificate replaces it.
     pub certs_dir: Option<PathBuf>,
+    /// HostKit's own certificates (obtained over ACME):
+    /// `<own_certs_dir>/<domain>/{fullchain,privkey}.pem`; preferred.
+    pub own_certs_dir: Option<PathBuf>,
+    /// Directory nginx serves `/.well-known/acme-challenge/` from on every
+    /// plain-HTTP block (`None`: no such location).
+    pub acme_webroot: Option<PathBuf>,
     /// After a reload, wait (bounded) until nginx answers with the new
     /// configuration: `nginx -s reload` returns before new workers serve it.
     pub verify_reload: bool,
@@ -47,6 +65,8 @@ impl Default for ProxyConfig {
             listen: "80".into(),
             listen_tls: "443 ssl".into(),
             certs_dir: Some(PathBuf::from("/etc/letsencrypt/live")),
+            own_certs_dir: None,
+            acme_webroot: None,
             verify_reload: true,
             v1_sites_enabled: Some(PathBuf::from("/etc/nginx/sites-enabled")),
         }
@@ -79,6 +99,9 @@ pub enum ProxyError {
     /// The proxy was asked to route to nothing.
     #[error("no upstream to route {domain} to")]
     NoUpstreams { domain: String },
+    /// A certificate was to be installed but no directory is configured.
+    #[error("no directory for HostKit's certificates is configured")]
+    NoCertsDir,
 }
 
 impl ProxyError {
@@ -98,6 +121,9 @@ impl ProxyError {
             }
             ProxyError::Write { .. } => "check the permissions of the nginx config directory",
             ProxyError::NoUpstreams { .. } => "the main service has no published port",
+            ProxyError::NoCertsDir => {
+                "set the worker's data_dir (certificates live in <data_dir>/certs)"
+            }
         }
     }
 }
@@ -127,17 +153,31 @@ impl Proxy {
         self.config.conf_dir.join(format!("{domain}.conf"))
     }
 
-    /// The domain's certificate and key, when both exist.
-    fn certificates(&self, domain: &Domain) -> Option<(PathBuf, PathBuf)> {
-        let dir = self.config.certs_dir.as_ref()?.join(domain.to_string());
-        let cert = dir.join("fullchain.pem");
-        let key = dir.join("privkey.pem");
-        (cert.is_file() && key.is_file()).then_some((cert, key))
+    /// The configuration.
+    pub fn config(&self) -> &ProxyConfig {
+        &self.config
     }
 
-    /// Render the server block(s) routing `domain` to `upstreams` (`host:port`).
-    pub fn render(&self, domain: &Domain, upstreams: &[String]) -> String {
-        render(&self.config, domain, upstreams, self.certificates(domain))
+    /// Whether nginx has a file for `domain` (it routes it).
+    pub async fn serves(&self, domain: &Domain) -> bool {
+        tokio::fs::try_exists(self.conf_path(domain))
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Render `domain`'s file for `site` with the certificate chosen now.
+    pub async fn render(&self, domain: &Domain, site: &Site) -> String {
+        let (config, domain, site) = (self.config.clone(), domain.clone(), site.clone());
+        tokio::task::spawn_blocking(move || {
+            render(
+                &config,
+                &domain,
+                &site,
+                certs::choose(&config, &domain).as_ref(),
+            )
+        })
+        .await
+        .unwrap_or_default()
     }
 
     /// Poll nginx's plain-HTTP listener until `domain`'s config probe answers
@@ -174,19 +214,97 @@ impl Proxy {
         }
     }
 
-    /// Route `domain` to `upstreams`: write, check, reload. When nginx
-    /// rejects the result, the previous file is restored and nginx is left
-    /// as it was. Answers whether anything changed (an identical file is
-    /// neither rewritten nor reloaded).
-    pub async fn switch(&self, domain: &Domain, upstreams: &[String]) -> Result<bool, ProxyError> {
+    /// Route `domain` to `upstreams`, and `redirects` to `domain` with a
+    /// 301: write, check, reload. When nginx rejects the result, the
+    /// previous file is restored and nginx is left as it was. Answers
+    /// whether anything changed (an identical file is neither rewritten nor
+    /// reloaded).
+    pub async fn switch(
+        &self,
+        domain: &Domain,
+        upstreams: &[String],
+        redirects: &[Domain],
+    ) -> Result<bool, ProxyError> {
         if upstreams.is_empty() {
             return Err(ProxyError::NoUpstreams {
                 domain: domain.to_string(),
             });
         }
-        let path = self.conf_path(domain);
-        let rendered = self.render(domain, upstreams);
+        let site = Site {
+            upstreams: upstreams.to_vec(),
+            redirects: redirects.to_vec(),
+        };
         let _busy = self.busy.lock().await;
+        self.install(domain, &site).await
+    }
+
+    /// Render `domain`'s file again from what it routes now (its
+    /// certificate changed). `Ok(false)` when nothing changed or nginx has
+    /// no file for the domain (nothing to serve a certificate for).
+    pub async fn refresh(&self, domain: &Domain) -> Result<bool, ProxyError> {
+        let _busy = self.busy.lock().await;
+        self.refresh_locked(domain).await
+    }
+
+    async fn refresh_locked(&self, domain: &Domain) -> Result<bool, ProxyError> {
+        let Some(current) = read_optional(&self.conf_path(domain)).await? else {
+            return Ok(false);
+        };
+        match Site::of_file(&current) {
+            Some(site) => self.install(domain, &site).await,
+            // A file from before HostKit wrote its site line: the next
+            // deploy renders it with the certificate.
+            None => Ok(false),
+        }
+    }
+
+    /// Make `chain_pem` and `key_pem` HostKit's certificate for `domain`
+    /// (written atomically, the key 0600) and serve it. When nginx rejects
+    /// the result, the previous files (if any) and configuration are put
+    /// back.
+    pub async fn install_certificate(
+        &self,
+        domain: &Domain,
+        chain_pem: &str,
+        key_pem: &str,
+    ) -> Result<bool, ProxyError> {
+        let files = certs::own(&self.config, domain).ok_or(ProxyError::NoCertsDir)?;
+        let _busy = self.busy.lock().await;
+        let previous = (
+            read_optional(&files.cert).await?,
+            read_optional(&files.key).await?,
+        );
+        let put = async |cert: Option<String>, key: Option<String>| {
+            for (path, text, mode) in [(&files.key, key, 0o600), (&files.cert, cert, 0o644)] {
+                let result = match text {
+                    Some(text) => crate::atomic_file::write(path, text.into_bytes(), mode).await,
+                    None => match tokio::fs::remove_file(path).await {
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                        other => other,
+                    },
+                };
+                result.map_err(|source| ProxyError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+            Ok::<_, ProxyError>(())
+        };
+        put(Some(chain_pem.to_owned()), Some(key_pem.to_owned())).await?;
+        match self.refresh_locked(domain).await {
+            Ok(changed) => Ok(changed),
+            Err(error) => {
+                put(previous.0, previous.1).await?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Write `site`'s file for `domain`, check, reload, wait until served.
+    /// The caller holds `busy`.
+    async fn install(&self, domain: &Domain, site: &Site) -> Result<bool, ProxyError> {
+        let path = self.conf_path(domain);
+        let rendered = self.render(domain, site).await;
         let previous = read_optional(&path).await?;
         let id = config_id(&rendered);
         let v1_site = self.v1_site(domain).await?;
@@ -343,16 +461,6 @@ pub const PROBE_PATH: &str = "/.well-known/hostkit-config";
 /// How long a reload may take to be served.
 const RELOAD_WAIT: Duration = Duration::from_secs(10);
 
-/// A short id of the rendered upstream list and server blocks.
-fn config_id(rendered: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let body: Vec<&str> = rendered
-        .lines()
-        .filter(|l| !l.contains(PROBE_PATH))
-        .collect();
-    hex::encode(&Sha256::digest(body.join("\n").as_bytes())[..8])
-}
-
 /// Where the plain-HTTP listener can be reached from this host.
 fn probe_address(listen: &str) -> String {
     let first = listen.split_whitespace().next().unwrap_or("80");
@@ -385,83 +493,6 @@ async fn probe(addr: &str, domain: &Domain) -> Option<String> {
         .flatten()
 }
 
-/// The domain's file: upstream, server blocks, and the reload probe.
-fn render(
-    config: &ProxyConfig,
-    domain: &Domain,
-    upstreams: &[String],
-    certs: Option<(PathBuf, PathBuf)>,
-) -> String {
-    let body = render_blocks(config, domain, upstreams, certs);
-    let id = config_id(&body);
-    // The probe answers on the plain listener, whatever the TLS setup.
-    body.replacen(
-        &format!("    server_name {domain};\n"),
-        &format!(
-            "    server_name {domain};\n    location = {PROBE_PATH} {{ access_log off; default_type text/plain; return 200 \"{id}\"; }}\n"
-        ),
-        1,
-    )
-}
-
-fn render_blocks(
-    config: &ProxyConfig,
-    domain: &Domain,
-    upstreams: &[String],
-    certs: Option<(PathBuf, PathBuf)>,
-) -> String {
-    let upstream = format!("hostkit_{}", domain.token());
-    let mut out = String::new();
-    out.push_str(&format!(
-        "# Managed by HostKit for {domain}: rewritten on every deploy, do not edit.\n"
-    ));
-    out.push_str(&format!("upstream {upstream} {{\n"));
-    for server in upstreams {
-        out.push_str(&format!(
-            "    server {server} max_fails=1 fail_timeout=2s;\n"
-        ));
-    }
-    out.push_str("    keepalive 16;\n}\n\n");
-
-    let location = format!(
-        "    location / {{\n\
-         \x20       proxy_pass http://{upstream};\n\
-         \x20       proxy_http_version 1.1;\n\
-         \x20       proxy_set_header Connection \"\";\n\
-         \x20       proxy_set_header Host $host;\n\
-         \x20       proxy_set_header X-Real-IP $remote_addr;\n\
-         \x20       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
-         \x20       proxy_set_header X-Forwarded-Proto $scheme;\n\
-         \x20       proxy_next_upstream error timeout http_502 http_503;\n\
-         \x20   }}\n"
-    );
-
-    match certs {
-        None => {
-            out.push_str(&format!(
-                "server {{\n    listen {};\n    server_name {domain};\n{location}}}\n",
-                config.listen
-            ));
-        }
-        Some((cert, key)) => {
-            out.push_str(&format!(
-                "server {{\n    listen {};\n    server_name {domain};\n\
-                 \x20   location /.well-known/acme-challenge/ {{ root /var/www/letsencrypt; }}\n\
-                 \x20   location / {{ return 301 https://$host$request_uri; }}\n}}\n\n",
-                config.listen
-            ));
-            out.push_str(&format!(
-                "server {{\n    listen {};\n    server_name {domain};\n\
-                 \x20   ssl_certificate {};\n    ssl_certificate_key {};\n{location}}}\n",
-                config.listen_tls,
-                cert.display(),
-                key.display()
-            ));
-        }
-    }
-    out
-}
-
 async fn read_optional(path: &Path) -> Result<Option<String>, ProxyError> {
     match tokio::fs::read_to_string(path).await {
         Ok(text) => Ok(Some(text)),
@@ -474,22 +505,12 @@ async fn read_optional(path: &Path) -> Result<Option<String>, ProxyError> {
 }
 
 async fn write_atomically(path: &Path, text: &str) -> Result<(), ProxyError> {
-    let write_err = |source| ProxyError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await.map_err(write_err)?;
-    }
-    // Not `*.conf`, so nginx's include glob never sees a half-written file;
-    // unique, so two writers (two workers by mistake) never share one.
-    let unique = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let tmp = path.with_extension(format!("conf.{}-{unique}.tmp", std::process::id()));
-    tokio::fs::write(&tmp, text).await.map_err(write_err)?;
-    tokio::fs::rename(&tmp, path).await.map_err(write_err)
+    crate::atomic_file::write(path, text.as_bytes().to_vec(), 0o644)
+        .await
+        .map_err(|source| ProxyError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Run a command; `Ok(Err(message))` when it ran and failed.
@@ -529,31 +550,6 @@ mod tests {
     }
 
     #[test]
-    fn renders_one_upstream_per_replica() {
-        let config = ProxyConfig::default();
-        let text = render(
-            &config,
-            &domain(),
-            &["127.0.0.1:20000".into(), "127.0.0.1:20001".into()],
-            None,
-        );
-        assert!(text.contains("upstream hostkit_example_com {"), "{text}");
-        assert!(
-            text.contains("server 127.0.0.1:20000 max_fails=1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("server 127.0.0.1:20001 max_fails=1"),
-            "{text}"
-        );
-        assert!(text.contains("server_name example.com;"), "{text}");
-        assert!(text.contains("listen 80;"), "{text}");
-        assert!(!text.contains("ssl_certificate"), "{text}");
-        let id = config_id(&text);
-        assert!(text.contains(&format!("location = {PROBE_PATH} {{ access_log off; default_type text/plain; return 200 \"{id}\"; }}")), "{text}");
-    }
-
-    #[test]
     fn probe_addresses_come_from_the_listen_directive() {
         assert_eq!(probe_address("80"), "127.0.0.1:80");
         assert_eq!(
@@ -561,22 +557,6 @@ mod tests {
             "127.0.0.1:8080"
         );
         assert_eq!(probe_address("0.0.0.0:80"), "127.0.0.1:80");
-    }
-
-    #[test]
-    fn renders_tls_when_certificates_exist() {
-        let config = ProxyConfig::default();
-        let certs = Some((
-            PathBuf::from("/c/fullchain.pem"),
-            PathBuf::from("/c/privkey.pem"),
-        ));
-        let text = render(&config, &domain(), &["127.0.0.1:20000".into()], certs);
-        assert!(text.contains("listen 443 ssl;"), "{text}");
-        assert!(text.contains("ssl_certificate /c/fullchain.pem;"), "{text}");
-        assert!(
-            text.contains("return 301 https://$host$request_uri;"),
-            "{text}"
-        );
     }
 
     #[tokio::test]
@@ -592,7 +572,7 @@ mod tests {
         };
         let proxy = Proxy::new(config.clone());
         proxy
-            .switch(&domain(), &["127.0.0.1:20000".into()])
+            .switch(&domain(), &["127.0.0.1:20000".into()], &[])
             .await
             .expect("first switch");
         let before = std::fs::read_to_string(proxy.conf_path(&domain())).expect("file");
@@ -604,7 +584,7 @@ mod tests {
         ];
         let proxy = Proxy::new(config);
         let err = proxy
-            .switch(&domain(), &["127.0.0.1:20005".into()])
+            .switch(&domain(), &["127.0.0.1:20005".into()], &[])
             .await
             .expect_err("check fails");
         assert!(
@@ -647,7 +627,7 @@ mod tests {
             vec!["127.0.0.1:20000".to_string()],
             vec!["127.0.0.1:20010".to_string()],
         );
-        let (ra, rb) = tokio::join!(proxy.switch(&a, &ua), other.switch(&b, &ub));
+        let (ra, rb) = tokio::join!(proxy.switch(&a, &ua, &[]), other.switch(&b, &ub, &[]));
         assert!(matches!(ra, Err(ProxyError::Invalid { .. })), "{ra:?}");
         assert!(
             matches!(rb, Ok(true)),
@@ -670,7 +650,7 @@ mod tests {
         };
         let proxy = Proxy::new(config);
         proxy
-            .switch(&domain(), &["127.0.0.1:20000".into()])
+            .switch(&domain(), &["127.0.0.1:20000".into()], &[])
             .await
             .expect_err("check fails");
         assert!(!proxy.conf_path(&domain()).exists());
