@@ -57,8 +57,8 @@ async fn plant_v1_site_with(
         format!(
             r#"{{
     "domain": "{domain}",
-    "redirect_domains": [""],
-    "all_domains": ["{domain}"],
+    "redirect_domains": ["www.{domain}"],
+    "all_domains": ["{domain}", "www.{domain}"],
     "port": {port},
     "username": "deploy-v1",
     "memory_limit": "64m",
@@ -291,6 +291,17 @@ async fn a_v1_site_is_imported_without_downtime() {
     assert_eq!(view.created, "2025-10-08T14:30:15+02:00");
     assert_eq!(view.username.as_deref(), Some("deploy-v1"));
     assert_eq!(view.memory_limit.as_deref(), Some("64m"));
+    // v1's redirect domain keeps answering as v1 did: 301 to the domain.
+    let www = format!("www.{domain}");
+    assert_eq!(view.redirect_domains, [www.as_str()]);
+    let response = hostkit_tests::http_request(("127.0.0.1", env.nginx.listen_port()), &www, "/x")
+        .await
+        .expect("HTTP through nginx");
+    assert_eq!(response.status, 301, "{response:?}");
+    assert_eq!(
+        response.header("location"),
+        Some(format!("http://{domain}/x").as_str())
+    );
     let compose = std::fs::read_to_string(env.domain_dir(&domain).join("docker-compose.yml"))
         .expect("compose file");
     assert!(
