@@ -44,6 +44,12 @@ pub async fn run(
             next = requests.next() => {
                 let Some(request) = next else { return };
                 let Some(reply_to) = request.reply.clone() else { continue };
+                if !is_inbox(&reply_to) {
+                    // The worker's own rights would publish the answer:
+                    // never onto a stream, KV key or API subject.
+                    tracing::warn!(reply_to = %reply_to, "control request with a reply subject that is not an inbox; ignored");
+                    continue;
+                }
                 let Some((_, verb)) = worker.names.parse_ctl_subject(&request.subject) else { continue };
                 let (worker, nats) = (Arc::clone(&worker), nats.clone());
                 tokio::spawn(async move {
@@ -52,6 +58,12 @@ pub async fn run(
             }
         }
     }
+}
+
+/// Whether a reply subject is an inbox (`_INBOX.…`, or a client's custom
+/// `_INBOX_<name>.…` prefix): the only place the worker sends answers.
+fn is_inbox(subject: &str) -> bool {
+    subject.starts_with("_INBOX") && !subject.contains(['*', '>', ' '])
 }
 
 fn parse<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ErrorBody> {
@@ -410,4 +422,19 @@ async fn logs(worker: &Worker, nats: &async_nats::Client, request: LogsRequest, 
         }
     }
     send(nats, reply_to, Reply::Ok(batcher.finish())).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_inbox;
+
+    #[test]
+    fn answers_go_to_inboxes_only() {
+        assert!(is_inbox("_INBOX.abc.1"));
+        assert!(is_inbox("_INBOX_dashboard.x"));
+        assert!(!is_inbox("$KV.hostkit_placement.example_com"));
+        assert!(!is_inbox("hostkit.events.example_com.job.x"));
+        assert!(!is_inbox("$JS.API.STREAM.PURGE.HOSTKIT_JOBS"));
+        assert!(!is_inbox("_INBOX.>"));
+    }
 }

@@ -204,3 +204,57 @@ async fn a_ci_key_acts_on_its_own_domains_only_and_refusals_end_no_other_job() {
     );
     assert_eq!(env.get(&b).await, (200, "web v1\n".into()));
 }
+
+/// A control request names its reply subject, and the worker answers with
+/// its own rights, which include writing placement: a request whose reply
+/// subject is a domain's placement key (or an event subject) must get no
+/// answer there.
+#[tokio::test]
+async fn a_control_reply_never_lands_on_a_kv_key_or_an_event_subject() {
+    let env = Env::new().await;
+    let domain = env.domain();
+    let images = env.upload("v1", vec![fixtures::web("v1")]).await;
+    let (done, _) = env
+        .run(&env.deploy_job(&domain, &web("hostkit-test/web:v1"), vec![images]))
+        .await;
+    assert_eq!(succeeded_version(&done), 1);
+    let kv = env
+        .js
+        .get_key_value(env.worker.names.placement_bucket())
+        .await
+        .expect("placement bucket");
+    let key = env.worker.names.placement_key(&domain);
+    let before = kv.entry(&key).await.expect("read").expect("placed");
+
+    let ping = env
+        .worker
+        .names
+        .ctl(&env.worker.node, hostkit_proto::ControlVerb::Ping);
+    let mut events = JobEvents::subscribe(&env.client, &env.worker.names, &domain).await;
+    for reply in [
+        format!("$KV.{}.{key}", env.worker.names.placement_bucket()),
+        format!(
+            "{}.events.{}.job.forged",
+            env.worker.names.root(),
+            domain.token()
+        ),
+    ] {
+        env.client
+            .publish_with_reply(ping.clone(), reply, "{}".into())
+            .await
+            .expect("send");
+    }
+    // A proper request afterwards is answered: the worker has read the
+    // two before it (one subscription, in order).
+    env.client
+        .request(ping, "{}".into())
+        .await
+        .expect("an inbox gets its answer");
+    let after = kv.entry(&key).await.expect("read").expect("placed");
+    assert_eq!(
+        after.revision, before.revision,
+        "placement was not overwritten"
+    );
+    events.collect_for(Duration::from_millis(300)).await;
+    assert!(events.events.is_empty(), "{:#?}", events.events);
+}
