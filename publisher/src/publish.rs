@@ -68,7 +68,8 @@ pub async fn publish(session: &Session, node: &NodeId, job: &Job) -> Result<(), 
             "the job is larger than the server's max_payload (is the compose file huge?)",
         )),
         Ok(Err(kind)) => Err(Error::unavailable(format!(
-            "the jobs stream did not store the job ({kind}); are this user's NATS permissions right?"
+            "the jobs stream did not store the job ({kind}); are this user's NATS permissions right, or do {} jobs already wait for this domain on this node?",
+            hostkit_proto::subjects::settings::JOBS_MAX_PER_SUBJECT
         ))),
         Err(_) => Err(Error::unavailable(format!(
             "the jobs stream did not acknowledge the job within {}s; are this user's NATS permissions right?",

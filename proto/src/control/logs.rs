@@ -31,6 +31,8 @@ pub const LOG_TAIL_DEFAULT: u32 = 100;
 pub const LOG_TAIL_MAX: u32 = 10_000;
 /// How long a `follow` stream lasts at most.
 pub const LOG_FOLLOW_MAX: Duration = Duration::from_secs(30 * 60);
+/// Log follows a node serves at once; one more is refused until one ends.
+pub const LOG_FOLLOWS_PER_NODE: usize = 16;
 
 /// `logs` request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -28,8 +28,9 @@ use serde::{Deserialize, Serialize};
 
 pub use imports::{ImportsReply, ImportsRequest, V1SiteInfo};
 pub use logs::{
-    LOG_CHUNK_MAX_BYTES, LOG_CHUNK_MAX_LINES, LOG_FOLLOW_MAX, LOG_LINE_MAX_BYTES, LOG_TAIL_DEFAULT,
-    LOG_TAIL_MAX, LogBatcher, LogChunk, LogLine, LogStream, LogsRequest,
+    LOG_CHUNK_MAX_BYTES, LOG_CHUNK_MAX_LINES, LOG_FOLLOW_MAX, LOG_FOLLOWS_PER_NODE,
+    LOG_LINE_MAX_BYTES, LOG_TAIL_DEFAULT, LOG_TAIL_MAX, LogBatcher, LogChunk, LogLine, LogStream,
+    LogsRequest,
 };
 pub use services::{
     ContainerState, HealthState, PortMapping, PortProtocol, ReplicaStatus, ServiceStatus,

@@ -16,6 +16,12 @@ pub const JOBS_DUPLICATE_WINDOW: Duration = Duration::from_secs(15 * 60);
 pub const JOBS_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Largest job message, in bytes (≤ the server's default `max_payload`).
 pub const JOBS_MAX_MSG_SIZE: i32 = 1024 * 1024;
+/// Jobs waiting per node and domain (one subject): a publisher that floods
+/// its own domain is refused there (`discard_new_per_subject`) and never
+/// fills the stream for the other domains.
+pub const JOBS_MAX_PER_SUBJECT: i64 = 100;
+/// The jobs stream's size bound (new jobs are refused beyond it).
+pub const JOBS_MAX_BYTES: i64 = 256 * 1024 * 1024;
 /// Number of stream replicas (raise to 3 on a clustered server).
 pub const JOBS_REPLICAS: usize = 1;
 /// Consumer `ack_wait`: an unacked job is redelivered after this.
@@ -54,6 +60,9 @@ pub const EVENTS_DUPLICATE_WINDOW: Duration = Duration::from_secs(2 * 60);
 /// Image blobs expire after this (object store `max_age`); re-uploads are
 /// cheap since names are content addresses.
 pub const IMAGES_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The image bucket's size bound when the worker creates it (an operator
+/// who needs more creates the bucket first; the worker never changes it).
+pub const IMAGES_MAX_BYTES: i64 = 20 * 1024 * 1024 * 1024;
 /// Chunk size for image uploads (object store `chunk_size`); larger than the
 /// 128 KiB default for throughput, below the 1 MiB default `max_payload`.
 pub const IMAGES_CHUNK_SIZE: usize = 512 * 1024;

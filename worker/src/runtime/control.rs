@@ -12,9 +12,9 @@ use hostkit_deploy::engine::observe;
 use hostkit_deploy::v1;
 use hostkit_proto::control::{
     ContainerState, DomainHealth, DomainStatus, HealthState, ImportsReply, ImportsRequest,
-    LOG_FOLLOW_MAX, LastJob, LogBatcher, LogStream, LogsRequest, PingReply, PortMapping,
-    PortProtocol, ReplicaStatus, ServiceStatus, ServicesReply, ServicesRequest, StatusReply,
-    StatusRequest, V1SiteInfo, VersionInfo, VersionsReply, VersionsRequest,
+    LOG_FOLLOW_MAX, LOG_FOLLOWS_PER_NODE, LastJob, LogBatcher, LogStream, LogsRequest, PingReply,
+    PortMapping, PortProtocol, ReplicaStatus, ServiceStatus, ServicesReply, ServicesRequest,
+    StatusReply, StatusRequest, V1SiteInfo, VersionInfo, VersionsReply, VersionsRequest,
 };
 use hostkit_proto::{ControlVerb, Domain, ErrorBody, ErrorCode, Reply};
 use serde::Serialize;
@@ -30,6 +30,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let started = Instant::now();
+    let follows = Arc::new(tokio::sync::Semaphore::new(LOG_FOLLOWS_PER_NODE));
     let subject = worker.names.ctl_filter(&worker.node);
     let mut requests = match nats.subscribe(subject.clone()).await {
         Ok(requests) => requests,
@@ -51,9 +52,9 @@ pub async fn run(
                     continue;
                 }
                 let Some((_, verb)) = worker.names.parse_ctl_subject(&request.subject) else { continue };
-                let (worker, nats) = (Arc::clone(&worker), nats.clone());
+                let (worker, nats, follows) = (Arc::clone(&worker), nats.clone(), Arc::clone(&follows));
                 tokio::spawn(async move {
-                    answer(&worker, &nats, verb, &request.payload, reply_to.to_string(), started).await;
+                    answer(&worker, &nats, verb, &request.payload, reply_to.to_string(), started, &follows).await;
                 });
             }
         }
@@ -94,6 +95,7 @@ async fn answer(
     payload: &[u8],
     reply_to: String,
     started: Instant,
+    follows: &Arc<tokio::sync::Semaphore>,
 ) {
     match verb {
         ControlVerb::Ping => {
@@ -133,6 +135,19 @@ async fn answer(
             send(nats, reply_to, reply.into()).await;
         }
         ControlVerb::Logs => match parse::<LogsRequest>(payload) {
+            Ok(request) if request.follow => match Arc::clone(follows).try_acquire_owned() {
+                Ok(_permit) => logs(worker, nats, request, reply_to).await,
+                Err(_) => {
+                    let error = ErrorBody::new(
+                        ErrorCode::RequestInvalid,
+                        format!(
+                            "node {} already serves {LOG_FOLLOWS_PER_NODE} log follows; try again when one ends",
+                            worker.node
+                        ),
+                    );
+                    send(nats, reply_to, Reply::<()>::Error(error)).await;
+                }
+            },
             Ok(request) => logs(worker, nats, request, reply_to).await,
             Err(e) => send(nats, reply_to, Reply::<()>::Error(e)).await,
         },

@@ -5,7 +5,7 @@
 
 use async_nats::jetstream::{
     self, consumer, kv, object_store,
-    stream::{self, RetentionPolicy, StorageType},
+    stream::{self, DiscardPolicy, RetentionPolicy, StorageType},
 };
 use hostkit_proto::subjects::settings as s;
 use hostkit_proto::{Names, NodeId};
@@ -56,6 +56,10 @@ pub fn jobs_stream_config(names: &Names) -> stream::Config {
         storage: StorageType::File,
         duplicate_window: s::JOBS_DUPLICATE_WINDOW,
         max_age: s::JOBS_MAX_AGE,
+        max_bytes: s::JOBS_MAX_BYTES,
+        max_messages_per_subject: s::JOBS_MAX_PER_SUBJECT,
+        discard: DiscardPolicy::New,
+        discard_new_per_subject: true,
         max_message_size: s::JOBS_MAX_MSG_SIZE,
         num_replicas: s::JOBS_REPLICAS,
         ..Default::default()
@@ -126,6 +130,12 @@ async fn ensure_stream(
                 format!("{:?}", have.storage),
                 format!("{:?}", wanted.storage),
             );
+            if wanted.max_bytes > 0 && have.max_bytes <= 0 {
+                mismatches.push(format!(
+                    "stream {name}: max_bytes is unbounded, HostKit expects {} bytes",
+                    wanted.max_bytes
+                ));
+            }
             if have.duplicate_window < wanted.duplicate_window {
                 mismatches.push(format!(
                     "stream {name}: duplicate_window is {:?}, HostKit expects at least {:?}",
@@ -213,6 +223,7 @@ pub async fn ensure(
             .create_object_store(object_store::Config {
                 bucket: bucket.clone(),
                 max_age: s::IMAGES_MAX_AGE,
+                max_bytes: s::IMAGES_MAX_BYTES,
                 storage: StorageType::File,
                 ..Default::default()
             })

@@ -258,3 +258,102 @@ async fn a_control_reply_never_lands_on_a_kv_key_or_an_event_subject() {
     events.collect_for(Duration::from_millis(300)).await;
     assert!(events.events.is_empty(), "{:#?}", events.events);
 }
+
+/// One identity floods its own domain with jobs: past
+/// `JOBS_MAX_PER_SUBJECT` waiting jobs its subject refuses more, while
+/// another domain's subject still takes jobs.
+#[tokio::test]
+async fn a_domain_flooded_with_jobs_is_refused_more_and_others_are_not() {
+    use hostkit_proto::subjects::settings::JOBS_MAX_PER_SUBJECT;
+    let env = Env::new().await;
+    // A node no worker consumes: the jobs stay waiting.
+    let idle: hostkit_proto::NodeId = "idle-node".parse().expect("node");
+    let (flooded, other) = (env.domain(), env.domain());
+    let job = |domain: &hostkit_proto::Domain| {
+        env.job(
+            domain,
+            hostkit_proto::JobSpec::Stop(hostkit_proto::job::StopPayload {}),
+        )
+    };
+    for _ in 0..JOBS_MAX_PER_SUBJECT {
+        hostkit_tests::publish_job(&env.js, &env.worker.names, &idle, &job(&flooded)).await;
+    }
+    let refused = env
+        .js
+        .publish(
+            env.worker.names.jobs_subject(&idle, &flooded),
+            job(&flooded).to_vec().into(),
+        )
+        .await
+        .expect("sent")
+        .await;
+    assert!(
+        refused.is_err(),
+        "job {} past the bound was stored",
+        JOBS_MAX_PER_SUBJECT + 1
+    );
+    let (_, duplicate) =
+        hostkit_tests::publish_job(&env.js, &env.worker.names, &idle, &job(&other)).await;
+    assert!(!duplicate, "another domain's job is stored");
+}
+
+/// Log follows are bounded per node: one more than
+/// `LOG_FOLLOWS_PER_NODE` at once is refused with a reason.
+#[tokio::test]
+async fn log_follows_are_bounded_per_node() {
+    use futures_util::StreamExt;
+    use hostkit_proto::control::{LOG_FOLLOWS_PER_NODE, LogChunk, LogsRequest};
+    let env = Env::new().await;
+    let domain = env.domain();
+    let images = env.upload("v1", vec![fixtures::web("v1")]).await;
+    let (done, _) = env
+        .run(&env.deploy_job(&domain, &web("hostkit-test/web:v1"), vec![images]))
+        .await;
+    assert_eq!(succeeded_version(&done), 1);
+
+    let prefix = format!("_INBOX.follows.{}", domain.token());
+    let mut replies = env
+        .client
+        .subscribe(format!("{prefix}.*"))
+        .await
+        .expect("subscribe");
+    let request = serde_json::to_vec(&LogsRequest {
+        domain: domain.clone(),
+        service: "web".into(),
+        tail: Some(1),
+        follow: true,
+    })
+    .expect("json");
+    let subject = env
+        .worker
+        .names
+        .ctl(&env.worker.node, hostkit_proto::ControlVerb::Logs);
+    for n in 0..=LOG_FOLLOWS_PER_NODE {
+        env.client
+            .publish_with_reply(
+                subject.clone(),
+                format!("{prefix}.{n}"),
+                request.clone().into(),
+            )
+            .await
+            .expect("send");
+    }
+    let refusal = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let message = replies.next().await.expect("replies");
+            let reply: hostkit_proto::Reply<LogChunk> =
+                serde_json::from_slice(&message.payload).expect("a reply");
+            if let hostkit_proto::Reply::Error(error) = reply {
+                return error;
+            }
+        }
+    })
+    .await
+    .expect("one follow is refused");
+    assert_eq!(refusal.code, ErrorCode::RequestInvalid);
+    assert!(
+        refusal.message.contains("log follows"),
+        "{}",
+        refusal.message
+    );
+}
