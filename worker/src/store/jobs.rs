@@ -414,7 +414,10 @@ fn finish(
         .into());
     }
     conn.execute(
-        "UPDATE jobs SET state = ?2, terminal_event = ?3, superseded_by = ?4, finished_at = ?5
+        // The raw job (its env values among it) is dropped when the job
+        // ends; the id stays for dedupe, the terminal event for replays.
+        "UPDATE jobs SET state = ?2, terminal_event = ?3, superseded_by = ?4, finished_at = ?5,
+                         raw = x''
          WHERE job_id = ?1",
         params![
             job_id.to_string(),
