@@ -235,6 +235,10 @@ pub enum Command {
     #[command(subcommand)]
     Compose(ComposeCommand),
 
+    /// Operator tools that need no worker.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+
     /// Fleet overview (nodes, domains, versions, health), or one domain's state.
     #[command(after_help = "Examples:\n  hostkit status\n  hostkit status example.com")]
     Status {
@@ -435,6 +439,25 @@ pub struct JobArgs {
     /// Publish the job and exit 0 without following it.
     #[arg(long)]
     pub no_wait: bool,
+}
+
+/// `hostkit admin …`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Print the nats-server user block of a CI identity confined to its
+    /// own domains' jobs, events and control requests (paste it into the
+    /// HOSTKIT account's users).
+    #[command(
+        after_help = "Example:\n  hostkit admin nats-user --domain example.com --domain shop.example.com"
+    )]
+    NatsUser {
+        /// A domain the identity may act on (repeatable; no wildcards).
+        #[arg(long = "domain", required = true, value_name = "DOMAIN")]
+        domains: Vec<String>,
+        /// The user name (default: `ci-<first domain>`).
+        #[arg(long)]
+        user: Option<String>,
+    },
 }
 
 /// `hostkit compose …` (the seed's command names).

@@ -21,7 +21,7 @@ pub async fn request<R: ControlCall>(
     node: &NodeId,
     request: &R,
 ) -> Result<R::Reply, Error> {
-    let subject = session.names.ctl(node, R::VERB);
+    let subject = session.names.ctl_for(node, R::VERB, request.domain());
     let payload = serde_json::to_vec(request)
         .map_err(|e| Error::failed(format!("cannot encode the {} request: {e}", R::VERB)))?;
     let answer = tokio::time::timeout(
@@ -48,7 +48,11 @@ pub async fn logs(
     node: &NodeId,
     request: &LogsRequest,
 ) -> Result<impl futures_util::Stream<Item = Result<LogChunk, Error>> + use<>, Error> {
-    let subject = session.names.ctl(node, hostkit_proto::ControlVerb::Logs);
+    let subject = session.names.ctl_for(
+        node,
+        hostkit_proto::ControlVerb::Logs,
+        Some(&request.domain),
+    );
     let inbox = session.client.new_inbox();
     let mut replies = session
         .client

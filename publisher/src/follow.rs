@@ -46,6 +46,10 @@ pub async fn subscribe(session: &Session, subject: String) -> Result<Events, Err
     let consumer = stream
         .create_consumer(push::OrderedConfig {
             deliver_subject: session.client.new_inbox(),
+            // A name puts the filter into the API subject
+            // (`CONSUMER.CREATE.<stream>.<name>.<filter>`), which NATS
+            // permissions can confine to a tenant's own domains.
+            name: Some(format!("follow-{}", hostkit_proto::JobId::new())),
             filter_subject: subject.clone(),
             deliver_policy: DeliverPolicy::All,
             ..Default::default()

@@ -1074,6 +1074,7 @@ fn shipped_server_config() -> String {
 
 const SHIPPED_PASSWORDS: &[(&str, &str)] = &[
     ("HOSTKIT_CI_PASSWORD", "ci-test-password"),
+    ("HOSTKIT_CI_EXAMPLE_COM_PASSWORD", "tenant-test-password"),
     ("HOSTKIT_WORKER_VPS_1_PASSWORD", "vps-1-test-password"),
     ("HOSTKIT_WORKER_VPS_2_PASSWORD", "vps-2-test-password"),
     ("HOSTKIT_DASHBOARD_PASSWORD", "dash-test-password"),
@@ -1197,6 +1198,58 @@ async fn the_cli_works_with_the_least_rights_of_the_shipped_ci_user() {
         .expect(0);
     hostkit(&["stop", &domain]).await.expect(0);
     hostkit(&["remove", &domain, "--yes"]).await.expect(0);
+
+    // The tenant block (`hostkit admin nats-user --domain example.com`,
+    // shipped as `ci-example-com`): the whole deploy of its own domain
+    // works, another domain's is refused.
+    docker.register_project("example_com");
+    let tenant = |args: &[&str]| {
+        let mut command = command(&url, args);
+        command
+            .env("NATS_USER", "ci-example-com")
+            .env("NATS_PASSWORD", "tenant-test-password");
+        command
+    };
+    let as_tenant = async |args: &[&str]| run(tenant(args), args).await;
+    let mut own = vec![
+        "deploy",
+        "example.com",
+        path_str(&compose),
+        "--images",
+        path_str(&images),
+    ];
+    own.extend(["--node", "vps-1"]);
+    as_tenant(&own)
+        .await
+        .expect(0)
+        .stdout_has("✓ succeeded: v1");
+    as_tenant(&["versions", "example.com"])
+        .await
+        .expect(0)
+        .stdout_has("*v1");
+    as_tenant(&["compose", "services", "example.com"])
+        .await
+        .expect(0)
+        .stdout_has("healthy");
+    let other = as_tenant(&["versions", &domain, "--node", "vps-1"]).await;
+    assert_ne!(other.code, 0, "another domain's versions: {}", other.stdout);
+    let mut foreign = vec![
+        "deploy",
+        &domain,
+        path_str(&compose),
+        "--images",
+        path_str(&images),
+    ];
+    foreign.extend(["--node", "vps-1", "--timeout", "10s"]);
+    let refused = as_tenant(&foreign).await;
+    assert_ne!(
+        refused.code, 0,
+        "another domain's deploy: {}",
+        refused.stdout
+    );
+    as_tenant(&["remove", "example.com", "--yes"])
+        .await
+        .expect(0);
 
     let _ = shutdown.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;

@@ -109,6 +109,12 @@ pub trait ControlCall: Serialize + DeserializeOwned {
     const VERB: ControlVerb;
     /// The `ok` payload of a reply message (for `logs`, of each message).
     type Reply: Serialize + DeserializeOwned;
+
+    /// The domain the request is about: it is sent on the domain's own
+    /// subject ([`crate::Names::ctl_for`]).
+    fn domain(&self) -> Option<&crate::name::Domain> {
+        None
+    }
 }
 
 impl ControlCall for PingRequest {
@@ -119,16 +125,25 @@ impl ControlCall for PingRequest {
 impl ControlCall for StatusRequest {
     const VERB: ControlVerb = ControlVerb::Status;
     type Reply = StatusReply;
+    fn domain(&self) -> Option<&crate::name::Domain> {
+        self.domain.as_ref()
+    }
 }
 
 impl ControlCall for ServicesRequest {
     const VERB: ControlVerb = ControlVerb::Services;
     type Reply = ServicesReply;
+    fn domain(&self) -> Option<&crate::name::Domain> {
+        Some(&self.domain)
+    }
 }
 
 impl ControlCall for VersionsRequest {
     const VERB: ControlVerb = ControlVerb::Versions;
     type Reply = VersionsReply;
+    fn domain(&self) -> Option<&crate::name::Domain> {
+        Some(&self.domain)
+    }
 }
 
 impl ControlCall for ImportsRequest {
@@ -139,6 +154,9 @@ impl ControlCall for ImportsRequest {
 impl ControlCall for LogsRequest {
     const VERB: ControlVerb = ControlVerb::Logs;
     type Reply = LogChunk;
+    fn domain(&self) -> Option<&crate::name::Domain> {
+        Some(&self.domain)
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 //! | health events | `hostkit.events.<dtoken>.health.<sanitized service>` |
 //! | node events | `hostkit.nodes.<node>.heartbeat` / `.online` / `.offline` |
 //! | events stream | `HOSTKIT_EVENTS` over `hostkit.events.>` and `hostkit.nodes.>` |
-//! | control | `hostkit.ctl.<node>.<verb>` |
+//! | control | `hostkit.ctl.<node>.<verb>`, and `hostkit.ctl.<node>.<verb>.<dtoken>` for a request about one domain (the payload must name it) |
 //! | image blobs | object store `hostkit_images`, objects `sha256-<hex>` |
 //! | placement | KV `hostkit_placement`, key `<dtoken>`, value [`Placement`](crate::Placement) |
 //! | node registry | KV `hostkit_nodes`, key `<node>`, value [`NodeInfo`](crate::NodeInfo) |
@@ -351,17 +351,38 @@ impl Names {
         format!("{}.ctl.{node}.{verb}", self.root)
     }
 
-    /// Every control subject of a node (what its worker subscribes to):
-    /// `<root>.ctl.<node>.*`.
-    pub fn ctl_filter(&self, node: &NodeId) -> String {
-        format!("{}.ctl.{node}.*", self.root)
+    /// The subject of a request about one domain:
+    /// `<root>.ctl.<node>.<verb>.<dtoken>`, so NATS permissions can confine
+    /// an identity to its own domains' requests; without a domain,
+    /// [`Names::ctl`].
+    pub fn ctl_for(&self, node: &NodeId, verb: ControlVerb, domain: Option<&Domain>) -> String {
+        match domain {
+            Some(domain) => format!("{}.ctl.{node}.{verb}.{}", self.root, domain.token()),
+            None => self.ctl(node, verb),
+        }
     }
 
-    /// Splits a control subject into node and verb.
-    pub fn parse_ctl_subject(&self, subject: &str) -> Option<(NodeId, ControlVerb)> {
+    /// Every control subject of a node (what its worker subscribes to):
+    /// `<root>.ctl.<node>.>`.
+    pub fn ctl_filter(&self, node: &NodeId) -> String {
+        format!("{}.ctl.{node}.>", self.root)
+    }
+
+    /// Splits a control subject into node, verb and, for a request about
+    /// one domain, that domain's token.
+    pub fn parse_ctl_subject(
+        &self,
+        subject: &str,
+    ) -> Option<(NodeId, ControlVerb, Option<String>)> {
         let rest = subject.strip_prefix(&self.root)?.strip_prefix(".ctl.")?;
-        let (node, verb) = rest.split_once('.')?;
-        Some((node.parse().ok()?, verb.parse().ok()?))
+        let mut tokens = rest.split('.');
+        let node = tokens.next()?.parse().ok()?;
+        let verb = tokens.next()?.parse().ok()?;
+        let domain = tokens.next().map(str::to_owned);
+        if tokens.next().is_some() || domain.as_deref() == Some("") {
+            return None;
+        }
+        Some((node, verb, domain))
     }
 
     // --- object store and KV ------------------------------------------------

@@ -64,7 +64,7 @@ fn default_names() {
         names.ctl(&node, ControlVerb::Status),
         "hostkit.ctl.vps-1.status"
     );
-    assert_eq!(names.ctl_filter(&node), "hostkit.ctl.vps-1.*");
+    assert_eq!(names.ctl_filter(&node), "hostkit.ctl.vps-1.>");
     assert_eq!(names.images_bucket(), "hostkit_images");
     assert_eq!(names.placement_bucket(), "hostkit_placement");
     assert_eq!(names.placement_key(&domain), "example_com");
@@ -147,11 +147,19 @@ fn subjects_parse_back() {
         let subject = names.ctl(&node, verb);
         assert_eq!(
             names.parse_ctl_subject(&subject),
-            Some((node.clone(), verb))
+            Some((node.clone(), verb, None))
+        );
+        let domain: Domain = "example.com".parse().unwrap();
+        let scoped = names.ctl_for(&node, verb, Some(&domain));
+        assert_eq!(scoped, format!("hostkit.ctl.vps-1.{verb}.example_com"));
+        assert_eq!(
+            names.parse_ctl_subject(&scoped),
+            Some((node.clone(), verb, Some("example_com".into())))
         );
         assert_eq!(verb.as_str().parse::<ControlVerb>().unwrap(), verb);
     }
     assert_eq!(names.parse_ctl_subject("hostkit.ctl.vps-1.reboot"), None);
+    assert_eq!(names.parse_ctl_subject("hostkit.ctl.vps-1.logs.a.b"), None);
     assert!("reboot".parse::<ControlVerb>().is_err());
 }
 

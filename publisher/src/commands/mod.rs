@@ -1,5 +1,6 @@
 //! One module per command family; [`run`] dispatches a parsed command line.
 
+pub mod admin;
 pub mod compose;
 pub mod deploy;
 pub mod follow;
@@ -9,7 +10,7 @@ pub mod ops;
 pub mod status;
 pub mod watch;
 
-use crate::cli::{Cli, Command, ComposeCommand};
+use crate::cli::{AdminCommand, Cli, Command, ComposeCommand};
 use crate::error::{Error, Exit};
 use crate::render::Output;
 
@@ -30,6 +31,10 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
             job,
         } => ops::restart(connect, &out, domain, service.clone(), job).await,
         Command::Import(args) => import::import(connect, &out, args).await,
+        Command::Admin(AdminCommand::NatsUser { domains, user }) => {
+            let names = crate::connect::names(connect)?;
+            admin::nats_user(&out, &names, domains, user.as_deref())
+        }
         Command::Stop { domain, job } => ops::stop(connect, &out, domain, job).await,
         Command::Start { domain, job } => ops::start(connect, &out, domain, job).await,
         Command::Remove {

@@ -33,6 +33,11 @@ const SHIPPED: &str = include_str!("../../../dist/nats-server.conf");
 const USERS: &[(&str, &str, &str)] = &[
     ("ci", "HOSTKIT_CI_PASSWORD", "ci-test-password"),
     (
+        "ci-example-com",
+        "HOSTKIT_CI_EXAMPLE_COM_PASSWORD",
+        "tenant-test-password",
+    ),
+    (
         "worker-vps-1",
         "HOSTKIT_WORKER_VPS_1_PASSWORD",
         "vps-1-test-password",
@@ -617,6 +622,88 @@ async fn permissions_ci_publishes_jobs_uploads_images_requests_control_and_nothi
         .await;
     // Nothing was consumed or removed by any of that.
     assert_eq!(fleet.jobs_waiting().await, 2);
+}
+
+/// The tenant block `hostkit admin nats-user --domain example.com` prints
+/// (shipped as `ci-example-com`): example.com's jobs, events and control
+/// requests, nobody else's.
+#[tokio::test]
+async fn permissions_a_tenants_ci_acts_on_its_own_domain_only() {
+    let fleet = Fleet::start().await;
+    let tenant = fleet.conn("ci-example-com").await;
+    let names = &fleet.names;
+    let admin = &fleet.admin;
+    let other: Domain = Domain::parse("other.test").unwrap();
+
+    // Allowed: its own jobs, events, domain-scoped control requests,
+    // placement of its domain, image uploads.
+    fleet.publish_job(&tenant, &fleet.vps1).await;
+    let mut own_events = tenant
+        .client
+        .subscribe(format!(
+            "{}.events.{}.>",
+            names.root(),
+            fleet.domain.token()
+        ))
+        .await
+        .unwrap();
+    tenant.sync().await;
+    admin
+        .client
+        .publish(
+            names.job_events_all(&fleet.domain).replace('*', "x"),
+            "e".into(),
+        )
+        .await
+        .unwrap();
+    next_message(&mut own_events, "its own domain's event").await;
+    let images = tenant
+        .js()
+        .get_object_store(names.images_bucket())
+        .await
+        .expect("the tenant opens the image store");
+    let object = names
+        .image_object_name(&"cd".repeat(32))
+        .unwrap()
+        .to_string();
+    images
+        .put(object.as_str(), &mut b"blob".as_slice())
+        .await
+        .expect("the tenant uploads a blob");
+    tenant
+        .client
+        .publish(
+            names.ctl_for(&fleet.vps1, ControlVerb::Services, Some(&fleet.domain)),
+            "{}".into(),
+        )
+        .await
+        .unwrap();
+    tenant.no_violation().await;
+
+    // Denied: another domain's jobs, events and control; control without
+    // a domain (status of the whole node, ping, imports).
+    tenant
+        .denied_publish(admin, &names.jobs_subject(&fleet.vps1, &other))
+        .await;
+    tenant
+        .denied_subscribe(
+            admin,
+            &format!("{}.events.{}.>", names.root(), other.token()),
+            &format!("{}.events.{}.job.x", names.root(), other.token()),
+        )
+        .await;
+    tenant
+        .denied_request(
+            &names.ctl_for(&fleet.vps1, ControlVerb::Logs, Some(&other)),
+            "{}",
+        )
+        .await;
+    tenant
+        .denied_request(&names.ctl(&fleet.vps1, ControlVerb::Status), "{}")
+        .await;
+    tenant
+        .denied_request(&names.ctl(&fleet.vps1, ControlVerb::Imports), "{}")
+        .await;
 }
 
 #[tokio::test]

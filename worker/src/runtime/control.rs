@@ -51,13 +51,37 @@ pub async fn run(
                     tracing::warn!(reply_to = %reply_to, "control request with a reply subject that is not an inbox; ignored");
                     continue;
                 }
-                let Some((_, verb)) = worker.names.parse_ctl_subject(&request.subject) else { continue };
+                let Some((_, verb, scope)) = worker.names.parse_ctl_subject(&request.subject) else { continue };
                 let (worker, nats, follows) = (Arc::clone(&worker), nats.clone(), Arc::clone(&follows));
                 tokio::spawn(async move {
+                    if let Some(token) = scope
+                        && let Err(error) = in_scope(&request.payload, &token)
+                    {
+                        return send(&nats, reply_to.to_string(), Reply::<()>::Error(error)).await;
+                    }
                     answer(&worker, &nats, verb, &request.payload, reply_to.to_string(), started, &follows).await;
                 });
             }
         }
+    }
+}
+
+/// A request on a domain's own subject (`….<verb>.<dtoken>`) must be about
+/// that domain: NATS permissions confine identities by subject, so the
+/// payload may not name another.
+fn in_scope(payload: &[u8], token: &str) -> Result<(), ErrorBody> {
+    #[derive(serde::Deserialize)]
+    struct About {
+        domain: Option<Domain>,
+    }
+    let about: About = serde_json::from_slice(payload)
+        .map_err(|e| ErrorBody::new(ErrorCode::RequestInvalid, e.to_string()))?;
+    match about.domain {
+        Some(domain) if domain.token() == token => Ok(()),
+        _ => Err(ErrorBody::new(
+            ErrorCode::RequestInvalid,
+            format!("a request on the subject of `{token}` must be about that domain"),
+        )),
     }
 }
 
@@ -441,7 +465,27 @@ async fn logs(worker: &Worker, nats: &async_nats::Client, request: LogsRequest, 
 
 #[cfg(test)]
 mod tests {
-    use super::is_inbox;
+    use super::{in_scope, is_inbox};
+
+    #[test]
+    fn a_domain_subject_answers_only_about_that_domain() {
+        assert!(
+            in_scope(
+                br#"{"domain":"example.com","service":"web"}"#,
+                "example_com"
+            )
+            .is_ok()
+        );
+        let other = in_scope(br#"{"domain":"other.test","service":"web"}"#, "example_com");
+        assert!(
+            other
+                .unwrap_err()
+                .message
+                .contains("must be about that domain")
+        );
+        assert!(in_scope(b"{}", "example_com").is_err(), "no domain at all");
+        assert!(in_scope(b"not json", "example_com").is_err());
+    }
 
     #[test]
     fn answers_go_to_inboxes_only() {
