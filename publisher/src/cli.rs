@@ -458,6 +458,20 @@ pub enum AdminCommand {
         #[arg(long)]
         user: Option<String>,
     },
+
+    /// Make a job-signing key for a CI identity: prints its seed (the CI's
+    /// HOSTKIT_SIGNING_KEY secret) and the `[[security.job_keys]]` entry
+    /// binding its public key to the domains, for every worker's
+    /// worker.toml.
+    #[command(
+        after_help = "Example:\n  hostkit admin job-key --domain example.com --domain '*.example.com'"
+    )]
+    JobKey {
+        /// A domain pattern the key may sign for (`example.com`,
+        /// `*.example.com`; repeatable).
+        #[arg(long = "domain", required = true, value_name = "PATTERN")]
+        domains: Vec<String>,
+    },
 }
 
 /// `hostkit compose …` (the seed's command names).

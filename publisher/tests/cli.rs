@@ -1254,3 +1254,48 @@ async fn the_cli_works_with_the_least_rights_of_the_shipped_ci_user() {
     let _ = shutdown.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;
 }
+
+/// `hostkit admin job-key`: its seed signs jobs the printed worker.toml
+/// entry accepts, for the printed domains only.
+#[tokio::test]
+async fn admin_job_key_prints_a_seed_and_the_worker_entry_that_trusts_it() {
+    let url = "nats://127.0.0.1:1".to_owned();
+    let args = ["admin", "job-key", "--domain", "example.com"];
+    let made = run(command(&url, &args), &args).await;
+    made.expect(0);
+    let seed = made
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("SU"))
+        .expect("a seed line")
+        .to_owned();
+    let entry = made
+        .stdout
+        .split_once("[[security.job_keys]]")
+        .map(|(_, rest)| format!("node = \"vps-1\"\n[[security.job_keys]]{rest}"))
+        .expect("the worker.toml entry");
+    let config = hostkit_worker::config::Config::parse(
+        &entry,
+        "worker.toml",
+        &hostkit_worker::config::Overrides::default(),
+    )
+    .expect("the entry is valid worker.toml");
+    let trusted = config.security.trusted_keys();
+    let key = hostkit_proto::sign::KeyPair::from_seed(&seed).expect("a seed");
+    let node: hostkit_proto::NodeId = "vps-1".parse().unwrap();
+    let sign_for = |domain: &str| {
+        let mut job = hostkit_proto::Job::new(
+            domain.parse().unwrap(),
+            hostkit_proto::JobSpec::Stop(hostkit_proto::job::StopPayload {}),
+            "test",
+        );
+        job.node = Some(node.clone());
+        job.expires_at = Some(job.created_at + hostkit_proto::sign::DEFAULT_JOB_TTL);
+        hostkit_proto::sign_job(&mut job, &key).unwrap();
+        job
+    };
+    let now = chrono::Utc::now();
+    hostkit_proto::check_claims(&sign_for("example.com"), &trusted, &node, now)
+        .expect("its own domain");
+    assert!(hostkit_proto::check_claims(&sign_for("other.test"), &trusted, &node, now).is_err());
+}

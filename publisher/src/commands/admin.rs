@@ -40,6 +40,29 @@ pub fn nats_user(
     Ok(Exit::Success)
 }
 
+/// Prints a new signing key's seed and its `[[security.job_keys]]` entry.
+pub fn job_key(out: &Output, domains: &[String]) -> Result<Exit, Error> {
+    let mut patterns = Vec::new();
+    for domain in domains {
+        let pattern = domain
+            .parse::<hostkit_proto::name::DomainPattern>()
+            .map_err(|e| Error::usage(format!("--domain {domain}: {e}")))?;
+        patterns.push(format!("\"{pattern}\""));
+    }
+    let key = hostkit_proto::sign::KeyPair::new_user();
+    let seed = key
+        .seed()
+        .map_err(|e| Error::failed(format!("cannot make a key: {e}")))?;
+    out.line(format!(
+        "# The CI's secret HOSTKIT_SIGNING_KEY (keep it out of logs):\n{seed}\n\n\
+         # For [security] of every worker's worker.toml:\n\
+         [[security.job_keys]]\nkey = \"{}\"\ndomains = [{}]",
+        key.public_key(),
+        patterns.join(", ")
+    ));
+    Ok(Exit::Success)
+}
+
 /// The user block (nats-server config syntax).
 pub fn user_block(names: &Names, domains: &[Domain], user: Option<&str>) -> String {
     let root = names.root();

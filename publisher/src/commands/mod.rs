@@ -31,6 +31,7 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
             job,
         } => ops::restart(connect, &out, domain, service.clone(), job).await,
         Command::Import(args) => import::import(connect, &out, args).await,
+        Command::Admin(AdminCommand::JobKey { domains }) => admin::job_key(&out, domains),
         Command::Admin(AdminCommand::NatsUser { domains, user }) => {
             let names = crate::connect::names(connect)?;
             admin::nats_user(&out, &names, domains, user.as_deref())
