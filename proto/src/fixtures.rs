@@ -67,6 +67,7 @@ pub(crate) fn jobs() -> Vec<(&'static str, Job)> {
         env: [("DATABASE_PASSWORD", SECRET), ("LOG_LEVEL", "info")]
             .into_iter()
             .collect(),
+        sealed_env: None,
         options: DeployOptions {
             main_service: Some("web".into()),
             health_timeout_secs: Some(120),
@@ -119,6 +120,7 @@ pub(crate) fn deploy_image_job() -> Job {
         }),
         images: vec![],
         env: Env::new(),
+        sealed_env: None,
         options: DeployOptions::default(),
     }))
 }

@@ -22,6 +22,9 @@ pub struct NodeInfo {
     pub capacity: u32,
     /// When the worker last reported.
     pub last_heartbeat: DateTime<Utc>,
+    /// The worker's public curve key (`X…`): the CLI seals env values to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal_key: Option<String>,
 }
 
 impl NodeInfo {
@@ -58,6 +61,7 @@ mod tests {
             domains: vec![fixtures::domain()],
             capacity: 4,
             last_heartbeat: fixtures::at(),
+            seal_key: None,
         };
         let json = serde_json::to_string(&info).unwrap();
         assert_eq!(
@@ -90,6 +94,7 @@ mod tests {
             domains: vec![],
             capacity: 1,
             last_heartbeat: fixtures::at(),
+            seal_key: None,
         };
         assert!(!info.is_stale(fixtures::at()));
         assert!(!info.is_stale(fixtures::at() - chrono::Duration::seconds(5)));

@@ -1299,3 +1299,70 @@ async fn admin_job_key_prints_a_seed_and_the_worker_entry_that_trusts_it() {
         .expect("its own domain");
     assert!(hostkit_proto::check_claims(&sign_for("other.test"), &trusted, &node, now).is_err());
 }
+
+/// `--env` values are sealed to the node's published key: the job on the
+/// wire holds ciphertext only, the worker opens it in memory and the
+/// container gets the value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn env_values_travel_sealed_to_the_node_and_reach_the_container() {
+    use futures_util::StreamExt;
+    let env = Env::new().await;
+    let domain = env.domain();
+    let node = env.node();
+    let compose = env.file(
+        "site/docker-compose.yml",
+        "services:\n  web:\n    image: hostkit-test/web:v1\n    ports: [\"8080\"]\n    environment: [TOKEN]\n",
+    );
+    let images = env.tarball("web-v1.tar", vec![fixtures::web("v1")]);
+    let secret = "s3aled-v4lue-of-the-token";
+    let client = env.nats.client().await;
+    let mut jobs = client
+        .subscribe(env.worker.names.jobs_all())
+        .await
+        .expect("watch the jobs");
+    client.flush().await.expect("flush");
+    hostkit_tests::wait_until(
+        Duration::from_secs(20),
+        "the node publishes its sealing key",
+        async || {
+            env.hostkit(&["--json", "nodes"])
+                .await
+                .stdout
+                .contains("seal_key")
+        },
+    )
+    .await;
+
+    env.hostkit(&[
+        "deploy",
+        &domain,
+        path_str(&compose),
+        "--images",
+        path_str(&images),
+        "--node",
+        &node,
+        "--env",
+        &format!("TOKEN={secret}"),
+    ])
+    .await
+    .expect(0)
+    .stdout_has("✓ succeeded: v1");
+
+    let published = tokio::time::timeout(Duration::from_secs(5), jobs.next())
+        .await
+        .expect("the job was seen")
+        .expect("a message");
+    let text = String::from_utf8_lossy(&published.payload);
+    assert!(text.contains("sealed_env"), "{text}");
+    assert!(
+        !text.contains(secret),
+        "the value crossed NATS in plain text: {text}"
+    );
+    let (status, body) = env
+        .nginx
+        .get(&domain, "/cgi-bin/env")
+        .await
+        .expect("request through nginx");
+    assert_eq!(status, 200);
+    assert!(body.contains(&format!("TOKEN={secret}")), "{body}");
+}

@@ -58,6 +58,7 @@ pub fn test_settings(domains_root: &std::path::Path) -> Settings {
         max_lanes: 4,
         grace: Duration::from_secs(30),
         drain: Duration::from_millis(300),
+        seal_key: Some(hostkit_proto::sign::seal::XKey::new()),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod handlers;
 pub mod logging;
 pub mod run;
 pub mod runtime;
+pub mod seal_key;
 pub mod store;
 
 pub use run::run;

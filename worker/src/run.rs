@@ -2,6 +2,7 @@
 //! store, and serve until `shutdown` turns true. The binary passes a signal
 //! (SIGTERM/SIGINT); tests pass their own.
 
+use hostkit_proto::sign::seal::XKey;
 use tokio::sync::watch;
 
 use crate::config::{Config, ConfigError};
@@ -31,10 +32,13 @@ pub enum RunError {
     /// The runtime failed.
     #[error(transparent)]
     Serve(#[from] ServeError),
+    /// The sealing key could not be loaded or made.
+    #[error(transparent)]
+    SealKey(#[from] crate::seal_key::SealKeyError),
 }
 
 /// The runtime's settings from the validated configuration.
-pub fn settings(config: &Config) -> Settings {
+pub fn settings(config: &Config, seal_key: Option<XKey>) -> Settings {
     Settings {
         domains_root: config.domains_root.clone(),
         ports: PortPool {
@@ -53,6 +57,7 @@ pub fn settings(config: &Config) -> Settings {
         max_lanes: config.jobs.lanes,
         grace: config.jobs.shutdown_grace,
         drain: config.jobs.drain_time,
+        seal_key,
     }
 }
 
@@ -76,6 +81,13 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
     tracing::info!(node = %config.node, %servers, "connected to NATS");
     let docker = hostkit_deploy::docker::connect().await?;
     let store = Store::open(&config.database_path()).await?;
+    let data_dir = config.data_dir.clone();
+    let seal_key = tokio::task::spawn_blocking(move || crate::seal_key::load_or_create(&data_dir))
+        .await
+        .map_err(|e| crate::seal_key::SealKeyError {
+            path: config.data_dir.join(crate::seal_key::SEAL_KEY_FILE),
+            message: e.to_string(),
+        })??;
     let startup = Startup {
         node: config.node.clone(),
         names: config.names.clone(),
@@ -84,7 +96,7 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
         store,
         proxy: config.proxy.clone(),
         tls: config.tls.clone(),
-        settings: settings(&config),
+        settings: settings(&config, Some(seal_key)),
     };
     serve(startup, shutdown).await?;
     Ok(())

@@ -129,6 +129,10 @@ pub struct DeployPayload {
     /// secrets: never logged, never in events.
     #[serde(default, skip_serializing_if = "Env::is_empty")]
     pub env: Env,
+    /// Variables whose values are sealed to the node's key (the CLI seals
+    /// `env` this way when the node publishes a key); they win over `env`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_env: Option<crate::sign::seal::SealedEnv>,
     /// Deploy options.
     #[serde(default)]
     pub options: DeployOptions,

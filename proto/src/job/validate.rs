@@ -271,11 +271,19 @@ pub(super) fn validate(job: &Job) -> Result<(), JobError> {
                     }
                 }
             }
-            if deploy.env.len() > MAX_ENV_VARS {
+            let sealed = deploy.sealed_env.as_ref().map_or(0, |s| s.values.len());
+            if deploy.env.len() + sealed > MAX_ENV_VARS {
                 return Err(JobError::TooManyEnvVars {
-                    count: deploy.env.len(),
+                    count: deploy.env.len() + sealed,
                     max: MAX_ENV_VARS,
                 });
+            }
+            for key in deploy.sealed_env.iter().flat_map(|s| s.values.keys()) {
+                if !is_valid_env_key(key) {
+                    return Err(JobError::InvalidEnvKey {
+                        key: key.to_owned(),
+                    });
+                }
             }
             for (key, value) in deploy.env.iter() {
                 if !is_valid_env_key(key) {

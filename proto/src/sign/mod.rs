@@ -13,6 +13,7 @@
 
 mod canonical;
 mod scope;
+pub mod seal;
 
 pub use scope::{
     CLOCK_SKEW, DEFAULT_JOB_TTL, DomainPattern, MAX_JOB_TTL, TrustedKey, check_claims,

@@ -71,10 +71,12 @@ pub async fn deploy(connect: &ConnectArgs, out: &Output, args: &DeployArgs) -> R
     let health_timeout_secs = args
         .health_timeout
         .map(|d| u32::try_from(d.as_secs().max(1)).unwrap_or(u32::MAX));
+    let (env, sealed_env) = seal(&session, &node, env, out).await?;
     let spec = JobSpec::Deploy(DeployPayload {
         source: plan.source,
         images,
         env,
+        sealed_env,
         options: DeployOptions {
             main_service: args.main_service.clone(),
             health_timeout_secs,
@@ -91,6 +93,36 @@ pub async fn deploy(connect: &ConnectArgs, out: &Output, args: &DeployArgs) -> R
         uploaded: Some(sent),
     };
     job::run(connect, &session, out, request).await
+}
+
+/// The env as it travels: sealed to the node's key when its worker
+/// publishes one (only that worker can open the values), else plain with
+/// a warning (a worker older than sealing).
+async fn seal(
+    session: &connect::Session,
+    node: &hostkit_proto::NodeId,
+    env: Env,
+    out: &Output,
+) -> Result<(Env, Option<hostkit_proto::sign::seal::SealedEnv>), Error> {
+    if env.is_empty() {
+        return Ok((env, None));
+    }
+    let key = placement::node_info(session, node)
+        .await?
+        .and_then(|info| info.seal_key);
+    match key {
+        Some(key) => {
+            let sealed = hostkit_proto::sign::seal::seal_env(&env, &key)
+                .map_err(|e| Error::failed(e.to_string()))?;
+            Ok((Env::new(), Some(sealed)))
+        }
+        None => {
+            out.warn(format!(
+                "node {node} publishes no sealing key (an older worker?): the env values travel in the job unsealed"
+            ));
+            Ok((env, None))
+        }
+    }
 }
 
 /// `--env-file`, then `--env` (which wins), then `--profile` as

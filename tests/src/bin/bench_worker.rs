@@ -578,6 +578,7 @@ fn deploy_job(domain: &Domain, compose: &str, image: &ImageSource) -> Job {
             }),
             images: vec![image.clone()],
             env: Default::default(),
+            sealed_env: None,
             options: DeployOptions {
                 health_timeout_secs: Some(120),
                 ..DeployOptions::default()

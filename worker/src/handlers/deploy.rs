@@ -84,7 +84,7 @@ pub async fn run_with_images(
     let redirects =
         super::redirects::resolve(worker, domain, known.as_ref(), &payload.options, &dir, sink)
             .await?;
-    let env = deploy_env(&dir, &payload.env).await?;
+    let env = deploy_env(&dir, &job_env(worker, payload)?).await?;
     let text = compose_text(&payload.source);
     let (policy, budget) = limits_for(worker, domain);
     let checked = {
@@ -257,6 +257,26 @@ pub async fn run_with_images(
             Err(failure)
         }
     }
+}
+
+/// The job's env: its plain values, overlaid by its sealed ones opened
+/// with this worker's key (in memory only).
+fn job_env(worker: &Worker, payload: &DeployPayload) -> Result<hostkit_proto::job::Env, Failure> {
+    let mut env = payload.env.clone();
+    if let Some(sealed) = payload.sealed_env.as_ref().filter(|s| !s.is_empty()) {
+        let Some(key) = &worker.settings.seal_key else {
+            return Err(Failure::new(
+                ErrorCode::JobInvalid,
+                "the job's env is sealed, but this worker has no sealing key",
+            ));
+        };
+        let opened = hostkit_proto::sign::seal::open_env(sealed, key)
+            .map_err(|e| Failure::new(ErrorCode::JobInvalid, e.to_string()))?;
+        for (name, value) in opened.iter() {
+            env.insert(name, value);
+        }
+    }
+    Ok(env)
 }
 
 /// The domain's env file (`<domain dir>/.env`, optional; never through a

@@ -125,6 +125,7 @@ pub async fn run(
         }),
         images: Vec::new(),
         env: Default::default(),
+        sealed_env: None,
         options: DeployOptions {
             main_service: Some(SINGLE_IMAGE_SERVICE.into()),
             health_timeout_secs: payload.health_timeout_secs,

@@ -49,6 +49,7 @@ async fn beat(worker: &Worker, lanes: &Lanes) {
         domains,
         capacity,
         last_heartbeat: chrono::Utc::now(),
+        seal_key: worker.settings.seal_key.as_ref().map(|k| k.public_key()),
     };
     if let Ok(value) = serde_json::to_vec(&info) {
         if let Err(error) = worker

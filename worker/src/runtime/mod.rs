@@ -38,6 +38,9 @@ use events::Events;
 /// Settings the job handlers and lanes read.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The worker's curve key: sealed env values are opened with it
+    /// (`None`: this worker takes plain env only).
+    pub seal_key: Option<hostkit_proto::sign::seal::XKey>,
     /// `<domains_root>/<domain>/`: bind mounts, env files, on-disk view.
     pub domains_root: PathBuf,
     /// Where domains' port blocks come from.

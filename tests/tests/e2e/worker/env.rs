@@ -89,6 +89,7 @@ impl Env {
                 }),
                 images,
                 env: Default::default(),
+                sealed_env: None,
                 options: DeployOptions {
                     health_timeout_secs: Some(20),
                     ..DeployOptions::default()

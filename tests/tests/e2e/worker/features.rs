@@ -81,6 +81,7 @@ async fn a_single_image_from_a_path_on_the_host_becomes_a_one_service_stack() {
                     path: path.display().to_string(),
                 }],
                 env: Default::default(),
+                sealed_env: None,
                 options: DeployOptions::default(),
             }),
             "e2e",
