@@ -192,6 +192,7 @@ pub async fn run_with_images(
                 other_images,
                 env_hash: env_hash(&env),
                 job_id: job.id,
+                seal_key: crate::store::SealWith(worker.settings.seal_key.clone()),
             };
             Ok(Done {
                 version: Some(version),

@@ -18,7 +18,7 @@ pub async fn run(
     sink: &dyn ProgressSink,
 ) -> Result<Done, Failure> {
     let (domain, current) = current(worker, &job.domain).await?;
-    let (mut project, _) = recorded_project(&current)?;
+    let (mut project, _) = recorded_project(worker, &current)?;
     let Some(definition) = project.services.get_mut(service) else {
         let known = project
             .services

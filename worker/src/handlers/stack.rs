@@ -42,14 +42,19 @@ pub fn version_labels(version: u32, job: &JobId) -> HashMap<String, String> {
 
 /// The project and main service recorded with a version, with the replica
 /// counts the version has now (a scale changes them after the fact).
-pub fn recorded_project(record: &VersionRecord) -> Result<(Project, Option<MainService>), Failure> {
+pub fn recorded_project(
+    worker: &Worker,
+    record: &VersionRecord,
+) -> Result<(Project, Option<MainService>), Failure> {
     let unreadable = |e: serde_json::Error| {
         Failure::new(
             ErrorCode::Internal,
             format!("version {} is unreadable: {e}", record.version),
         )
     };
-    let mut project = record.project().map_err(unreadable)?;
+    let mut project = record
+        .project(worker.settings.seal_key.as_ref())
+        .map_err(unreadable)?;
     let main = record.main_service().map_err(unreadable)?;
     for recorded in &record.services {
         if let Some(service) = project.services.get_mut(&recorded.service) {
@@ -69,7 +74,7 @@ pub fn spec_for_version(
     job: &JobId,
     health_timeout: Option<Duration>,
 ) -> Result<StackSpec, Failure> {
-    let (recorded, main) = recorded_project(record)?;
+    let (recorded, main) = recorded_project(worker, record)?;
     let project = project.unwrap_or(&recorded);
     let mut image_ids = BTreeMap::new();
     for (service, definition) in &project.services {
@@ -119,7 +124,7 @@ pub async fn checked_spec_for_version(
 ) -> Result<StackSpec, Failure> {
     let checked = match project {
         Some(project) => project.clone(),
-        None => recorded_project(record)?.0,
+        None => recorded_project(worker, record)?.0,
     };
     let (policy, _) = limits_for(worker, &domain.domain);
     let dir = DomainDir::new(domain_dir(worker, &domain.domain));

@@ -211,7 +211,9 @@ async fn domain_config(
     dir: &Path,
 ) -> DomainConfig {
     let domain = &record.domain;
-    let project = current.and_then(|v| v.project().ok()).unwrap_or_default();
+    let project = current
+        .and_then(|v| v.project(worker.settings.seal_key.as_ref()).ok())
+        .unwrap_or_default();
     let main = current.and_then(|v| v.main_service().ok().flatten());
     let inventory = Inventory::load(&worker.docker, &domain.token())
         .await

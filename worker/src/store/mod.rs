@@ -47,6 +47,7 @@ mod jobs;
 mod outbox;
 mod redirects;
 mod schema;
+mod sealed;
 mod sql;
 mod types;
 mod versions;
@@ -67,7 +68,7 @@ pub use redirects::NameOwner;
 pub use schema::SCHEMA_VERSION;
 pub use types::{
     Change, DomainRecord, FinishedJob, JobEnd, JobRecord, JobStart, JobState, NewJob, NewVersion,
-    OutboxEntry, PortPool, VersionRecord, VersionService, VersionStatus,
+    OutboxEntry, PortPool, SealWith, VersionRecord, VersionService, VersionStatus,
 };
 
 use error::Res;

@@ -73,6 +73,7 @@ fn version(domain_name: &str, number: u32, job_id: JobId) -> NewVersion {
         ],
         other_images: BTreeMap::from([("tools:1".to_owned(), "sha256:tools".to_owned())]),
         env_hash: format!("env-{number}"),
+        seal_key: SealWith::default(),
         job_id,
     }
 }
@@ -687,7 +688,7 @@ async fn a_deploy_commits_version_current_and_job_end_together() {
     assert_eq!(current.status, VersionStatus::Deployed);
     assert_eq!(current.job_id, j.job_id);
     assert_eq!(current.env_hash, "env-1");
-    assert_eq!(current.project().unwrap(), project());
+    assert_eq!(current.project(None).unwrap(), project());
     assert_eq!(
         current.main_service().unwrap(),
         Some(MainService {
@@ -1714,4 +1715,33 @@ async fn a_closed_store_answers_closed() {
     store.close().await.unwrap();
     let err = clone.domains().await.unwrap_err();
     assert!(matches!(err, StoreError::Closed), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_version_recorded_with_a_key_keeps_its_values_sealed_at_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hostkit.db");
+    let store = Store::open(&path).await.unwrap();
+    let key = hostkit_proto::sign::seal::XKey::new();
+    let d = domain("example.com");
+    store.ensure_domain(d.clone(), POOL).await.unwrap();
+    let j = job("example.com", JobKind::Deploy, 1);
+    store.begin_job(j.clone()).await.unwrap();
+    let mut v = version("example.com", 1, j.job_id);
+    v.seal_key = SealWith(Some(key.clone()));
+    let secret = v.project.services["web"].environment["SECRET"].clone();
+    store.commit_deploy(j.job_id, b"ok".to_vec(), v).await.unwrap();
+    let current = store.current_version(d).await.unwrap().unwrap();
+    assert!(!current.project_json.contains(&secret), "{}", current.project_json);
+    assert_eq!(current.project(Some(&key)).unwrap(), project());
+    assert!(current.project(None).is_err(), "no key, no project");
+    store.close().await.unwrap();
+    // The compose text of this fixture holds the value literally (as a
+    // user may write it); the project, which holds every interpolated
+    // value, does not.
+    let rows = rusqlite::Connection::open(&path).unwrap();
+    let stored: String = rows
+        .query_row("SELECT project_json FROM versions", [], |r| r.get(0))
+        .unwrap();
+    assert!(stored.starts_with("xkv1:") && !stored.contains(&secret));
 }

@@ -332,6 +332,30 @@ pub struct NewVersion {
     pub env_hash: String,
     /// The job that deployed it.
     pub job_id: JobId,
+    /// The worker's key: the project is stored sealed to it.
+    pub seal_key: SealWith,
+}
+
+/// The key a version's project is sealed with at rest (`None`: stored
+/// plain). Compared by public key.
+#[derive(Clone, Default)]
+pub struct SealWith(pub Option<hostkit_proto::sign::seal::XKey>);
+
+impl PartialEq for SealWith {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_ref().map(|k| k.public_key()) == other.0.as_ref().map(|k| k.public_key())
+    }
+}
+
+impl Eq for SealWith {}
+
+impl fmt::Debug for SealWith {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(key) => write!(f, "SealWith({})", key.public_key()),
+            None => f.write_str("SealWith(none)"),
+        }
+    }
 }
 
 impl fmt::Debug for NewVersion {
@@ -362,7 +386,8 @@ pub struct VersionRecord {
     pub current: bool,
     /// The compose file as submitted (may contain env values).
     pub compose_text: String,
-    /// The normalized project as JSON ([`VersionRecord::project`] decodes it).
+    /// The normalized project as JSON, possibly sealed
+    /// ([`VersionRecord::project`] opens and decodes it).
     pub project_json: String,
     /// The main service as JSON, if any ([`VersionRecord::main_service`]
     /// decodes it).
@@ -385,9 +410,13 @@ pub struct VersionRecord {
 }
 
 impl VersionRecord {
-    /// Decodes the normalized project.
-    pub fn project(&self) -> Result<Project, serde_json::Error> {
-        serde_json::from_str(&self.project_json)
+    /// Decodes the normalized project, opening it with `key` when it was
+    /// stored sealed.
+    pub fn project(
+        &self,
+        key: Option<&hostkit_proto::sign::seal::XKey>,
+    ) -> Result<Project, serde_json::Error> {
+        serde_json::from_str(&super::sealed::open(&self.project_json, key)?)
     }
 
     /// Decodes the main service.

@@ -254,7 +254,7 @@ pub(super) fn record(conn: &Connection, v: &NewVersion, deployed: bool) -> Res<(
             v.version,
             status.as_str(),
             v.compose_text,
-            serde_json::to_string(&v.project)?,
+            super::sealed::seal(serde_json::to_string(&v.project)?, v.seal_key.0.as_ref())?,
             main_service,
             serde_json::to_string(&images)?,
             serde_json::to_string(&image_refs)?,
