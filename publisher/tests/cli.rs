@@ -1365,4 +1365,18 @@ async fn env_values_travel_sealed_to_the_node_and_reach_the_container() {
         .expect("request through nginx");
     assert_eq!(status, 200);
     assert!(body.contains(&format!("TOKEN={secret}")), "{body}");
+
+    // Nothing on the node's disk holds it: not the raw job (dropped when
+    // the job ended), not the recorded version (sealed), not the events.
+    for entry in std::fs::read_dir(env.worker.data_dir.path()).expect("data dir") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).expect("read");
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{} holds the value",
+                path.display()
+            );
+        }
+    }
 }
