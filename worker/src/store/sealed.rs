@@ -16,9 +16,9 @@ pub fn seal(json: String, key: Option<&XKey>) -> Result<String, serde_json::Erro
     let Some(key) = key else {
         return Ok(json);
     };
-    let sealed = key
-        .seal(json.as_bytes(), key)
-        .map_err(|e| <serde_json::Error as serde::ser::Error>::custom(format!("cannot seal: {e}")))?;
+    let sealed = key.seal(json.as_bytes(), key).map_err(|e| {
+        <serde_json::Error as serde::ser::Error>::custom(format!("cannot seal: {e}"))
+    })?;
     Ok(format!("{PREFIX}{}", STANDARD.encode(sealed)))
 }
 
@@ -28,7 +28,8 @@ pub fn open(stored: &str, key: Option<&XKey>) -> Result<String, serde_json::Erro
         return Ok(stored.to_owned());
     };
     let fail = |why: &str| <serde_json::Error as serde::de::Error>::custom(why.to_owned());
-    let key = key.ok_or_else(|| fail("the version is sealed and this worker has no sealing key"))?;
+    let key =
+        key.ok_or_else(|| fail("the version is sealed and this worker has no sealing key"))?;
     let bytes = STANDARD
         .decode(body)
         .map_err(|_| fail("the sealed version is not base64"))?;
@@ -47,11 +48,18 @@ mod tests {
         let key = XKey::new();
         let json = r#"{"env":"s3cr3t"}"#.to_owned();
         let stored = seal(json.clone(), Some(&key)).expect("sealed");
-        assert!(stored.starts_with(PREFIX) && !stored.contains("s3cr3t"), "{stored}");
+        assert!(
+            stored.starts_with(PREFIX) && !stored.contains("s3cr3t"),
+            "{stored}"
+        );
         assert_eq!(open(&stored, Some(&key)).expect("opened"), json);
         assert!(open(&stored, Some(&XKey::new())).is_err());
         assert!(open(&stored, None).is_err());
         assert_eq!(seal(json.clone(), None).unwrap(), json, "no key: plain");
-        assert_eq!(open(&json, Some(&key)).unwrap(), json, "old plain rows read");
+        assert_eq!(
+            open(&json, Some(&key)).unwrap(),
+            json,
+            "old plain rows read"
+        );
     }
 }

@@ -1730,9 +1730,16 @@ async fn a_version_recorded_with_a_key_keeps_its_values_sealed_at_rest() {
     let mut v = version("example.com", 1, j.job_id);
     v.seal_key = SealWith(Some(key.clone()));
     let secret = v.project.services["web"].environment["SECRET"].clone();
-    store.commit_deploy(j.job_id, b"ok".to_vec(), v).await.unwrap();
+    store
+        .commit_deploy(j.job_id, b"ok".to_vec(), v)
+        .await
+        .unwrap();
     let current = store.current_version(d).await.unwrap().unwrap();
-    assert!(!current.project_json.contains(&secret), "{}", current.project_json);
+    assert!(
+        !current.project_json.contains(&secret),
+        "{}",
+        current.project_json
+    );
     assert_eq!(current.project(Some(&key)).unwrap(), project());
     assert!(current.project(None).is_err(), "no key, no project");
     store.close().await.unwrap();
