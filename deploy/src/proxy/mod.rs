@@ -334,12 +334,7 @@ impl Proxy {
         };
         let undo = async |this: &Self| {
             if let Some(retired) = &retired {
-                v1::nginx::restore(retired)
-                    .await
-                    .map_err(|source| ProxyError::Write {
-                        path: retired.path.clone(),
-                        source,
-                    })?;
+                restore_v1_entry(retired).await?;
             }
             this.restore(&path, previous.as_deref()).await
         };
@@ -421,12 +416,7 @@ impl Proxy {
             Err(source) => return Err(ProxyError::Write { path, source }),
         }
         if v1::nginx::is_retired(retired).await {
-            v1::nginx::restore(retired)
-                .await
-                .map_err(|source| ProxyError::Write {
-                    path: retired.path.clone(),
-                    source,
-                })?;
+            restore_v1_entry(retired).await?;
         }
         if let Err(message) = run(&self.config.test_command).await? {
             return Err(ProxyError::Invalid {
@@ -454,6 +444,16 @@ impl Proxy {
                 }),
         }
     }
+}
+
+/// Put v1's `sites-enabled` entry back.
+async fn restore_v1_entry(retired: &v1::nginx::Retired) -> Result<(), ProxyError> {
+    v1::nginx::restore(retired)
+        .await
+        .map_err(|source| ProxyError::Write {
+            path: retired.path.clone(),
+            source,
+        })
 }
 
 /// Path nginx answers with the id of the domain's current configuration.

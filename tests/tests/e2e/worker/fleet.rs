@@ -169,27 +169,20 @@ async fn a_ci_key_acts_on_its_own_domains_only_and_refusals_end_no_other_job() {
     let mut a_events = JobEvents::subscribe(&env.client, &env.worker.names, &a).await;
     let mut forged = b_job.clone();
     forged.signature = None;
-    env.js
-        .publish(
-            env.worker.names.jobs_subject(&env.worker.node, &a),
-            forged.to_vec().into(),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("stored");
     // A new job id under the same forgery is answered on A's events.
     let mut fresh = forged.clone();
     fresh.id = hostkit_proto::JobId::new();
-    env.js
-        .publish(
-            env.worker.names.jobs_subject(&env.worker.node, &a),
-            fresh.to_vec().into(),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("stored");
+    for job in [&forged, &fresh] {
+        env.js
+            .publish(
+                env.worker.names.jobs_subject(&env.worker.node, &a),
+                job.to_vec().into(),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("stored");
+    }
     let answered = a_events.terminal(&fresh.id, Duration::from_secs(30)).await;
     assert_eq!(failure(&answered).0, ErrorCode::JobUnauthorized);
     b_events.collect_for(Duration::from_millis(500)).await;
