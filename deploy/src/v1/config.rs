@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::domain_dir::{DomainDir, READ_CAP};
+use crate::domain_dir::{DomainDir, DomainDirError, READ_CAP};
 
 /// The fields of v1's `config.json` HostKit uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -61,6 +61,30 @@ impl V1Config {
     }
 }
 
+/// Why a domain's `config.json` could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum V1ConfigError {
+    /// The file could not be read (a link, not a regular file, too large…).
+    #[error("config.json cannot be read: {0}")]
+    Read(#[source] DomainDirError),
+    /// It is not JSON of the shape v1 or HostKit writes.
+    #[error("config.json is not v1's or HostKit's JSON: {0}")]
+    Parse(#[source] serde_json::Error),
+}
+
+/// The `config.json` of the domain directory `dir`, read leniently
+/// (`None`: there is none). Blocking; through [`DomainDir`] (no links,
+/// size capped). Whoever wrote it, v1 or HostKit, its shared fields read.
+pub fn read(dir: &DomainDir) -> Result<Option<V1Config>, V1ConfigError> {
+    match dir.read_to_string(Path::new("config.json"), READ_CAP) {
+        Ok(Some(text)) => V1Config::parse(&text)
+            .map(Some)
+            .map_err(V1ConfigError::Parse),
+        Ok(None) => Ok(None),
+        Err(e) => Err(V1ConfigError::Read(e)),
+    }
+}
+
 /// Every v1 site under `domains_root` (v1's `/opt/domains`): directories
 /// holding a `config.json` that v1, not HostKit, wrote. Blocking; files are
 /// read through [`DomainDir`] (no links, size capped).
@@ -72,11 +96,7 @@ pub fn find_sites(domains_root: &Path) -> std::io::Result<Vec<(String, V1Config)
             continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();
-        let dir = DomainDir::new(entry.path());
-        let Ok(Some(text)) = dir.read_to_string(Path::new("config.json"), READ_CAP) else {
-            continue;
-        };
-        if let Ok(config) = V1Config::parse(&text)
+        if let Ok(Some(config)) = read(&DomainDir::new(entry.path()))
             && !config.written_by_hostkit()
         {
             found.push((name, config));

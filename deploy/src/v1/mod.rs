@@ -13,5 +13,5 @@ pub mod config;
 pub mod nginx;
 pub mod site;
 
-pub use config::{V1Config, find_sites};
+pub use config::{V1Config, V1ConfigError, find_sites};
 pub use site::{V1Site, V1SiteError, container_name, inspect_site};

@@ -170,33 +170,15 @@ pub enum V1SiteError {
 
 /// Inspect `domain`'s v1 container. `port` is v1's `config.json` port (the
 /// container publishes it as `127.0.0.1:<port>:<port>`); `domain_dir` is
-/// where its bind sources are made relative.
+/// where its bind sources are made relative. With `must_run`, a stopped
+/// container is [`V1SiteError::NotRunning`] (a resumed import passes
+/// `false`: its first attempt stopped the container).
 pub async fn inspect_site(
     docker: &Docker,
     domain: &str,
     port: Option<u16>,
     domain_dir: &Path,
-) -> Result<V1Site, V1SiteError> {
-    inspect(docker, domain, port, domain_dir, true).await
-}
-
-/// [`inspect_site`] for a container that may be stopped (an import resumed
-/// after it stopped v1's container).
-pub async fn inspect_stopped(
-    docker: &Docker,
-    domain: &str,
-    port: Option<u16>,
-    domain_dir: &Path,
-) -> Result<V1Site, V1SiteError> {
-    inspect(docker, domain, port, domain_dir, false).await
-}
-
-async fn inspect(
-    docker: &Docker,
-    domain: &str,
-    port: Option<u16>,
-    domain_dir: &Path,
-    require_running: bool,
+    must_run: bool,
 ) -> Result<V1Site, V1SiteError> {
     let name = container_name(domain);
     let engine = |source| V1SiteError::Docker {
@@ -218,7 +200,7 @@ async fn inspect(
         });
     }
     let state = inspect.state.unwrap_or_default();
-    if require_running && state.running != Some(true) {
+    if must_run && state.running != Some(true) {
         let state = state
             .status
             .map(|s| s.to_string())

@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 
 use bollard::models::{ContainerUpdateBody, RestartPolicy, RestartPolicyNameEnum};
 use bollard::query_parameters::StopContainerOptionsBuilder;
-use hostkit_deploy::domain_dir::{DomainDir, READ_CAP};
+use hostkit_deploy::domain_dir::DomainDir;
 use hostkit_deploy::engine::inventory::Inventory;
 use hostkit_deploy::progress::{Progress, ProgressSink};
-use hostkit_deploy::v1::{self, V1Config, V1Site, V1SiteError};
+use hostkit_deploy::v1::{self, V1Site, V1SiteError};
 use hostkit_proto::job::{
     ComposeSource, DeployOptions, DeployPayload, DeploySource, ImportPayload,
 };
@@ -51,23 +51,18 @@ pub async fn run(
     });
     let read = {
         let dir = DomainDir::new(&dir);
-        blocking("reading config.json", move || {
-            dir.read_to_string(std::path::Path::new("config.json"), READ_CAP)
-        })
-        .await?
+        blocking("reading config.json", move || v1::config::read(&dir)).await?
     };
-    let text = match read {
-        Ok(Some(text)) => text,
+    let config = match read {
+        Ok(Some(config)) => config,
         Ok(None) => {
             return Err(unavailable(format!(
                 "no HostKit v1 site here: {}/config.json does not exist",
                 dir.display()
             )));
         }
-        Err(e) => return Err(unavailable(format!("cannot read v1's config.json: {e}"))),
+        Err(e) => return Err(unavailable(format!("v1's site cannot be read: {e}"))),
     };
-    let config = V1Config::parse(&text)
-        .map_err(|e| unavailable(format!("config.json is not HostKit v1's: {e}")))?;
     if config.written_by_hostkit() {
         return Err(unavailable(format!(
             "{}/config.json was written by HostKit, not by v1",
@@ -88,16 +83,9 @@ pub async fn run(
         .all()
         .next()
         .is_some();
-    let mut site = match v1::inspect_site(&worker.docker, domain.as_str(), config.port, &dir).await
-    {
-        Ok(site) => site,
-        Err(V1SiteError::NotRunning { .. }) if resumed => {
-            v1::site::inspect_stopped(&worker.docker, domain.as_str(), config.port, &dir)
-                .await
-                .map_err(site_failure)?
-        }
-        Err(e) => return Err(site_failure(e)),
-    };
+    let mut site = v1::inspect_site(&worker.docker, domain.as_str(), config.port, &dir, !resumed)
+        .await
+        .map_err(site_failure)?;
     site.name_image(&worker.docker, domain.as_str())
         .await
         .map_err(site_failure)?;

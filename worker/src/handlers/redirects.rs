@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use hostkit_deploy::domain_dir::{DomainDir, READ_CAP};
+use hostkit_deploy::domain_dir::DomainDir;
 use hostkit_deploy::progress::{Progress, ProgressSink};
 use hostkit_proto::job::DeployOptions;
 use hostkit_proto::{Domain, ErrorCode};
@@ -73,29 +73,16 @@ async fn from_v1_config(
     sink: &dyn ProgressSink,
 ) -> Result<Vec<Domain>, Failure> {
     let domain_dir = DomainDir::new(dir);
-    let text = blocking("reading config.json", move || {
-        domain_dir.read_to_string(Path::new("config.json"), READ_CAP)
+    let read = blocking("reading config.json", move || {
+        hostkit_deploy::v1::config::read(&domain_dir)
     })
     .await?;
-    let text = match text {
-        Ok(Some(text)) => text,
+    let names = match read {
+        Ok(Some(config)) => config.redirect_domains,
         Ok(None) => return Ok(Vec::new()),
         Err(e) => {
             sink.report(Progress::Warning {
-                message: format!(
-                    "config.json cannot be read ({e}); no redirect domains taken from it"
-                ),
-            });
-            return Ok(Vec::new());
-        }
-    };
-    let names = match hostkit_deploy::v1::V1Config::parse(&text) {
-        Ok(config) => config.redirect_domains,
-        Err(e) => {
-            sink.report(Progress::Warning {
-                message: format!(
-                    "config.json is not readable JSON ({e}); no redirect domains taken from it"
-                ),
+                message: format!("{e}; no redirect domains taken from it"),
             });
             return Ok(Vec::new());
         }

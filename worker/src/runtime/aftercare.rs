@@ -7,10 +7,10 @@ use std::path::Path;
 
 use std::collections::BTreeMap;
 
-use hostkit_deploy::domain_dir::{DomainDir, Entry, READ_CAP};
+use hostkit_deploy::domain_dir::{DomainDir, Entry};
 use hostkit_deploy::engine::inventory::Inventory;
 use hostkit_deploy::images;
-use hostkit_deploy::v1::V1Config;
+use hostkit_deploy::v1::{self, V1Config};
 use hostkit_proto::Domain;
 use hostkit_proto::registry::Placement;
 use hostkit_proto::view::{
@@ -191,12 +191,9 @@ async fn write_view(
 /// v1's tools keep showing them after an import.
 async fn kept_fields(dir: &Path) -> V1Config {
     let domain_dir = DomainDir::new(dir);
-    let read = tokio::task::spawn_blocking(move || {
-        domain_dir.read_to_string(Path::new("config.json"), READ_CAP)
-    })
-    .await;
+    let read = tokio::task::spawn_blocking(move || v1::config::read(&domain_dir)).await;
     match read {
-        Ok(Ok(Some(text))) => V1Config::parse(&text).unwrap_or_default(),
+        Ok(Ok(Some(config))) => config,
         _ => V1Config::default(),
     }
 }

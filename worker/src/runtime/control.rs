@@ -216,7 +216,7 @@ async fn imports(worker: &Worker) -> Result<ImportsReply, ErrorBody> {
             Some("v1 runs it as a compose stack: deploy its docker-compose.yml instead".into())
         } else {
             let dir = crate::handlers::domain_dir(worker, &domain);
-            v1::inspect_site(&worker.docker, domain.as_str(), config.port, &dir)
+            v1::inspect_site(&worker.docker, domain.as_str(), config.port, &dir, true)
                 .await
                 .err()
                 .map(|e| e.to_string())

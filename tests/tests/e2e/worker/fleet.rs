@@ -10,6 +10,17 @@ use hostkit_tests::{JobEvents, TarballBuilder, fixtures};
 
 use super::env::{Env, failure, succeeded_version, web};
 
+/// A fresh domain running `web v1`, deployed by a job that succeeded.
+async fn deployed_web_v1(env: &Env) -> hostkit_proto::Domain {
+    let domain = env.domain();
+    let images = env.upload("v1", vec![fixtures::web("v1")]).await;
+    let (done, _) = env
+        .run(&env.deploy_job(&domain, &web("hostkit-test/web:v1"), vec![images]))
+        .await;
+    assert_eq!(succeeded_version(&done), 1, "{done:?}");
+    domain
+}
+
 /// The images bucket is shared and its objects are content-named, but the
 /// store does not check names: an identity that may write it stores its
 /// own tarball, padded to the same size, under the name of the owner's
@@ -18,12 +29,7 @@ use super::env::{Env, failure, succeeded_version, web};
 #[tokio::test]
 async fn a_blob_swapped_under_another_tarballs_name_is_never_loaded() {
     let env = Env::new().await;
-    let domain = env.domain();
-    let v1 = env.upload("v1", vec![fixtures::web("v1")]).await;
-    let (done, _) = env
-        .run(&env.deploy_job(&domain, &web("hostkit-test/web:v1"), vec![v1]))
-        .await;
-    assert_eq!(succeeded_version(&done), 1, "{done:?}");
+    let domain = deployed_web_v1(&env).await;
 
     // The owner's next tarball, and the attacker's under the same name.
     let owner = env.dir.path().join("owner.tar");
@@ -205,12 +211,7 @@ async fn a_ci_key_acts_on_its_own_domains_only_and_refusals_end_no_other_job() {
 #[tokio::test]
 async fn a_control_reply_never_lands_on_a_kv_key_or_an_event_subject() {
     let env = Env::new().await;
-    let domain = env.domain();
-    let images = env.upload("v1", vec![fixtures::web("v1")]).await;
-    let (done, _) = env
-        .run(&env.deploy_job(&domain, &web("hostkit-test/web:v1"), vec![images]))
-        .await;
-    assert_eq!(succeeded_version(&done), 1);
+    let domain = deployed_web_v1(&env).await;
     let kv = env
         .js
         .get_key_value(env.worker.names.placement_bucket())
@@ -297,12 +298,7 @@ async fn log_follows_are_bounded_per_node() {
     use futures_util::StreamExt;
     use hostkit_proto::control::{LOG_FOLLOWS_PER_NODE, LogChunk, LogsRequest};
     let env = Env::new().await;
-    let domain = env.domain();
-    let images = env.upload("v1", vec![fixtures::web("v1")]).await;
-    let (done, _) = env
-        .run(&env.deploy_job(&domain, &web("hostkit-test/web:v1"), vec![images]))
-        .await;
-    assert_eq!(succeeded_version(&done), 1);
+    let domain = deployed_web_v1(&env).await;
 
     let prefix = format!("_INBOX.follows.{}", domain.token());
     let mut replies = env
