@@ -87,8 +87,10 @@ pub struct ConnectArgs {
     #[arg(long, global = true, env = "NATS_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
-    /// CA certificate (PEM) to verify the server with; implies TLS.
-    #[arg(long, global = true, value_name = "FILE")]
+    /// CA certificate (PEM) to verify the server with, e.g. the `ca.pem`
+    /// of scripts/nats-tls.sh; implies TLS. (Servers with a certificate of
+    /// a public CA need none.)
+    #[arg(long, global = true, env = "NATS_CA", value_name = "FILE")]
     pub tls_ca: Option<String>,
 
     /// Inbox prefix for replies, when the server gives this user its own.
@@ -105,6 +107,17 @@ pub struct ConnectArgs {
         value_name = "SEED|FILE"
     )]
     pub sign_key: Option<String>,
+
+    /// The object store image tarballs are uploaded to: a tenant's private
+    /// bucket (its domains' `[[security.image_buckets]]` on the workers).
+    /// Default: the fleet's shared `<root>_images`.
+    #[arg(
+        long,
+        global = true,
+        env = "HOSTKIT_IMAGE_BUCKET",
+        value_name = "BUCKET"
+    )]
+    pub image_bucket: Option<String>,
 
     /// Subject root shared with the workers.
     #[arg(
@@ -133,6 +146,7 @@ impl ConnectArgs {
             &mut self.token,
             &mut self.tls_ca,
             &mut self.inbox_prefix,
+            &mut self.image_bucket,
             &mut self.sign_key,
             &mut self.requested_by,
         ] {
@@ -447,8 +461,11 @@ pub enum AdminCommand {
     /// Print the nats-server user block of a CI identity confined to its
     /// own domains' jobs, events and control requests (paste it into the
     /// HOSTKIT account's users).
+    /// With `--image-bucket`, the identity uploads to that private bucket
+    /// instead of the shared one, and the lines the workers need for it
+    /// follow the block.
     #[command(
-        after_help = "Example:\n  hostkit admin nats-user --domain example.com --domain shop.example.com"
+        after_help = "Examples:\n  hostkit admin nats-user --domain example.com --domain shop.example.com\n  hostkit admin nats-user --domain example.com --image-bucket hostkit_images_example_com"
     )]
     NatsUser {
         /// A domain the identity may act on (repeatable; no wildcards).

@@ -25,6 +25,8 @@ pub struct Session {
     pub names: Names,
     /// The server URL(s), passwords hidden, for messages.
     pub server: String,
+    /// The object store image tarballs go to (`--image-bucket`).
+    pub images_bucket: String,
 }
 
 /// The subject names for `--subject-root` (exit 2 when it is invalid).
@@ -35,6 +37,13 @@ pub fn names(args: &ConnectArgs) -> Result<Names, Error> {
 /// Connects as the options say.
 pub async fn connect(args: &ConnectArgs) -> Result<Session, Error> {
     let names = names(args)?;
+    if let Some(bucket) = &args.image_bucket {
+        if !hostkit_proto::name::is_bucket_name(bucket) {
+            return Err(Error::usage(format!(
+                "--image-bucket: {bucket:?} is not a bucket name (letters, digits, `_` and `-`)"
+            )));
+        }
+    }
     let servers = server_addrs(&args.server)?;
     let shown = redact(&args.server);
     let options = options(args).await?;
@@ -48,11 +57,16 @@ pub async fn connect(args: &ConnectArgs) -> Result<Session, Error> {
         }
     })?;
     let js = jetstream::new(client.clone());
+    let images_bucket = args
+        .image_bucket
+        .clone()
+        .unwrap_or_else(|| names.images_bucket());
     Ok(Session {
         client,
         js,
         names,
         server: shown,
+        images_bucket,
     })
 }
 

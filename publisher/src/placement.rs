@@ -44,19 +44,45 @@ pub async fn node_for(
     }
 }
 
-/// The placement record of `domain`, if any.
+/// The placement record of `domain`, if any: each node of the registry
+/// records the domains it hosts under `<dtoken>.<node>`; the newest record
+/// wins (a warning names the others). Without one, the key of earlier
+/// workers (`<dtoken>`) is read.
 pub async fn placement(session: &Session, domain: &Domain) -> Result<Option<Placement>, Error> {
     let bucket = session.names.placement_bucket();
     let store = kv_bucket(session, &bucket).await?;
-    let key = session.names.placement_key(domain);
-    let value = tokio::time::timeout(KV_TIMEOUT, store.get(&key))
-        .await
-        .map_err(|_| Error::unavailable(format!("reading {bucket} timed out")))?
-        .map_err(|e| Error::failed(format!("cannot read {bucket}/{key}: {e}")))?;
-    let Some(value) = value else { return Ok(None) };
-    serde_json::from_slice(&value)
-        .map(Some)
-        .map_err(|e| Error::failed(format!("{bucket}/{key} holds an unreadable record: {e}")))
+    let get = async |key: String| {
+        let value = tokio::time::timeout(KV_TIMEOUT, store.get(&key))
+            .await
+            .map_err(|_| Error::unavailable(format!("reading {bucket} timed out")))?
+            .map_err(|e| Error::failed(format!("cannot read {bucket}/{key}: {e}")))?;
+        let Some(value) = value else { return Ok(None) };
+        serde_json::from_slice::<Placement>(&value)
+            .map(Some)
+            .map_err(|e| Error::failed(format!("{bucket}/{key} holds an unreadable record: {e}")))
+    };
+    let registry = nodes(session).await?;
+    let keys = registry
+        .iter()
+        .map(|info| get(session.names.placement_key(domain, &info.node)));
+    let mut found: Vec<Placement> = futures_util::future::try_join_all(keys)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    found.sort_by_key(|placed| std::cmp::Reverse(placed.adopted_at));
+    if let [newest, others @ ..] = found.as_slice() {
+        if !others.is_empty() {
+            let names: Vec<String> = others.iter().map(|p| p.node.to_string()).collect();
+            eprintln!(
+                "warning: {domain} is also recorded on node(s) {}; using {}, which adopted it last",
+                names.join(", "),
+                newest.node
+            );
+        }
+        return Ok(Some(newest.clone()));
+    }
+    get(session.names.legacy_placement_key(domain)).await
 }
 
 /// Every node in the registry, sorted by id.

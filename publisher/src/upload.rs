@@ -67,13 +67,8 @@ pub async fn hash_file(path: &Path) -> Result<(String, u64), Error> {
 
 /// The image object store (exit 4 when no worker created it yet).
 pub async fn images_store(session: &Session) -> Result<ObjectStore, Error> {
-    let bucket = session.names.images_bucket();
-    match tokio::time::timeout(
-        Duration::from_secs(10),
-        session.js.get_object_store(&bucket),
-    )
-    .await
-    {
+    let bucket = &session.images_bucket;
+    match tokio::time::timeout(Duration::from_secs(10), session.js.get_object_store(bucket)).await {
         Ok(Ok(store)) => Ok(store),
         Ok(Err(e)) if is_missing_stream(&e) => {
             Err(not_set_up(&format!("the object store {bucket}")))

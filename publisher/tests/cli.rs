@@ -34,7 +34,9 @@ const CLI_ENV: &[&str] = &[
     "NATS_USER",
     "NATS_PASSWORD",
     "NATS_TOKEN",
+    "NATS_CA",
     "NATS_INBOX_PREFIX",
+    "HOSTKIT_IMAGE_BUCKET",
     "HOSTKIT_SIGNING_KEY",
     "HOSTKIT_SUBJECT_ROOT",
     "HOSTKIT_REQUESTED_BY",
@@ -1057,50 +1059,37 @@ async fn a_large_tarball_streams_with_flat_memory() {
     }
 }
 
-/// The shipped server configuration, its passwords defined for the test
-/// and its `store_dir` left to the harness (as the permission tests do).
-fn shipped_server_config() -> String {
-    const SHIPPED: &str = include_str!("../../dist/nats-server.conf");
-    let mut text = String::new();
-    for (variable, password) in SHIPPED_PASSWORDS {
-        text.push_str(&format!("{variable}: \"{password}\"\n"));
-    }
-    let rest: Vec<&str> = SHIPPED
-        .lines()
-        .filter(|line| !line.trim_start().starts_with("store_dir:"))
-        .collect();
-    text + &rest.join("\n")
-}
-
-const SHIPPED_PASSWORDS: &[(&str, &str)] = &[
-    ("HOSTKIT_CI_PASSWORD", "ci-test-password"),
-    ("HOSTKIT_CI_EXAMPLE_COM_PASSWORD", "tenant-test-password"),
-    ("HOSTKIT_WORKER_VPS_1_PASSWORD", "vps-1-test-password"),
-    ("HOSTKIT_WORKER_VPS_2_PASSWORD", "vps-2-test-password"),
-    ("HOSTKIT_DASHBOARD_PASSWORD", "dash-test-password"),
-    ("HOSTKIT_ADMIN_PASSWORD", "admin-test-password"),
-];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_cli_works_with_the_least_rights_of_the_shipped_ci_user() {
     use hostkit_worker::runtime::{Startup, serve};
     use hostkit_worker::store::Store;
 
-    let nats = TestNats::with_config(&shipped_server_config()).await;
+    let server = hostkit_tests::ShippedNats::start().await;
+    let nats = &server.nats;
     let docker = TestDocker::new().await;
     let nginx = TestNginx::new().await;
     let dir = tempfile::tempdir().expect("temp dir");
 
-    // The worker of node vps-1, connected as the shipped `worker-vps-1`.
+    // The worker of node vps-1, connected as the shipped `worker-vps-1`
+    // with the client options of its worker.toml (TLS with the CA of
+    // scripts/nats-tls.sh).
     let node: hostkit_proto::NodeId = "vps-1".parse().unwrap();
-    let worker_client = nats
-        .connect_with(
-            async_nats::ConnectOptions::with_user_and_password(
-                "worker-vps-1".into(),
-                "vps-1-test-password".into(),
-            )
-            .custom_inbox_prefix("_INBOX_worker_vps-1"),
-        )
+    let worker_toml = format!(
+        "node = \"vps-1\"\n[nats]\nurls = [\"tls://127.0.0.1:{}\"]\nuser = \"worker-vps-1\"\npassword = \"{}\"\ntls_ca_file = \"{}\"\n",
+        nats.port(),
+        hostkit_tests::shipped::password("worker-vps-1"),
+        server.ca().display()
+    );
+    let worker_config = hostkit_worker::config::Config::parse(
+        &worker_toml,
+        "worker.toml",
+        &hostkit_worker::config::Overrides::default(),
+    )
+    .expect("a valid worker.toml");
+    let worker_client = worker_config
+        .connect_options()
+        .expect("client options")
+        .connect(worker_config.nats_servers())
         .await
         .expect("the worker connects");
     std::fs::create_dir_all(dir.path().join("domains")).unwrap();
@@ -1121,7 +1110,14 @@ async fn the_cli_works_with_the_least_rights_of_the_shipped_ci_user() {
             ..Default::default()
         }),
         tls: None,
-        settings: hostkit_tests::worker::test_settings(&dir.path().join("domains")),
+        settings: hostkit_worker::runtime::Settings {
+            // The shipped tenant's private image bucket.
+            image_buckets: vec![hostkit_worker::runtime::image_stores::PrivateBucket {
+                bucket: "hostkit_images_example_com".into(),
+                domains: vec!["example.com".parse().unwrap()],
+            }],
+            ..hostkit_tests::worker::test_settings(&dir.path().join("domains"))
+        },
     };
     let (shutdown, stop) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(async move {
@@ -1130,16 +1126,28 @@ async fn the_cli_works_with_the_least_rights_of_the_shipped_ci_user() {
         }
     });
 
-    // The CLI as the shipped `ci` user.
+    // The CLI as the shipped `ci` user, trusting the server's CA.
     let url = nats.url();
+    let ca = server.ca();
     let ci = |args: &[&str]| {
         let mut command = command(&url, args);
         command
             .env("NATS_USER", "ci")
-            .env("NATS_PASSWORD", "ci-test-password");
+            .env("NATS_PASSWORD", "ci-test-password")
+            .env("NATS_CA", &ca);
         command
     };
     let hostkit = async |args: &[&str]| run(ci(args), args).await;
+    // Without the CA, the CLI refuses the server (and says why).
+    let mut untrusting = ci(&["nodes"]);
+    untrusting.env_remove("NATS_CA");
+    let refused = run(untrusting, &["nodes"]).await;
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("cannot reach NATS") && refused.stderr.contains("certificate"),
+        "{}",
+        refused.stderr
+    );
     hostkit_tests::wait_until(
         Duration::from_secs(20),
         "the worker registers",
@@ -1199,15 +1207,18 @@ async fn the_cli_works_with_the_least_rights_of_the_shipped_ci_user() {
     hostkit(&["stop", &domain]).await.expect(0);
     hostkit(&["remove", &domain, "--yes"]).await.expect(0);
 
-    // The tenant block (`hostkit admin nats-user --domain example.com`,
-    // shipped as `ci-example-com`): the whole deploy of its own domain
-    // works, another domain's is refused.
+    // The tenant block (`hostkit admin nats-user --domain example.com
+    // --image-bucket hostkit_images_example_com`, shipped as
+    // `ci-example-com`): the whole deploy of its own domain, its images in
+    // its own bucket, works; another domain's is refused.
     docker.register_project("example_com");
     let tenant = |args: &[&str]| {
         let mut command = command(&url, args);
         command
             .env("NATS_USER", "ci-example-com")
-            .env("NATS_PASSWORD", "tenant-test-password");
+            .env("NATS_PASSWORD", "tenant-test-password")
+            .env("NATS_CA", &ca)
+            .env("HOSTKIT_IMAGE_BUCKET", "hostkit_images_example_com");
         command
     };
     let as_tenant = async |args: &[&str]| run(tenant(args), args).await;
@@ -1219,10 +1230,15 @@ async fn the_cli_works_with_the_least_rights_of_the_shipped_ci_user() {
         path_str(&images),
     ];
     own.extend(["--node", "vps-1"]);
-    as_tenant(&own)
-        .await
-        .expect(0)
-        .stdout_has("✓ succeeded: v1");
+    let deployed = as_tenant(&own).await;
+    deployed.expect(0).stdout_has("✓ succeeded: v1");
+    // The shared bucket holds the same tarball (ci's deploy above); the
+    // tenant's own bucket did not, so it was sent there.
+    assert!(
+        !deployed.stdout.contains("0 B sent (0 bytes)"),
+        "the tenant's tarball was not uploaded to its own bucket:\n{}",
+        deployed.stdout
+    );
     as_tenant(&["versions", "example.com"])
         .await
         .expect(0)

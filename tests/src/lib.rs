@@ -8,6 +8,7 @@
 //!   an HTTPS client that trusts only what the test gives it.
 //! - [`image`]: `docker save` tarballs built without a registry; [`fixtures`]:
 //!   ready-made web, api and db images.
+//! - [`shipped`]: a nats-server running `dist/nats-server.conf` as shipped, over TLS.
 //! - [`util`]: free ports, bounded waits, a minimal HTTP client.
 //!
 //! A test that needs one of the real parts fails with a clear message (what
@@ -23,6 +24,7 @@ pub mod nginx;
 pub mod pebble;
 mod process;
 pub mod registry;
+pub mod shipped;
 pub mod util;
 pub mod worker;
 
@@ -32,6 +34,7 @@ pub use nats::TestNats;
 pub use nginx::TestNginx;
 pub use pebble::TestPebble;
 pub use registry::TestRegistry;
+pub use shipped::ShippedNats;
 pub use util::{
     HttpResponder, HttpResponse, free_port, http_get, http_request, wait_for, wait_until,
 };

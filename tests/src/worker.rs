@@ -51,6 +51,7 @@ pub fn test_settings(domains_root: &std::path::Path) -> Settings {
         health_timeout: Duration::from_secs(30),
         allow_pull: true,
         image_dir: None,
+        image_buckets: Vec::new(),
         policy: Policy::default(),
         stack_limits: Default::default(),
         trusted_keys: Vec::new(),

@@ -6,6 +6,7 @@ use hostkit_proto::sign::seal::XKey;
 use tokio::sync::watch;
 
 use crate::config::{Config, ConfigError};
+use crate::runtime::image_stores::PrivateBucket;
 use crate::runtime::{ServeError, Settings, Startup, serve};
 use crate::store::{PortPool, Store, StoreError};
 
@@ -50,6 +51,15 @@ pub fn settings(config: &Config, seal_key: Option<XKey>) -> Settings {
         health_timeout: config.jobs.health_timeout,
         allow_pull: config.security.allow_registry_pulls,
         image_dir: config.security.image_dir.clone(),
+        image_buckets: config
+            .security
+            .image_buckets
+            .iter()
+            .map(|b| PrivateBucket {
+                bucket: b.bucket.clone(),
+                domains: b.domains.clone(),
+            })
+            .collect(),
         policy: config.policy.clone(),
         stack_limits: config.stack_limits.clone(),
         trusted_keys: config.security.trusted_keys(),

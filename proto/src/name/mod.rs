@@ -49,6 +49,20 @@ pub fn sanitize_token(name: &str) -> String {
     }
 }
 
+/// Whether `name` can name a JetStream bucket (object store or KV):
+/// ASCII letters, digits, `_` and `-`, not empty.
+///
+/// ```
+/// assert!(hostkit_proto::name::is_bucket_name("hostkit_images_acme"));
+/// assert!(!hostkit_proto::name::is_bucket_name("a.b"));
+/// ```
+pub fn is_bucket_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
 /// Implements `Serialize` (as its `Display` string) and `Deserialize` (a
 /// string parsed with `FromStr`, so invalid values are rejected) for a
 /// newtype.

@@ -14,7 +14,7 @@
 //! | events stream | `HOSTKIT_EVENTS` over `hostkit.events.>` and `hostkit.nodes.>` |
 //! | control | `hostkit.ctl.<node>.<verb>`, and `hostkit.ctl.<node>.<verb>.<dtoken>` for a request about one domain (the payload must name it) |
 //! | image blobs | object store `hostkit_images`, objects `sha256-<hex>` |
-//! | placement | KV `hostkit_placement`, key `<dtoken>`, value [`Placement`](crate::Placement) |
+//! | placement | KV `hostkit_placement`, key `<dtoken>.<node>` (written by that node only), value [`Placement`](crate::Placement) |
 //! | node registry | KV `hostkit_nodes`, key `<node>`, value [`NodeInfo`](crate::NodeInfo) |
 //!
 //! A root may have several tokens (`acme.hostkit`); stream names upper-case
@@ -398,15 +398,30 @@ impl Names {
         ImageObjectName::from_sha256_hex(sha256_hex)
     }
 
-    /// The placement KV bucket: `hostkit_placement` (key = dtoken, value =
-    /// [`Placement`](crate::Placement)).
+    /// The placement KV bucket: `hostkit_placement` (key =
+    /// `<dtoken>.<node>`, value [`Placement`](crate::Placement)).
     pub fn placement_bucket(&self) -> String {
         format!("{}_placement", self.bucket_prefix())
     }
 
-    /// The placement key of a domain: its token.
-    pub fn placement_key(&self, domain: &Domain) -> String {
+    /// The key under which `node` records that it hosts `domain`:
+    /// `<dtoken>.<node>`. Each node writes only keys ending in its own id,
+    /// so NATS permissions (`$KV.hostkit_placement.*.<node>`) stop one
+    /// worker from re-pointing another node's domains to itself.
+    pub fn placement_key(&self, domain: &Domain, node: &NodeId) -> String {
+        format!("{}.{node}", domain.token())
+    }
+
+    /// The key workers before per-node placement keys wrote: the domain's
+    /// token alone. Read only when no node's key names the domain.
+    pub fn legacy_placement_key(&self, domain: &Domain) -> String {
         domain.token()
+    }
+
+    /// The KV subject a node's worker may write placement on:
+    /// `$KV.hostkit_placement.*.<node>` (for the server's permissions).
+    pub fn placement_write_subject(&self, node: &NodeId) -> String {
+        format!("$KV.{}.*.{node}", self.placement_bucket())
     }
 
     /// The node registry KV bucket: `hostkit_nodes` (key = node id, value =

@@ -67,7 +67,12 @@ fn default_names() {
     assert_eq!(names.ctl_filter(&node), "hostkit.ctl.vps-1.>");
     assert_eq!(names.images_bucket(), "hostkit_images");
     assert_eq!(names.placement_bucket(), "hostkit_placement");
-    assert_eq!(names.placement_key(&domain), "example_com");
+    assert_eq!(names.placement_key(&domain, &node), "example_com.vps-1");
+    assert_eq!(names.legacy_placement_key(&domain), "example_com");
+    assert_eq!(
+        names.placement_write_subject(&node),
+        "$KV.hostkit_placement.*.vps-1"
+    );
     assert_eq!(names.nodes_bucket(), "hostkit_nodes");
     assert_eq!(names.node_key(&node), "vps-1");
     let hex = "0".repeat(64);

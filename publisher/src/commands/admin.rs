@@ -19,6 +19,7 @@ pub fn nats_user(
     names: &Names,
     domains: &[String],
     user: Option<&str>,
+    image_bucket: Option<&str>,
 ) -> Result<Exit, Error> {
     let mut parsed = Vec::new();
     for domain in domains {
@@ -36,7 +37,11 @@ pub fn nats_user(
     if parsed.is_empty() {
         return Err(Error::usage("name at least one --domain"));
     }
-    out.line(user_block(names, &parsed, user));
+    let bucket = image_bucket.map_or_else(|| names.images_bucket(), str::to_owned);
+    out.line(user_block(names, &parsed, user, &bucket));
+    if bucket != names.images_bucket() {
+        out.line(private_bucket_setup(&bucket, domains));
+    }
     Ok(Exit::Success)
 }
 
@@ -63,8 +68,48 @@ pub fn job_key(out: &Output, domains: &[String]) -> Result<Exit, Error> {
     Ok(Exit::Success)
 }
 
-/// The user block (nats-server config syntax).
-pub fn user_block(names: &Names, domains: &[Domain], user: Option<&str>) -> String {
+/// What the workers need for a tenant's private image bucket: the lines of
+/// every `worker-<node>` block and the worker.toml entry.
+pub fn private_bucket_setup(bucket: &str, domains: &[String]) -> String {
+    let lines: String = worker_image_rights(bucket)
+        .iter()
+        .map(|l| format!("#   {l}\n"))
+        .collect();
+    let quoted: Vec<String> = domains.iter().map(|d| format!("\"{d}\"")).collect();
+    format!(
+        "\n# Add to the publish allow list of every worker-<node> block, so that the\n\
+         # workers create, read and clean up {bucket}:\n{lines}\n\
+         # And to [security] of every worker's worker.toml:\n\
+         # [[security.image_buckets]]\n\
+         # bucket = \"{bucket}\"\n\
+         # domains = [{}]",
+        quoted.join(", ")
+    )
+}
+
+/// A worker's rights on an image bucket: create or check it, read blobs
+/// (direct get, an ephemeral push consumer with flow control), delete a
+/// blob that does not hash to its name (metadata, purge of its chunks).
+pub fn worker_image_rights(bucket: &str) -> Vec<String> {
+    [
+        format!("$JS.API.STREAM.INFO.OBJ_{bucket}"),
+        format!("$JS.API.STREAM.CREATE.OBJ_{bucket}"),
+        format!("$JS.API.DIRECT.GET.OBJ_{bucket}.>"),
+        format!("$JS.API.STREAM.MSG.GET.OBJ_{bucket}"),
+        format!("$JS.API.CONSUMER.CREATE.OBJ_{bucket}"),
+        format!("$JS.API.CONSUMER.CREATE.OBJ_{bucket}.>"),
+        format!("$JS.API.CONSUMER.DELETE.OBJ_{bucket}.>"),
+        format!("$JS.FC.OBJ_{bucket}.>"),
+        format!("$O.{bucket}.M.>"),
+        format!("$JS.API.STREAM.PURGE.OBJ_{bucket}"),
+    ]
+    .map(|s| format!("\"{s}\""))
+    .to_vec()
+}
+
+/// The user block (nats-server config syntax); `images` is the bucket the
+/// identity uploads to (the shared one, or its private one).
+pub fn user_block(names: &Names, domains: &[Domain], user: Option<&str>, images: &str) -> String {
     let root = names.root();
     let user = user.map_or_else(
         || format!("ci-{}", domains[0].token().replace('_', "-")),
@@ -75,11 +120,8 @@ pub fn user_block(names: &Names, domains: &[Domain], user: Option<&str>) -> Stri
         user.to_ascii_uppercase().replace(['-', '.'], "_")
     );
     let (jobs, events) = (names.jobs_stream(), names.events_stream());
-    let (images, placement, nodes) = (
-        names.images_bucket(),
-        names.placement_bucket(),
-        names.nodes_bucket(),
-    );
+    let (placement, nodes) = (names.placement_bucket(), names.nodes_bucket());
+    let shared = images == names.images_bucket();
     let list: Vec<String> = domains.iter().map(ToString::to_string).collect();
     let mut publish = vec![format!(
         "# jobs and control requests of {} only",
@@ -96,6 +138,10 @@ pub fn user_block(names: &Names, domains: &[Domain], user: Option<&str>) -> Stri
         publish.push(format!(
             "\"$JS.API.CONSUMER.CREATE.{events}.*.{root}.events.{token}.>\""
         ));
+        publish.push(format!("# which node hosts {domain}"));
+        publish.push(format!(
+            "\"$JS.API.DIRECT.GET.KV_{placement}.$KV.{placement}.{token}.*\""
+        ));
         publish.push(format!(
             "\"$JS.API.DIRECT.GET.KV_{placement}.$KV.{placement}.{token}\""
         ));
@@ -103,7 +149,11 @@ pub fn user_block(names: &Names, domains: &[Domain], user: Option<&str>) -> Stri
     }
     publish.extend(
         [
-            "# image upload: object chunks and metadata (blobs are verified by the worker)",
+            if shared {
+                "# image upload: object chunks and metadata (blobs are verified by the worker)"
+            } else {
+                "# image upload to its own bucket: object chunks and metadata"
+            },
             &format!("\"$O.{images}.C.>\""),
             &format!("\"$O.{images}.M.>\""),
             "# JetStream API: account and stream info",
@@ -137,7 +187,7 @@ pub fn user_block(names: &Names, domains: &[Domain], user: Option<&str>) -> Stri
             .collect::<String>()
     };
     format!(
-        "      # CI of {domains}: made by `hostkit admin nats-user --domain {flags}`\n\
+        "      # CI of {domains}: made by `hostkit admin nats-user --domain {flags}{bucket_flag}`\n\
          \x20     {{\n\
          \x20       user: {user}\n\
          \x20       password: ${variable}\n\
@@ -154,6 +204,11 @@ pub fn user_block(names: &Names, domains: &[Domain], user: Option<&str>) -> Stri
          \x20     }}",
         domains = list.join(", "),
         flags = list.join(" --domain "),
+        bucket_flag = if shared {
+            String::new()
+        } else {
+            format!(" --image-bucket {images}")
+        },
         publish = indent(&publish),
         subscribe = indent(&subscribe),
     )
@@ -169,7 +224,7 @@ mod tests {
             "example.com".parse().unwrap(),
             "shop.example.com".parse().unwrap(),
         ];
-        let block = user_block(&Names::default(), &domains, None);
+        let block = user_block(&Names::default(), &domains, None, "hostkit_images");
         assert!(block.contains("user: ci-example-com"), "{block}");
         assert!(block.contains("password: $HOSTKIT_CI_EXAMPLE_COM_PASSWORD"));
         for needle in [
@@ -196,10 +251,44 @@ mod tests {
     #[test]
     fn the_shipped_example_is_what_the_command_prints() {
         let shipped = include_str!("../../../dist/nats-server.conf");
-        let block = user_block(&Names::default(), &["example.com".parse().unwrap()], None);
+        let names = Names::default();
+        let bucket = "hostkit_images_example_com";
+        let block = user_block(&names, &["example.com".parse().unwrap()], None, bucket);
         assert!(
             shipped.contains(&block),
-            "dist/nats-server.conf must hold the output of `hostkit admin nats-user --domain example.com`:\n{block}"
+            "dist/nats-server.conf must hold the output of `hostkit admin nats-user --domain example.com --image-bucket {bucket}`:\n{block}"
         );
+        // Every worker block grants what the workers need on the shared
+        // bucket and on the example's private one.
+        let workers: Vec<&str> = shipped.split("user: worker-").skip(1).collect();
+        assert_eq!(workers.len(), 2, "two worker blocks");
+        for worker in workers {
+            let block = worker.split("allow_responses").next().unwrap();
+            for right in worker_image_rights(bucket)
+                .into_iter()
+                .chain(worker_image_rights(&names.images_bucket()))
+            {
+                assert!(block.contains(&right), "a worker block lacks {right}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_private_bucket_replaces_the_shared_one_in_the_block() {
+        let names = Names::default();
+        let block = user_block(
+            &names,
+            &["example.com".parse().unwrap()],
+            None,
+            "hostkit_images_acme",
+        );
+        assert!(block.contains("\"$O.hostkit_images_acme.C.>\""), "{block}");
+        assert!(
+            block.contains("\"$JS.API.STREAM.PURGE.OBJ_hostkit_images_acme\""),
+            "{block}"
+        );
+        assert!(!block.contains("$O.hostkit_images."), "{block}");
+        assert!(!block.contains("OBJ_hostkit_images\""), "{block}");
+        assert!(!block.contains("OBJ_hostkit_images."), "{block}");
     }
 }

@@ -34,7 +34,13 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Admin(AdminCommand::JobKey { domains }) => admin::job_key(&out, domains),
         Command::Admin(AdminCommand::NatsUser { domains, user }) => {
             let names = crate::connect::names(connect)?;
-            admin::nats_user(&out, &names, domains, user.as_deref())
+            admin::nats_user(
+                &out,
+                &names,
+                domains,
+                user.as_deref(),
+                connect.image_bucket.as_deref(),
+            )
         }
         Command::Stop { domain, job } => ops::stop(connect, &out, domain, job).await,
         Command::Start { domain, job } => ops::start(connect, &out, domain, job).await,

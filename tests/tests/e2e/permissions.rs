@@ -1,7 +1,8 @@
 //! The shipped NATS server configuration (`dist/nats-server.conf`, loaded
-//! as is, with test passwords for its variables) against a real
-//! nats-server: every role can do its job, and every denial of DESIGN §6
-//! holds.
+//! as is, with test passwords for its variables and the TLS files of
+//! `scripts/nats-tls.sh`) against a real nats-server: every role can do its
+//! job, every denial of DESIGN §6 holds, and no client gets in without TLS
+//! and the server's CA.
 //!
 //! A denial is proven twice: the server answers the client with a
 //! `Permissions Violation for Publish/Subscription to "<subject>"` error,
@@ -20,72 +21,18 @@ use async_nats::{Client, ConnectOptions, Event, Subscriber};
 use futures_util::StreamExt as _;
 use hostkit_proto::subjects::settings;
 use hostkit_proto::{ControlVerb, Domain, JobId, Names, NodeId};
-use hostkit_tests::TestNats;
+use hostkit_tests::shipped::{ShippedNats, password};
 use tokio::io::AsyncReadExt as _;
 use tokio::sync::{Mutex, mpsc};
 use tokio::time::timeout;
 
-/// The configuration under test, byte for byte what ships.
-const SHIPPED: &str = include_str!("../../../dist/nats-server.conf");
-
-/// Test passwords for the variables the shipped file reads from the
-/// environment (a definition in the file wins over the environment).
-const USERS: &[(&str, &str, &str)] = &[
-    ("ci", "HOSTKIT_CI_PASSWORD", "ci-test-password"),
-    (
-        "ci-example-com",
-        "HOSTKIT_CI_EXAMPLE_COM_PASSWORD",
-        "tenant-test-password",
-    ),
-    (
-        "worker-vps-1",
-        "HOSTKIT_WORKER_VPS_1_PASSWORD",
-        "vps-1-test-password",
-    ),
-    (
-        "worker-vps-2",
-        "HOSTKIT_WORKER_VPS_2_PASSWORD",
-        "vps-2-test-password",
-    ),
-    (
-        "dashboard",
-        "HOSTKIT_DASHBOARD_PASSWORD",
-        "dash-test-password",
-    ),
-    ("admin", "HOSTKIT_ADMIN_PASSWORD", "admin-test-password"),
-];
+/// The private image bucket of the shipped tenant `ci-example-com`.
+const TENANT_BUCKET: &str = "hostkit_images_example_com";
 
 /// How long to wait for something that must happen.
 const WAIT: Duration = Duration::from_secs(5);
 /// How long to watch for something that must not happen.
 const SILENCE: Duration = Duration::from_millis(300);
-
-/// The shipped file with test passwords, less its `store_dir` (the
-/// harness gives the server a temporary one with `-sd`, which nats-server
-/// refuses next to a `store_dir` in the file).
-fn server_config() -> String {
-    let mut text = String::from("# test passwords\n");
-    for (_, variable, password) in USERS {
-        text.push_str(&format!("{variable}: \"{password}\"\n"));
-    }
-    let (store_dir, rest): (Vec<&str>, Vec<&str>) = SHIPPED
-        .lines()
-        .partition(|line| line.trim_start().starts_with("store_dir:"));
-    assert_eq!(store_dir.len(), 1, "the shipped file sets store_dir once");
-    assert!(
-        SHIPPED.contains("sync_interval: always"),
-        "the shipped file fsyncs every write"
-    );
-    text + &rest.join("\n")
-}
-
-fn password(user: &str) -> &'static str {
-    USERS
-        .iter()
-        .find(|(u, _, _)| *u == user)
-        .map(|(_, _, p)| *p)
-        .unwrap_or_else(|| panic!("no test password for {user}"))
-}
 
 /// The inbox prefix each role uses (see the head of the shipped file);
 /// the workers' is hostkit-worker's default `_INBOX_worker_<node>`.
@@ -110,19 +57,20 @@ struct Conn {
 }
 
 impl Conn {
-    async fn connect(nats: &TestNats, user: &'static str) -> Conn {
+    async fn connect(server: &ShippedNats, user: &'static str) -> Conn {
+        let nats = &server.nats;
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut options =
-            ConnectOptions::with_user_and_password(user.to_owned(), password(user).to_owned())
-                .request_timeout(Some(Duration::from_secs(2)))
-                .event_callback(move |event| {
-                    let tx = tx.clone();
-                    async move {
-                        if let Event::ServerError(e) = event {
-                            let _ = tx.send(e.to_string());
-                        }
+        let mut options = server
+            .options(user)
+            .request_timeout(Some(Duration::from_secs(2)))
+            .event_callback(move |event| {
+                let tx = tx.clone();
+                async move {
+                    if let Event::ServerError(e) = event {
+                        let _ = tx.send(e.to_string());
                     }
-                });
+                }
+            });
         if let Some(prefix) = inbox_prefix(user) {
             options = options.custom_inbox_prefix(prefix);
         }
@@ -275,7 +223,7 @@ async fn next_message(sub: &mut Subscriber, what: &str) -> async_nats::Message {
 /// consumers were set up by the workers themselves (proving that their
 /// rights suffice for the startup hostkit-worker does).
 struct Fleet {
-    nats: TestNats,
+    nats: ShippedNats,
     names: Names,
     vps1: NodeId,
     vps2: NodeId,
@@ -285,7 +233,7 @@ struct Fleet {
 
 impl Fleet {
     async fn start() -> Fleet {
-        let nats = TestNats::with_config(&server_config()).await;
+        let nats = ShippedNats::start().await;
         let admin = Conn::connect(&nats, "admin").await;
         let fleet = Fleet {
             names: Names::default(),
@@ -334,15 +282,17 @@ impl Fleet {
         })
         .await
         .unwrap_or_else(|e| panic!("{}: {e}", what("the events stream")));
-        if js.get_object_store(names.images_bucket()).await.is_err() {
-            js.create_object_store(object_store::Config {
-                bucket: names.images_bucket(),
-                max_age: settings::IMAGES_MAX_AGE,
-                storage: StorageType::File,
-                ..Default::default()
-            })
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", what("the image store")));
+        for bucket in [names.images_bucket(), TENANT_BUCKET.to_owned()] {
+            if js.get_object_store(&bucket).await.is_err() {
+                js.create_object_store(object_store::Config {
+                    bucket: bucket.clone(),
+                    max_age: settings::IMAGES_MAX_AGE,
+                    storage: StorageType::File,
+                    ..Default::default()
+                })
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", what(&bucket)));
+            }
         }
         for bucket in [names.placement_bucket(), names.nodes_bucket()] {
             if js.get_key_value(&bucket).await.is_err() {
@@ -405,14 +355,16 @@ impl Fleet {
 
 #[tokio::test]
 async fn permissions_refuse_clients_without_valid_credentials() {
-    let nats = TestNats::with_config(&server_config()).await;
+    let server = ShippedNats::start().await;
+    let nats = &server.nats;
+    let tls = |options: ConnectOptions| options.add_root_certificates(server.ca());
     assert!(
-        nats.connect_with(ConnectOptions::new()).await.is_err(),
+        nats.connect_with(tls(ConnectOptions::new())).await.is_err(),
         "an anonymous client must be refused"
     );
     let wrong = ConnectOptions::with_user_and_password("ci".into(), "wrong".into());
     assert!(
-        nats.connect_with(wrong).await.is_err(),
+        nats.connect_with(tls(wrong)).await.is_err(),
         "a wrong password must be refused"
     );
     let as_other = ConnectOptions::with_user_and_password(
@@ -420,9 +372,99 @@ async fn permissions_refuse_clients_without_valid_credentials() {
         password("worker-vps-2").into(),
     );
     assert!(
-        nats.connect_with(as_other).await.is_err(),
+        nats.connect_with(tls(as_other)).await.is_err(),
         "another user's password must be refused"
     );
+    nats.connect_with(server.options("ci"))
+        .await
+        .expect("the right password over TLS is accepted");
+}
+
+/// The shipped server speaks TLS only: a client that sends its password
+/// in the clear is refused before it is read, and a client that does not
+/// trust the server's CA (the system's roots, or another private CA)
+/// refuses the server, so a man in the middle learns no password.
+#[tokio::test]
+async fn permissions_clients_must_speak_tls_and_check_the_servers_certificate() {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+
+    let server = ShippedNats::start().await;
+    let nats = &server.nats;
+
+    // In the clear, by hand: the server announces TLS and refuses CONNECT.
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", nats.port()))
+        .await
+        .expect("TCP connect");
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    let info = timeout(WAIT, lines.next_line())
+        .await
+        .expect("INFO in time")
+        .expect("read INFO")
+        .expect("an INFO line");
+    assert!(info.contains("\"tls_required\":true"), "{info}");
+    let connect = format!(
+        "CONNECT {{\"verbose\":false,\"pedantic\":false,\"tls_required\":false,\"user\":\"ci\",\"pass\":\"{}\"}}\r\nPING\r\n",
+        password("ci")
+    );
+    // The server may close before it reads everything: errors are fine.
+    let _ = write.write_all(connect.as_bytes()).await;
+    let mut answers = Vec::new();
+    let closed = timeout(WAIT, async {
+        loop {
+            match lines.next_line().await {
+                Ok(Some(line)) => answers.push(line),
+                // End of stream, or a reset: the server hung up.
+                Ok(None) | Err(_) => return,
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the server kept a client in the clear connected: {answers:?}"
+    );
+    assert!(
+        !answers
+            .iter()
+            .any(|l| l.starts_with("PONG") || l.starts_with("+OK")),
+        "a client in the clear was served: {answers:?}"
+    );
+
+    // Over TLS without the server's CA (system roots), and trusting
+    // another private CA: the client refuses the server.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/nats-tls.sh");
+    let made = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(elsewhere.path())
+        .output()
+        .expect("run nats-tls.sh");
+    assert!(made.status.success(), "{made:?}");
+    let ci = || {
+        ConnectOptions::with_user_and_password("ci".into(), password("ci").into()).require_tls(true)
+    };
+    for (what, options) in [
+        ("the system's roots", ci()),
+        (
+            "another CA",
+            ci().add_root_certificates(elsewhere.path().join("ca.pem")),
+        ),
+    ] {
+        let error = nats
+            .connect_with(options)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("a client trusting {what} connected"));
+        assert!(
+            format!("{error:?}").to_lowercase().contains("certificate")
+                || format!("{error:?}").to_lowercase().contains("tls"),
+            "{what}: {error:?}"
+        );
+    }
+    nats.connect_with(server.options("ci"))
+        .await
+        .expect("with the server's CA the client connects");
 }
 
 #[tokio::test]
@@ -471,7 +513,10 @@ async fn permissions_ci_publishes_jobs_uploads_images_requests_control_and_nothi
         .await
         .unwrap();
     placement
-        .put(names.placement_key(&fleet.domain), "vps-1".into())
+        .put(
+            names.placement_key(&fleet.domain, &fleet.vps1),
+            "vps-1".into(),
+        )
         .await
         .expect("a worker writes placement");
     let read = ci
@@ -479,7 +524,7 @@ async fn permissions_ci_publishes_jobs_uploads_images_requests_control_and_nothi
         .get_key_value(names.placement_bucket())
         .await
         .expect("CI opens the placement bucket")
-        .get(names.placement_key(&fleet.domain))
+        .get(names.placement_key(&fleet.domain, &fleet.vps1))
         .await
         .expect("CI reads placement");
     assert_eq!(read.as_deref(), Some(&b"vps-1"[..]));
@@ -554,7 +599,11 @@ async fn permissions_ci_publishes_jobs_uploads_images_requests_control_and_nothi
     // Placement and the node registry are the workers' to write.
     ci.denied_publish(
         admin,
-        &format!("$KV.{}.{}", names.placement_bucket(), fleet.domain.token()),
+        &format!(
+            "$KV.{}.{}",
+            names.placement_bucket(),
+            names.placement_key(&fleet.domain, &fleet.vps1)
+        ),
     )
     .await;
     ci.denied_publish(admin, &format!("$KV.{}.vps-1", names.nodes_bucket()))
@@ -659,9 +708,9 @@ async fn permissions_a_tenants_ci_acts_on_its_own_domain_only() {
     next_message(&mut own_events, "its own domain's event").await;
     let images = tenant
         .js()
-        .get_object_store(names.images_bucket())
+        .get_object_store(TENANT_BUCKET)
         .await
-        .expect("the tenant opens the image store");
+        .expect("the tenant opens its own image bucket");
     let object = names
         .image_object_name(&"cd".repeat(32))
         .unwrap()
@@ -670,6 +719,18 @@ async fn permissions_a_tenants_ci_acts_on_its_own_domain_only() {
         .put(object.as_str(), &mut b"blob".as_slice())
         .await
         .expect("the tenant uploads a blob");
+    // Its workers read the private bucket and may delete a bad blob.
+    let w1 = fleet.conn("worker-vps-1").await;
+    let w1_images = w1.js().get_object_store(TENANT_BUCKET).await.unwrap();
+    let mut read = Vec::new();
+    w1_images
+        .get(object.as_str())
+        .await
+        .expect("a worker opens a tenant's blob")
+        .read_to_end(&mut read)
+        .await
+        .unwrap();
+    assert_eq!(read, b"blob");
     tenant
         .client
         .publish(
@@ -678,10 +739,70 @@ async fn permissions_a_tenants_ci_acts_on_its_own_domain_only() {
         )
         .await
         .unwrap();
+    admin
+        .js()
+        .get_key_value(names.placement_bucket())
+        .await
+        .unwrap()
+        .put(
+            names.placement_key(&fleet.domain, &fleet.vps1),
+            "vps-1".into(),
+        )
+        .await
+        .unwrap();
+    let placed = tenant
+        .js()
+        .get_key_value(names.placement_bucket())
+        .await
+        .expect("the tenant opens the placement bucket")
+        .get(names.placement_key(&fleet.domain, &fleet.vps1))
+        .await
+        .expect("the tenant reads its domain's placement");
+    assert_eq!(placed.as_deref(), Some(&b"vps-1"[..]));
     tenant.no_violation().await;
 
-    // Denied: another domain's jobs, events and control; control without
-    // a domain (status of the whole node, ping, imports).
+    // Denied: the shared image bucket (another tenant's images), and for
+    // everybody but the tenant and the workers, its private bucket.
+    tenant
+        .denied_publish(admin, &format!("$O.{}.C.x", names.images_bucket()))
+        .await;
+    tenant
+        .denied_request(
+            &format!("$JS.API.STREAM.PURGE.OBJ_{}", names.images_bucket()),
+            "{}",
+        )
+        .await;
+    tenant
+        .denied_request(
+            &format!("$JS.API.DIRECT.GET.OBJ_{}.x", names.images_bucket()),
+            "",
+        )
+        .await;
+    let ci = fleet.conn("ci").await;
+    ci.denied_request(
+        &format!("$JS.API.DIRECT.GET.OBJ_{TENANT_BUCKET}.$O.{TENANT_BUCKET}.M.x"),
+        "",
+    )
+    .await;
+    ci.denied_request(&format!("$JS.API.STREAM.PURGE.OBJ_{TENANT_BUCKET}"), "{}")
+        .await;
+    ci.denied_publish(admin, &format!("$O.{TENANT_BUCKET}.C.x"))
+        .await;
+    w1.denied_publish(admin, &format!("$O.{TENANT_BUCKET}.C.x"))
+        .await;
+
+    // Denied: another domain's jobs, events, control and placement;
+    // control without a domain (status of the whole node, ping, imports).
+    tenant
+        .denied_request(
+            &format!(
+                "$JS.API.DIRECT.GET.KV_{0}.$KV.{0}.{1}",
+                names.placement_bucket(),
+                names.placement_key(&other, &fleet.vps1)
+            ),
+            "",
+        )
+        .await;
     tenant
         .denied_publish(admin, &names.jobs_subject(&fleet.vps1, &other))
         .await;
@@ -847,9 +968,28 @@ async fn permissions_a_worker_consumes_only_its_node_and_publishes_only_its_even
     .await;
     w1.denied_publish(admin, &format!("$KV.{}.vps-2", names.nodes_bucket()))
         .await;
+    // Nor a placement record of another node, nor one in the earlier key
+    // layout: a worker cannot re-point a domain to itself (CI would then
+    // send it that domain's jobs and seal their secrets to its key).
+    w1.denied_publish(
+        admin,
+        &format!(
+            "$KV.{}.{}",
+            names.placement_bucket(),
+            names.placement_key(&fleet.domain, &fleet.vps2)
+        ),
+    )
+    .await;
+    w1.denied_publish(
+        admin,
+        &format!(
+            "$KV.{}.{}",
+            names.placement_bucket(),
+            names.legacy_placement_key(&fleet.domain)
+        ),
+    )
+    .await;
     w1.denied_publish(admin, &format!("$O.{}.C.forged", names.images_bucket()))
-        .await;
-    w1.denied_publish(admin, &format!("$O.{}.M.forged", names.images_bucket()))
         .await;
     w1.denied_publish(admin, "_INBOX.not-a-reply-to-me").await;
     w1.denied_request(&format!("$JS.API.STREAM.DELETE.{jobs}"), "")
@@ -970,7 +1110,10 @@ async fn permissions_a_worker_consumes_only_its_node_and_publishes_only_its_even
         .get_key_value(names.placement_bucket())
         .await
         .unwrap()
-        .create(names.placement_key(&fleet.domain), "vps-1".into())
+        .create(
+            names.placement_key(&fleet.domain, &fleet.vps1),
+            "vps-1".into(),
+        )
         .await
         .expect("a worker adopts a domain");
     w1.no_violation().await;
@@ -1062,7 +1205,11 @@ async fn permissions_the_dashboard_only_reads() {
         names.health_events(&fleet.domain, "web"),
         heartbeat.clone(),
         names.ctl(&fleet.vps1, ControlVerb::Status),
-        format!("$KV.{}.{}", names.placement_bucket(), fleet.domain.token()),
+        format!(
+            "$KV.{}.{}",
+            names.placement_bucket(),
+            names.placement_key(&fleet.domain, &fleet.vps1)
+        ),
         format!("$KV.{}.vps-1", names.nodes_bucket()),
         format!("$O.{}.M.forged", names.images_bucket()),
         format!("$O.{}.C.forged", names.images_bucket()),

@@ -257,6 +257,20 @@ pub struct SecuritySection {
     pub allow_registry_pulls: bool,
     /// The only directory a job's image `path:` may name (unset: none may).
     pub image_dir: Option<PathBuf>,
+    /// Private image buckets of tenants, each bound to its domains.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub image_buckets: Vec<ImageBucketSection>,
+}
+
+/// `[[security.image_buckets]]`: the object store a tenant's CI uploads
+/// its images to; jobs of these domains load theirs from it only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageBucketSection {
+    /// The bucket's name (`hostkit_images_<tenant>`).
+    pub bucket: String,
+    /// Domain patterns: `example.com`, `*.example.com` (subdomains).
+    pub domains: Vec<String>,
 }
 
 /// `[[security.job_keys]]`: a CI identity's signing key and its domains.

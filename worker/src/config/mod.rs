@@ -19,7 +19,7 @@
 //! | `[proxy]` | `enabled`, `conf_dir`, `test_command`, `reload_command`, `listen`, `listen_tls`, `certs_dir`, `verify_reload`, `v1_sites_enabled` |
 //! | `[ports]` | `start`, `end`, `block_size` |
 //! | `[jobs]` | `lanes`, `keep_versions`, `health_timeout`, `drain_time`, `shutdown_grace` |
-//! | `[security]` | `trusted_job_keys`, `job_keys` (`key`, `domains`), `require_signed_jobs`, `allow_registry_pulls`, `image_dir` |
+//! | `[security]` | `trusted_job_keys`, `job_keys` (`key`, `domains`), `require_signed_jobs`, `allow_registry_pulls`, `image_dir`, `image_buckets` (`bucket`, `domains`) |
 //! | `[tls]` | `enabled`, `directory_url`, `contact_email`, `ca_root`, `webroot` |
 //! | `[log]` | `format`, `filter` |
 //! | `[policy]` | [`hostkit_deploy::policy::Policy`] |
@@ -257,6 +257,18 @@ pub struct SecurityConfig {
     pub allow_registry_pulls: bool,
     /// The only directory a job's image `path:` may name (`None`: none may).
     pub image_dir: Option<PathBuf>,
+    /// Private image buckets (`[[security.image_buckets]]`).
+    pub image_buckets: Vec<ImageBucket>,
+}
+
+/// A tenant's private image bucket and the domains whose jobs load their
+/// image blobs from it (and from no other bucket).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageBucket {
+    /// The object store's name.
+    pub bucket: String,
+    /// The domains it serves.
+    pub domains: Vec<DomainPattern>,
 }
 
 impl SecurityConfig {
@@ -459,6 +471,15 @@ impl Config {
                 require_signed_jobs: self.security.require_signed_jobs,
                 allow_registry_pulls: self.security.allow_registry_pulls,
                 image_dir: self.security.image_dir.clone(),
+                image_buckets: self
+                    .security
+                    .image_buckets
+                    .iter()
+                    .map(|b| file::ImageBucketSection {
+                        bucket: b.bucket.clone(),
+                        domains: b.domains.iter().map(ToString::to_string).collect(),
+                    })
+                    .collect(),
             },
             tls,
             log: file::LogSection {
@@ -902,6 +923,35 @@ fn validate_security(s: &file::SecuritySection, p: &mut Problems) -> SecurityCon
             domains,
         });
     }
+    let mut image_buckets = Vec::new();
+    for (i, entry) in s.image_buckets.iter().enumerate() {
+        if !hostkit_proto::name::is_bucket_name(&entry.bucket) {
+            p.push(
+                format!("security.image_buckets[{i}].bucket"),
+                format!(
+                    "is not a bucket name (letters, digits, `_` and `-`): {:?}",
+                    entry.bucket
+                ),
+            );
+        }
+        if entry.domains.is_empty() {
+            p.push(
+                format!("security.image_buckets[{i}].domains"),
+                "is empty: the bucket would serve no domain",
+            );
+        }
+        let mut domains = Vec::new();
+        for (j, pattern) in entry.domains.iter().enumerate() {
+            match pattern.parse::<DomainPattern>() {
+                Ok(pattern) => domains.push(pattern),
+                Err(e) => p.push(format!("security.image_buckets[{i}].domains[{j}]"), e),
+            }
+        }
+        image_buckets.push(ImageBucket {
+            bucket: entry.bucket.clone(),
+            domains,
+        });
+    }
     if s.require_signed_jobs && s.trusted_job_keys.is_empty() && s.job_keys.is_empty() {
         p.push(
             "security.require_signed_jobs",
@@ -914,6 +964,7 @@ fn validate_security(s: &file::SecuritySection, p: &mut Problems) -> SecurityCon
         require_signed_jobs: s.require_signed_jobs,
         allow_registry_pulls: s.allow_registry_pulls,
         image_dir: s.image_dir.clone(),
+        image_buckets,
     }
 }
 

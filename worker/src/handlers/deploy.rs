@@ -108,7 +108,7 @@ pub async fn run_with_images(
     }
 
     // 2. Images: stream blobs and files into the engine; pulls happen in resolve.
-    let (pull, mut loaded) = load_images(worker, &payload.images, sink).await?;
+    let (pull, mut loaded) = load_images(worker, &job.domain, &payload.images, sink).await?;
     loaded.extend(vouched);
     let scope = image_scope(worker, domain, loaded).await?;
 
@@ -309,15 +309,20 @@ async fn deploy_env(
 /// id is (from the tarballs' own manifests).
 async fn load_images(
     worker: &Worker,
+    domain: &hostkit_proto::Domain,
     sources: &[ImageSource],
     sink: &dyn ProgressSink,
 ) -> Result<(PullPolicy, BTreeMap<String, String>), Failure> {
     let mut pull = PullPolicy::Never;
     let mut loaded = BTreeMap::new();
+    let (bucket, store) = worker.images.for_domain(domain);
     for source in sources {
         match source {
             ImageSource::Object { object, size } => {
-                if let Some(images) = already_loaded(worker, object.as_str()).await {
+                // Blobs are remembered per bucket: a name seen in another
+                // tenant's bucket says nothing about this one's.
+                let loaded_key = format!("{bucket}/{object}");
+                if let Some(images) = already_loaded(worker, &loaded_key).await {
                     sink.report(Progress::Step {
                         name: "images",
                         message: format!("{object} is already loaded; its images are unchanged"),
@@ -327,20 +332,26 @@ async fn load_images(
                 }
                 sink.report(Progress::Step {
                     name: "images",
-                    message: format!("loading {object} ({size} bytes) from the object store"),
+                    message: format!("loading {object} ({size} bytes) from {bucket}"),
                 });
-                let reader = worker.images.get(object.as_str()).await.map_err(|e| {
-                    Failure::new(
+                let reader = store.get(object.as_str()).await.map_err(|e| {
+                    let mut failure = Failure::new(
                         ErrorCode::ImageMissing,
-                        format!("image blob {object} is not in the object store: {e}"),
-                    )
+                        format!("image blob {object} is not in the object store {bucket}: {e}"),
+                    );
+                    if bucket != worker.names.images_bucket() {
+                        failure.hint = Some(format!(
+                            "{domain}'s images come from its own bucket: upload with `hostkit deploy --image-bucket {bucket}`"
+                        ));
+                    }
+                    failure
                 })?;
                 // The bytes must hash to the object's name; the engine never
                 // sees the end of a blob that does not.
                 let (reader, verdict) = DigestCheck::new(reader, object.sha256_hex());
                 let result = images::load_reader(&worker.docker, reader, Some(*size), sink).await;
                 if let Verdict::Mismatch(actual) = verdict.get() {
-                    return Err(swapped_blob(worker, object, &actual).await);
+                    return Err(swapped_blob(store, object, &actual).await);
                 }
                 let images = result
                     .map_err(|e| Failure::from(DeployError::from(e)))?
@@ -351,7 +362,7 @@ async fn load_images(
                         format!("image blob {object} was loaded before it was verified; not used"),
                     ));
                 }
-                remember_loaded(worker, object.as_str(), &images);
+                remember_loaded(worker, &loaded_key, &images);
                 loaded.extend(images);
             }
             ImageSource::Path { path } => {
@@ -389,11 +400,11 @@ async fn load_images(
 /// under it. It is deleted (the next upload stores the real one) and the
 /// job fails; the engine loaded nothing of it.
 async fn swapped_blob(
-    worker: &Worker,
+    store: &async_nats::jetstream::object_store::ObjectStore,
     object: &hostkit_proto::ImageObjectName,
     actual: &str,
 ) -> Failure {
-    let deleted = match worker.images.delete(object.as_str()).await {
+    let deleted = match store.delete(object.as_str()).await {
         Ok(()) => "it was deleted from the object store".to_string(),
         Err(e) => format!("deleting it failed: {e}"),
     };
@@ -450,12 +461,12 @@ async fn open_image_path(worker: &Worker, path: &str) -> Result<(std::fs::File, 
 
 /// The images a blob brought in last time, when every one of them is still
 /// in the engine (then loading it again would change nothing).
-async fn already_loaded(worker: &Worker, object: &str) -> Option<BTreeMap<String, String>> {
+async fn already_loaded(worker: &Worker, key: &str) -> Option<BTreeMap<String, String>> {
     let known = worker
         .loaded_blobs
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get(object)
+        .get(key)
         .cloned()?;
     for id in known.values() {
         match images::image_id(&worker.docker, id).await {
@@ -467,12 +478,12 @@ async fn already_loaded(worker: &Worker, object: &str) -> Option<BTreeMap<String
 }
 
 /// Record what a blob brought in (reference → image id).
-fn remember_loaded(worker: &Worker, object: &str, images: &BTreeMap<String, String>) {
+fn remember_loaded(worker: &Worker, key: &str, images: &BTreeMap<String, String>) {
     worker
         .loaded_blobs
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(object.to_string(), images.clone());
+        .insert(key.to_string(), images.clone());
 }
 
 /// The images this job may run: those it loaded, and those the domain's

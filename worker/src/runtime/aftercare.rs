@@ -12,13 +12,12 @@ use hostkit_deploy::engine::inventory::Inventory;
 use hostkit_deploy::images;
 use hostkit_deploy::v1::{self, V1Config};
 use hostkit_proto::Domain;
-use hostkit_proto::registry::Placement;
 use hostkit_proto::view::{
     DomainConfig, HostkitView, PortsView, ServiceView, SiteKind, VersionView, memory_text,
     version_name,
 };
 
-use super::Worker;
+use super::{Worker, placement};
 use crate::handlers::{SINGLE_IMAGE_MARKER, domain_dir};
 use crate::store::{DomainRecord, VersionRecord};
 
@@ -53,10 +52,7 @@ pub async fn run(worker: &Worker, domain: &Domain) -> Result<(), AftercareError>
     let Some(record) = worker.store.domain(domain.clone()).await? else {
         // Removed: the view goes, the placement is released.
         remove_view(&dir).await?;
-        let _ = worker
-            .placement
-            .delete(worker.names.placement_key(domain))
-            .await;
+        placement::release(worker, domain).await;
         return Ok(());
     };
     for pruned in worker
@@ -78,18 +74,11 @@ pub async fn run(worker: &Worker, domain: &Domain) -> Result<(), AftercareError>
         }
     }
     write_view(worker, &record, &dir).await?;
-    let placement = Placement {
-        node: worker.node.clone(),
-        adopted_at: chrono::Utc::now(),
-    };
-    let value = serde_json::to_vec(&placement).unwrap_or_default();
-    worker
-        .placement
-        .put(worker.names.placement_key(domain), value.into())
+    placement::record(worker, domain)
         .await
-        .map_err(|e| AftercareError::Placement {
+        .map_err(|message| AftercareError::Placement {
             domain: domain.to_string(),
-            message: e.to_string(),
+            message,
         })?;
     Ok(())
 }

@@ -7,10 +7,12 @@ pub mod budgets;
 pub mod control;
 pub mod events;
 pub mod heartbeat;
+pub mod image_stores;
 pub mod intake;
 pub mod job;
 pub mod lanes;
 pub mod monitor;
+pub mod placement;
 pub mod progress;
 pub mod setup;
 pub mod tls;
@@ -22,7 +24,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, kv, object_store};
+use async_nats::jetstream::{self, kv};
 use bollard::Docker;
 use hostkit_deploy::cgroup::{Enforcement, StackLimits};
 use hostkit_deploy::engine::{Engine, EngineOptions};
@@ -53,6 +55,8 @@ pub struct Settings {
     pub allow_pull: bool,
     /// The only directory a job's image `path:` may name (`None`: none may).
     pub image_dir: Option<PathBuf>,
+    /// Tenants' private image buckets, by domain.
+    pub image_buckets: Vec<image_stores::PrivateBucket>,
     /// The compose policy.
     pub policy: Policy,
     /// Budgets of whole stacks, per domain, and the cgroup root.
@@ -83,8 +87,8 @@ pub struct Worker {
     pub docker: Docker,
     /// The orchestrator.
     pub engine: Engine,
-    /// Image blobs.
-    pub images: object_store::ObjectStore,
+    /// Image blobs: the shared bucket and tenants' private ones.
+    pub images: image_stores::ImageStores,
     /// Domain → node.
     pub placement: kv::Store,
     /// Node registry.
@@ -94,7 +98,7 @@ pub struct Worker {
     /// How stack budgets are enforced on this node (from the engine's
     /// cgroup driver, found at startup).
     pub enforcement: Enforcement,
-    /// Image blobs loaded since start: object name → (reference, image id)
+    /// Image blobs loaded since start: `<bucket>/<object>` → (reference, image id)
     /// of each image it held; a blob whose images are all still there is not
     /// streamed again (a redeploy of the same images loads nothing).
     pub loaded_blobs: std::sync::Mutex<
@@ -162,7 +166,7 @@ pub async fn serve(startup: Startup, shutdown: watch::Receiver<bool>) -> Result<
         let mut backoff = Duration::from_millis(200);
         let mut shutdown = shutdown.clone();
         loop {
-            match setup::ensure(&js, &names, &node).await {
+            match setup::ensure(&js, &names, &node, &settings.image_buckets).await {
                 Ok(objects) => break objects,
                 Err(error) if !*shutdown.borrow() => {
                     tracing::warn!(%error, retry_in = ?backoff, "JetStream not ready");
@@ -223,6 +227,10 @@ pub async fn serve(startup: Startup, shutdown: watch::Receiver<bool>) -> Result<
     );
     let mut helpers = tokio::task::JoinSet::new();
     helpers.spawn(monitor::run(Arc::clone(&worker), shutdown.clone()));
+    {
+        let worker = Arc::clone(&worker);
+        helpers.spawn(async move { placement::adopt_hosted(&worker).await });
+    }
     helpers.spawn(control::run(
         Arc::clone(&worker),
         nats.clone(),

@@ -10,12 +10,14 @@ use async_nats::jetstream::{
 use hostkit_proto::subjects::settings as s;
 use hostkit_proto::{Names, NodeId};
 
+use super::image_stores::{ImageStores, PrivateBucket};
+
 /// What startup found or made.
 pub struct JetStreamObjects {
     /// The node's durable pull consumer on the jobs stream.
     pub consumer: consumer::PullConsumer,
-    /// The image blobs.
-    pub images: object_store::ObjectStore,
+    /// The image buckets.
+    pub images: ImageStores,
     /// Domain → node.
     pub placement: kv::Store,
     /// Node → info.
@@ -175,6 +177,7 @@ pub async fn ensure(
     js: &jetstream::Context,
     names: &Names,
     node: &NodeId,
+    private_buckets: &[PrivateBucket],
 ) -> Result<JetStreamObjects, SetupError> {
     let mut mismatches = Vec::new();
     ensure_stream(js, jobs_stream_config(names), &mut mismatches).await?;
@@ -216,20 +219,12 @@ pub async fn ensure(
             .map_err(|e| setup_err(format!("create consumer {durable}"))(e.to_string()))?,
     };
 
-    let bucket = names.images_bucket();
-    let images = match js.get_object_store(&bucket).await {
-        Ok(store) => store,
-        Err(_) => js
-            .create_object_store(object_store::Config {
-                bucket: bucket.clone(),
-                max_age: s::IMAGES_MAX_AGE,
-                max_bytes: s::IMAGES_MAX_BYTES,
-                storage: StorageType::File,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| setup_err(format!("create object store {bucket}"))(e.to_string()))?,
-    };
+    let shared = names.images_bucket();
+    let mut private = Vec::new();
+    for rule in private_buckets {
+        private.push((rule.clone(), ensure_images(js, &rule.bucket).await?));
+    }
+    let images = ImageStores::new((shared.clone(), ensure_images(js, &shared).await?), private);
     let placement = ensure_kv(js, names.placement_bucket(), s::PLACEMENT_HISTORY).await?;
     let nodes = ensure_kv(js, names.nodes_bucket(), s::NODES_HISTORY).await?;
     for mismatch in &mismatches {
@@ -242,4 +237,24 @@ pub async fn ensure(
         nodes,
         mismatches,
     })
+}
+
+/// An image bucket, created with HostKit's bounds when it is missing.
+async fn ensure_images(
+    js: &jetstream::Context,
+    bucket: &str,
+) -> Result<object_store::ObjectStore, SetupError> {
+    match js.get_object_store(bucket).await {
+        Ok(store) => Ok(store),
+        Err(_) => js
+            .create_object_store(object_store::Config {
+                bucket: bucket.to_owned(),
+                max_age: s::IMAGES_MAX_AGE,
+                max_bytes: s::IMAGES_MAX_BYTES,
+                storage: StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| setup_err(format!("create object store {bucket}"))(e.to_string())),
+    }
 }

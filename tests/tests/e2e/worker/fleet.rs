@@ -217,7 +217,7 @@ async fn a_control_reply_never_lands_on_a_kv_key_or_an_event_subject() {
         .get_key_value(env.worker.names.placement_bucket())
         .await
         .expect("placement bucket");
-    let key = env.worker.names.placement_key(&domain);
+    let key = env.worker.names.placement_key(&domain, &env.worker.node);
     let before = kv.entry(&key).await.expect("read").expect("placed");
 
     let ping = env
@@ -345,4 +345,43 @@ async fn log_follows_are_bounded_per_node() {
         "{}",
         refusal.message
     );
+}
+
+/// Placement records are keyed `<dtoken>.<node>` so that the server can
+/// let each worker write its own only. A domain recorded by an earlier
+/// worker under its token alone is recorded under the node's key when the
+/// worker starts, and the earlier record (it names this node) is removed.
+#[tokio::test]
+async fn a_placement_record_of_the_earlier_key_layout_is_moved_to_the_nodes_key() {
+    let mut env = Env::new().await;
+    let domain = deployed_web_v1(&env).await;
+    let names = env.worker.names.clone();
+    let node = env.worker.node.clone();
+    let kv = env
+        .js
+        .get_key_value(names.placement_bucket())
+        .await
+        .expect("placement bucket");
+    let own = names.placement_key(&domain, &node);
+    let recorded: hostkit_proto::Placement =
+        serde_json::from_slice(&kv.get(&own).await.expect("read").expect("recorded")).unwrap();
+    assert_eq!(recorded.node, node);
+
+    // As an earlier worker left it: only the token key.
+    kv.delete(&own).await.expect("delete");
+    let legacy = names.legacy_placement_key(&domain);
+    kv.put(&legacy, serde_json::to_vec(&recorded).unwrap().into())
+        .await
+        .expect("put");
+    let (nats, docker) = (&env.nats, &env.docker);
+    env.worker.restart_with(nats, docker, |_| {}).await;
+
+    hostkit_tests::wait_until(
+        Duration::from_secs(20),
+        "the worker records the domain under its node's key and drops the old key",
+        async || {
+            matches!(kv.get(&own).await, Ok(Some(_))) && matches!(kv.get(&legacy).await, Ok(None))
+        },
+    )
+    .await;
 }
