@@ -384,6 +384,15 @@ pub async fn upload_tarball(
     names: &Names,
     path: &std::path::Path,
 ) -> hostkit_proto::job::ImageSource {
+    upload_tarball_to(js, &names.images_bucket(), path).await
+}
+
+/// [`upload_tarball`] into `bucket` (a tenant's private image bucket).
+pub async fn upload_tarball_to(
+    js: &jetstream::Context,
+    bucket: &str,
+    path: &std::path::Path,
+) -> hostkit_proto::job::ImageSource {
     use sha2::Digest;
     use tokio::io::AsyncReadExt;
     let mut file = tokio::fs::File::open(path).await.expect("open the tarball");
@@ -401,7 +410,7 @@ pub async fn upload_tarball(
     let object = hostkit_proto::ImageObjectName::from_sha256_hex(&hex::encode(hasher.finalize()))
         .expect("a sha256 object name");
     let store = js
-        .get_object_store(names.images_bucket())
+        .get_object_store(bucket)
         .await
         .expect("the image bucket exists (the worker creates it)");
     let mut file = tokio::fs::File::open(path).await.expect("open the tarball");

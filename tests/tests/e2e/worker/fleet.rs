@@ -385,3 +385,51 @@ async fn a_placement_record_of_the_earlier_key_layout_is_moved_to_the_nodes_key(
     )
     .await;
 }
+
+/// A tenant with a private image bucket (`[[security.image_buckets]]`):
+/// its domains load blobs from that bucket only. A blob in the shared
+/// bucket, where any CI may write, is never loaded for them; the job fails
+/// naming the bucket and how to upload there. From its own bucket it
+/// deploys, while other domains still use the shared one.
+#[tokio::test]
+async fn a_domain_with_a_private_bucket_loads_blobs_from_it_only() {
+    const BUCKET: &str = "hostkit_images_private_test";
+    let env = Env::with_docker_settings(|settings, _| {
+        settings.image_buckets = vec![hostkit_worker::runtime::image_stores::PrivateBucket {
+            bucket: BUCKET.into(),
+            domains: vec!["*.test".parse().unwrap()],
+        }];
+    })
+    .await;
+    let private = env.domain();
+    assert!(private.as_str().ends_with(".test"), "{private}");
+
+    let tarball = env.dir.path().join("web-v1.tar");
+    TarballBuilder::new()
+        .image(fixtures::web("v1"))
+        .write_to(&tarball)
+        .expect("tarball");
+    let shared =
+        hostkit_tests::worker::upload_tarball(&env.js, &env.worker.names, &tarball).await;
+    let (done, events) = env
+        .run(&env.deploy_job(&private, &web("hostkit-test/web:v1"), vec![shared]))
+        .await;
+    let (code, message) = failure(&done);
+    assert_eq!(code, ErrorCode::ImageMissing, "{message}\n{events:#?}");
+    assert!(message.contains(BUCKET), "{message}");
+    match &done.kind {
+        hostkit_proto::EventKind::Failed { hint, .. } => assert!(
+            hint.as_deref()
+                .is_some_and(|h| h.contains(&format!("--image-bucket {BUCKET}"))),
+            "{hint:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+
+    let own = hostkit_tests::worker::upload_tarball_to(&env.js, BUCKET, &tarball).await;
+    let (done, events) = env
+        .run(&env.deploy_job(&private, &web("hostkit-test/web:v1"), vec![own]))
+        .await;
+    assert_eq!(succeeded_version(&done), 1, "{done:?}\n{events:#?}");
+    assert_eq!(env.get(&private).await, (200, "web v1\n".into()));
+}
