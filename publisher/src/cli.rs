@@ -465,7 +465,7 @@ pub enum AdminCommand {
     /// instead of the shared one, and the lines the workers need for it
     /// follow the block.
     #[command(
-        after_help = "Examples:\n  hostkit admin nats-user --domain example.com --domain shop.example.com\n  hostkit admin nats-user --domain example.com --image-bucket hostkit_images_example_com"
+        after_help = "Examples:\n  hostkit admin nats-user --domain example.com --domain shop.example.com\n  hostkit admin nats-user --domain example.com --image-bucket hostkit_images_example_com\n  hostkit admin nats-user --domain example.com --account-seed account.nk > ci-example-com.creds"
     )]
     NatsUser {
         /// A domain the identity may act on (repeatable; no wildcards).
@@ -474,6 +474,16 @@ pub enum AdminCommand {
         /// The user name (default: `ci-<first domain>`).
         #[arg(long)]
         user: Option<String>,
+        /// Operator (JWT) mode: a file holding the account's seed (`SA…`,
+        /// the account key or one of its signing keys). Prints a NATS
+        /// credentials file (user JWT with these rights + a new user seed)
+        /// instead of the config block.
+        #[arg(long, value_name = "FILE")]
+        account_seed: Option<PathBuf>,
+        /// The account's public key (`A…`), when --account-seed holds one
+        /// of its signing keys rather than the account key itself.
+        #[arg(long, value_name = "KEY", requires = "account_seed")]
+        account: Option<String>,
     },
 
     /// Make a job-signing key for a CI identity: prints its seed (the CI's

@@ -1396,3 +1396,127 @@ async fn env_values_travel_sealed_to_the_node_and_reach_the_container() {
         }
     }
 }
+
+/// Operator (JWT) mode: `hostkit admin nats-user --account-seed` prints a
+/// credentials file whose user JWT, checked by a real nats-server that
+/// trusts only the operator, carries the tenant's rights: its own
+/// domain's job and event subjects, not another domain's.
+#[tokio::test]
+async fn admin_nats_user_prints_creds_a_jwt_server_enforces() {
+    use nats_jwt::{KeyPair, Token};
+
+    let operator = KeyPair::new_operator();
+    let account = KeyPair::new_account();
+    let account_jwt = Token::new_account(account.public_key())
+        .name("HOSTKIT")
+        .sign(&operator);
+    // The harness runs JetStream, which needs a system account.
+    let system = KeyPair::new_account();
+    let system_jwt = Token::new_account(system.public_key())
+        .name("SYS")
+        .sign(&operator);
+    let nats = TestNats::with_config(&format!(
+        "trusted_keys: [\"{}\"]\nsystem_account: {sys}\nresolver: MEMORY\nresolver_preload: {{\n  {sys}: \"{system_jwt}\"\n  {}: \"{account_jwt}\"\n}}\n",
+        operator.public_key(),
+        account.public_key(),
+        sys = system.public_key(),
+    ))
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let seed_file = dir.path().join("account.nk");
+    std::fs::write(&seed_file, account.seed().unwrap()).unwrap();
+    let args = [
+        "admin",
+        "nats-user",
+        "--domain",
+        "example.com",
+        "--account-seed",
+        path_str(&seed_file),
+    ];
+    let made = run(command(&nats.url(), &args), &args).await;
+    made.expect(0).stdout_has("-----BEGIN NATS USER JWT-----");
+    assert!(
+        !made.stdout.contains(&account.seed().unwrap()),
+        "the account seed is never printed"
+    );
+    let creds = dir.path().join("ci-example-com.creds");
+    std::fs::write(&creds, &made.stdout).unwrap();
+
+    // An observer with every right, issued by the same account.
+    let observer_key = KeyPair::new_user();
+    let observer_jwt =
+        Token::new_user(account.public_key(), observer_key.public_key()).sign(&account);
+    let observer_creds = format!(
+        "-----BEGIN NATS USER JWT-----\n{observer_jwt}\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+        observer_key.seed().unwrap()
+    );
+    let observer = nats
+        .connect_with(async_nats::ConnectOptions::with_credentials(&observer_creds).unwrap())
+        .await
+        .expect("the observer connects");
+
+    let (errors_tx, mut errors) = tokio::sync::mpsc::unbounded_channel();
+    let tenant = nats
+        .connect_with(
+            async_nats::ConnectOptions::with_credentials_file(&creds)
+                .await
+                .expect("a credentials file")
+                .event_callback(move |event| {
+                    let tx = errors_tx.clone();
+                    async move {
+                        if let async_nats::Event::ServerError(e) = event {
+                            let _ = tx.send(e.to_string());
+                        }
+                    }
+                }),
+        )
+        .await
+        .expect("the tenant connects with its creds");
+
+    // Its own job subject: delivered.
+    let mut jobs = observer.subscribe("hostkit.jobs.>").await.unwrap();
+    observer.flush().await.unwrap();
+    let own_events = tenant.subscribe("hostkit.events.example_com.>").await;
+    assert!(own_events.is_ok());
+    tenant
+        .publish("hostkit.jobs.vps-1.example_com", "own".into())
+        .await
+        .unwrap();
+    tenant.flush().await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), jobs.next())
+        .await
+        .expect("its own job arrives")
+        .unwrap();
+    assert_eq!(got.subject.as_str(), "hostkit.jobs.vps-1.example_com");
+
+    // Another domain's job and events: refused by the server.
+    tenant
+        .publish("hostkit.jobs.vps-1.other_test", "foreign".into())
+        .await
+        .unwrap();
+    let _foreign_events = tenant.subscribe("hostkit.events.other_test.>").await;
+    tenant.flush().await.unwrap();
+    let mut seen = Vec::new();
+    let both = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(error) = errors.recv().await {
+            seen.push(error);
+            let joined = seen.join("\n");
+            if joined.contains("Permissions Violation for Publish to \"hostkit.jobs.vps-1.other_test\"")
+                && joined.contains(
+                    "Permissions Violation for Subscription to \"hostkit.events.other_test.>\"",
+                )
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(both.is_ok(), "the server allowed it: {seen:?}");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), jobs.next())
+            .await
+            .is_err(),
+        "another domain's job was delivered"
+    );
+}

@@ -4,6 +4,9 @@
 //! plus what every CI needs (uploading image blobs, reading placement and
 //! the node registry). Paste it into the `users` of the HOSTKIT account.
 //!
+//! In operator (JWT) mode (`--account-seed`), it prints a credentials file
+//! instead: a user JWT with the same rights, signed by the account key.
+//!
 //! NATS subjects carry a domain as one token (`example_com`), so a pattern
 //! like `*.example.com` cannot be expressed: list each domain. (Signed jobs,
 //! the second layer, take such patterns: `[[security.job_keys]]`.)
@@ -17,10 +20,15 @@ use crate::render::Output;
 pub fn nats_user(
     out: &Output,
     names: &Names,
-    domains: &[String],
-    user: Option<&str>,
-    image_bucket: Option<&str>,
+    request: &NatsUserRequest<'_>,
 ) -> Result<Exit, Error> {
+    let NatsUserRequest {
+        domains,
+        user,
+        image_bucket,
+        account_seed,
+        account,
+    } = *request;
     let mut parsed = Vec::new();
     for domain in domains {
         if domain.contains('*') {
@@ -38,11 +46,61 @@ pub fn nats_user(
         return Err(Error::usage("name at least one --domain"));
     }
     let bucket = image_bucket.map_or_else(|| names.images_bucket(), str::to_owned);
+    if let Some(path) = account_seed {
+        let key = account_signing_key(path)?;
+        if let Some(account) = account {
+            let valid = account.starts_with('A')
+                && nats_jwt::KeyPair::from_public_key(account).is_ok();
+            if !valid {
+                return Err(Error::usage(format!(
+                    "--account: {account:?} is not an account public key (56 characters starting with `A`)"
+                )));
+            }
+        }
+        out.line(user_creds(names, &parsed, user, &bucket, &key, account));
+        return Ok(Exit::Success);
+    }
     out.line(user_block(names, &parsed, user, &bucket));
     if bucket != names.images_bucket() {
         out.line(private_bucket_setup(&bucket, domains));
     }
     Ok(Exit::Success)
+}
+
+/// What `hostkit admin nats-user` was asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct NatsUserRequest<'a> {
+    /// `--domain`s.
+    pub domains: &'a [String],
+    /// `--user`.
+    pub user: Option<&'a str>,
+    /// `--image-bucket`.
+    pub image_bucket: Option<&'a str>,
+    /// `--account-seed`: operator mode, print creds.
+    pub account_seed: Option<&'a std::path::Path>,
+    /// `--account`: the account's public key when the seed is one of its
+    /// signing keys.
+    pub account: Option<&'a str>,
+}
+
+/// The account key (or account signing key) in `path`: one line, `SA…`.
+fn account_signing_key(path: &std::path::Path) -> Result<nats_jwt::KeyPair, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::usage(format!("--account-seed: cannot read {}", path.display())).with_source(e)
+    })?;
+    let seed = text.trim();
+    if !seed.starts_with("SA") {
+        return Err(Error::usage(format!(
+            "--account-seed: {} does not hold an account seed (one line starting with `SA`)",
+            path.display()
+        )));
+    }
+    nats_jwt::KeyPair::from_seed(seed).map_err(|_| {
+        Error::usage(format!(
+            "--account-seed: {} holds a seed that does not decode",
+            path.display()
+        ))
+    })
 }
 
 /// Prints a new signing key's seed and its `[[security.job_keys]]` entry.
@@ -107,18 +165,117 @@ pub fn worker_image_rights(bucket: &str) -> Vec<String> {
     .to_vec()
 }
 
+/// A CI identity's rights: publish and subscribe allow lists, each line a
+/// quoted subject or a `#` comment (nats-server config syntax).
+struct Grants {
+    publish: Vec<String>,
+    subscribe: Vec<String>,
+}
+
+impl Grants {
+    /// The subjects alone, unquoted (for a user JWT).
+    fn subjects(lines: &[String]) -> Vec<String> {
+        lines
+            .iter()
+            .filter_map(|l| l.strip_prefix('"').and_then(|l| l.strip_suffix('"')))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// The user name of a CI identity: given, or `ci-<first domain>`.
+fn user_name(domains: &[Domain], user: Option<&str>) -> String {
+    user.map_or_else(
+        || format!("ci-{}", domains[0].token().replace('_', "-")),
+        str::to_owned,
+    )
+}
+
 /// The user block (nats-server config syntax); `images` is the bucket the
 /// identity uploads to (the shared one, or its private one).
 pub fn user_block(names: &Names, domains: &[Domain], user: Option<&str>, images: &str) -> String {
-    let root = names.root();
-    let user = user.map_or_else(
-        || format!("ci-{}", domains[0].token().replace('_', "-")),
-        str::to_owned,
-    );
+    let user = user_name(domains, user);
     let variable = format!(
         "HOSTKIT_{}_PASSWORD",
         user.to_ascii_uppercase().replace(['-', '.'], "_")
     );
+    let shared = images == names.images_bucket();
+    let list: Vec<String> = domains.iter().map(ToString::to_string).collect();
+    let Grants { publish, subscribe } = grants(names, domains, images);
+    let indent = |lines: &[String]| {
+        lines
+            .iter()
+            .map(|l| format!("              {l}\n"))
+            .collect::<String>()
+    };
+    format!(
+        "      # CI of {domains}: made by `hostkit admin nats-user --domain {flags}{bucket_flag}`\n\
+         \x20     {{\n\
+         \x20       user: {user}\n\
+         \x20       password: ${variable}\n\
+         \x20       permissions: {{\n\
+         \x20         publish: {{\n\
+         \x20           allow: [\n{publish}\
+         \x20           ]\n\
+         \x20         }}\n\
+         \x20         subscribe: {{\n\
+         \x20           allow: [\n{subscribe}\
+         \x20           ]\n\
+         \x20         }}\n\
+         \x20       }}\n\
+         \x20     }}",
+        domains = list.join(", "),
+        flags = list.join(" --domain "),
+        bucket_flag = if shared {
+            String::new()
+        } else {
+            format!(" --image-bucket {images}")
+        },
+        publish = indent(&publish),
+        subscribe = indent(&subscribe),
+    )
+}
+
+/// Operator (JWT) mode: a NATS credentials file for a new user with the
+/// rights of [`user_block`], its JWT signed by `account_key` (the
+/// account's key, or one of its signing keys; then `account` names the
+/// account's public key). The user's seed is made here and printed only
+/// in the file.
+pub fn user_creds(
+    names: &Names,
+    domains: &[Domain],
+    user: Option<&str>,
+    images: &str,
+    account_key: &nats_jwt::KeyPair,
+    account: Option<&str>,
+) -> String {
+    let user_key = nats_jwt::KeyPair::new_user();
+    let issuer_account = account.map_or_else(|| account_key.public_key(), str::to_owned);
+    let Grants { publish, subscribe } = grants(names, domains, images);
+    let mut token = nats_jwt::Token::new_user(issuer_account, user_key.public_key())
+        .name(user_name(domains, user));
+    for subject in Grants::subjects(&publish) {
+        token = token.allow_publish(subject);
+    }
+    for subject in Grants::subjects(&subscribe) {
+        token = token.allow_subscribe(subject);
+    }
+    let jwt = token.sign(account_key);
+    // A new key's seed always encodes.
+    let seed = user_key.seed().unwrap_or_default();
+    format!(
+        "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n\
+         ************************* IMPORTANT *************************\n\
+         NKEY Seed printed below can be used to sign and prove identity.\n\
+         NKEYs are sensitive and should be treated as secrets.\n\n\
+         -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n\n\
+         *************************************************************\n"
+    )
+}
+
+/// The rights of a CI identity for `domains`, uploading to `images`.
+fn grants(names: &Names, domains: &[Domain], images: &str) -> Grants {
+    let root = names.root();
     let (jobs, events) = (names.jobs_stream(), names.events_stream());
     let (placement, nodes) = (names.placement_bucket(), names.nodes_bucket());
     let shared = images == names.images_bucket();
@@ -180,38 +337,7 @@ pub fn user_block(names: &Names, domains: &[Domain], user: Option<&str>, images:
         ]
         .map(str::to_owned),
     );
-    let indent = |lines: &[String]| {
-        lines
-            .iter()
-            .map(|l| format!("              {l}\n"))
-            .collect::<String>()
-    };
-    format!(
-        "      # CI of {domains}: made by `hostkit admin nats-user --domain {flags}{bucket_flag}`\n\
-         \x20     {{\n\
-         \x20       user: {user}\n\
-         \x20       password: ${variable}\n\
-         \x20       permissions: {{\n\
-         \x20         publish: {{\n\
-         \x20           allow: [\n{publish}\
-         \x20           ]\n\
-         \x20         }}\n\
-         \x20         subscribe: {{\n\
-         \x20           allow: [\n{subscribe}\
-         \x20           ]\n\
-         \x20         }}\n\
-         \x20       }}\n\
-         \x20     }}",
-        domains = list.join(", "),
-        flags = list.join(" --domain "),
-        bucket_flag = if shared {
-            String::new()
-        } else {
-            format!(" --image-bucket {images}")
-        },
-        publish = indent(&publish),
-        subscribe = indent(&subscribe),
-    )
+    Grants { publish, subscribe }
 }
 
 #[cfg(test)]

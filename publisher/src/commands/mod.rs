@@ -32,15 +32,21 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
         } => ops::restart(connect, &out, domain, service.clone(), job).await,
         Command::Import(args) => import::import(connect, &out, args).await,
         Command::Admin(AdminCommand::JobKey { domains }) => admin::job_key(&out, domains),
-        Command::Admin(AdminCommand::NatsUser { domains, user }) => {
+        Command::Admin(AdminCommand::NatsUser {
+            domains,
+            user,
+            account_seed,
+            account,
+        }) => {
             let names = crate::connect::names(connect)?;
-            admin::nats_user(
-                &out,
-                &names,
+            let request = admin::NatsUserRequest {
                 domains,
-                user.as_deref(),
-                connect.image_bucket.as_deref(),
-            )
+                user: user.as_deref(),
+                image_bucket: connect.image_bucket.as_deref(),
+                account_seed: account_seed.as_deref(),
+                account: account.as_deref(),
+            };
+            admin::nats_user(&out, &names, &request)
         }
         Command::Stop { domain, job } => ops::stop(connect, &out, domain, job).await,
         Command::Start { domain, job } => ops::start(connect, &out, domain, job).await,
