@@ -76,6 +76,14 @@ nginx_args=(-p "$work/nginx/" -c "$work/nginx/nginx.conf" -e "$work/nginx/logs/e
 /usr/sbin/nginx "${nginx_args[@]}"
 wait_for "nginx" curl -s -o /dev/null "http://127.0.0.1:$HTTP_PORT/"
 
+step "a job-signing key for the demo's domain (hostkit admin job-key)"
+# The CI keeps the seed as its secret; the worker trusts the public key for
+# this domain only, and refuses unsigned, expired and foreign jobs.
+"$BIN/hostkit" admin job-key --domain demo.hostkit.test >"$work/job-key.txt"
+HOSTKIT_SIGNING_KEY=$(grep '^SU' "$work/job-key.txt")
+export HOSTKIT_SIGNING_KEY
+sed -n '/^\[\[security.job_keys\]\]/,$p' "$work/job-key.txt"
+
 step "hostkit-worker (node demo)"
 toml_list() { printf '"%s", ' "$@" | sed 's/, $//'; }
 cat >"$work/worker.toml" <<EOF
@@ -102,6 +110,10 @@ block_size = 10
 [jobs]
 health_timeout = "60s"
 drain_time = "1s"
+
+[security]
+require_signed_jobs = true
+$(sed -n '/^\[\[security.job_keys\]\]/,$p' "$work/job-key.txt")
 EOF
 "$BIN/hostkit-worker" --config "$work/worker.toml" >"$work/worker.log" 2>&1 &
 pids+=($!)

@@ -62,6 +62,14 @@ trusted_job_keys = ["{key}"]
 require_signed_jobs = true
 allow_registry_pulls = true
 
+[[security.job_keys]]
+key = "{key}"
+domains = ["example.com", "*.example.com"]
+
+[[security.image_buckets]]
+bucket = "hostkit_images_example_com"
+domains = ["example.com"]
+
 [tls]
 enabled = true
 directory_url = "https://acme-staging-v02.api.letsencrypt.org/directory"
@@ -213,6 +221,15 @@ fn a_full_sample_parses_into_every_setting() {
     assert_eq!(config.security.trusted_job_keys.len(), 1);
     assert!(config.security.signing_required());
     assert!(config.security.allow_registry_pulls);
+    assert_eq!(config.security.job_keys.len(), 1);
+    assert_eq!(config.security.job_keys[0].domains.len(), 2);
+    assert_eq!(
+        config.security.image_buckets,
+        [ImageBucket {
+            bucket: "hostkit_images_example_com".into(),
+            domains: vec!["example.com".parse().unwrap()],
+        }]
+    );
     assert_eq!(config.log.format, LogFormat::Json);
     assert_eq!(config.log.filter, "hostkit_worker=debug,info");
 
@@ -490,6 +507,17 @@ fn each_validation_error_names_its_key() {
         (
             "node = \"a\"\n[jobs]\ndrain_time = \"-1s\"",
             &["jobs.drain_time"],
+        ),
+        (
+            "node = \"a\"\n[[security.image_buckets]]\nbucket = \"a.b\"\ndomains = [\"*.x\", \"bad domain\"]",
+            &[
+                "security.image_buckets[0].bucket",
+                "security.image_buckets[0].domains[1]",
+            ],
+        ),
+        (
+            "node = \"a\"\n[[security.image_buckets]]\nbucket = \"b\"\ndomains = []",
+            &["security.image_buckets[0].domains"],
         ),
         (
             "node = \"a\"\n[security]\ntrusted_job_keys = [\"not-a-key\"]",
@@ -862,11 +890,18 @@ fn the_shipped_sample_config_loads() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/worker.toml");
     let config = Config::load(&path, &Overrides::default())
         .unwrap_or_else(|e| panic!("dist/worker.toml: {e}"));
-    // The sample spells out the defaults.
+    // Signed jobs are on in the sample, with an example key bound to
+    // example.com (DESIGN §6); the rest spells out the defaults.
+    assert!(config.security.signing_required());
+    let keys = config.security.trusted_keys();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].covers(&"example.com".parse().unwrap()));
+    assert!(!keys[0].covers(&"other.test".parse().unwrap()));
     let defaults = parse(&format!("node = \"{}\"", config.node)).unwrap();
     assert_eq!(
         Config {
             source: None,
+            security: defaults.security.clone(),
             ..config
         },
         defaults
@@ -891,6 +926,15 @@ fn the_shipped_sample_mentions_every_key() {
                         assert!(
                             sample.contains(&format!("[{key}.{inner}.")),
                             "[{key}.{inner}.…] missing"
+                        );
+                    } else if value
+                        .as_array()
+                        .is_some_and(|a| a.first().is_some_and(toml::Value::is_table))
+                    {
+                        // An array of tables: one entry, set or commented out.
+                        assert!(
+                            sample.contains(&format!("[[{key}.{inner}]]")),
+                            "[[{key}.{inner}]] missing"
                         );
                     } else {
                         keys.push(inner.clone());
