@@ -1502,7 +1502,8 @@ async fn admin_nats_user_prints_creds_a_jwt_server_enforces() {
         while let Some(error) = errors.recv().await {
             seen.push(error);
             let joined = seen.join("\n");
-            if joined.contains("Permissions Violation for Publish to \"hostkit.jobs.vps-1.other_test\"")
+            if joined
+                .contains("Permissions Violation for Publish to \"hostkit.jobs.vps-1.other_test\"")
                 && joined.contains(
                     "Permissions Violation for Subscription to \"hostkit.events.other_test.>\"",
                 )

@@ -60,6 +60,7 @@ pub fn settings(config: &Config, seal_key: Option<XKey>) -> Settings {
                 domains: b.domains.clone(),
             })
             .collect(),
+        stream_bounds: config.streams,
         policy: config.policy.clone(),
         stack_limits: config.stack_limits.clone(),
         trusted_keys: config.security.trusted_keys(),

@@ -520,7 +520,7 @@ impl Policy {
 }
 
 /// A size in bytes, written as a number or as compose does (`"4g"`).
-pub(crate) fn deserialize_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+pub fn deserialize_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Size {

@@ -67,6 +67,37 @@ pub const IMAGES_MAX_BYTES: i64 = 20 * 1024 * 1024 * 1024;
 /// 128 KiB default for throughput, below the 1 MiB default `max_payload`.
 pub const IMAGES_CHUNK_SIZE: usize = 512 * 1024;
 
+/// The size and age bounds a worker gives the streams and image buckets it
+/// creates (`[streams]` of worker.toml; an existing one is never changed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamBounds {
+    /// Jobs stream bytes (new jobs are refused beyond it).
+    pub jobs_max_bytes: i64,
+    /// A job not consumed within this age is dropped.
+    pub jobs_max_age: Duration,
+    /// Events stream bytes (the oldest events go first).
+    pub events_max_bytes: i64,
+    /// Events older than this are dropped.
+    pub events_max_age: Duration,
+    /// Bytes of each image bucket.
+    pub images_max_bytes: i64,
+    /// Image blobs older than this are dropped.
+    pub images_max_age: Duration,
+}
+
+impl Default for StreamBounds {
+    fn default() -> Self {
+        StreamBounds {
+            jobs_max_bytes: JOBS_MAX_BYTES,
+            jobs_max_age: JOBS_MAX_AGE,
+            events_max_bytes: EVENTS_MAX_BYTES,
+            events_max_age: EVENTS_MAX_AGE,
+            images_max_bytes: IMAGES_MAX_BYTES,
+            images_max_age: IMAGES_MAX_AGE,
+        }
+    }
+}
+
 // --- KV buckets -------------------------------------------------------------
 
 /// History kept per key in `hostkit_placement`.

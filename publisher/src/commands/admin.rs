@@ -49,8 +49,8 @@ pub fn nats_user(
     if let Some(path) = account_seed {
         let key = account_signing_key(path)?;
         if let Some(account) = account {
-            let valid = account.starts_with('A')
-                && nats_jwt::KeyPair::from_public_key(account).is_ok();
+            let valid =
+                account.starts_with('A') && nats_jwt::KeyPair::from_public_key(account).is_ok();
             if !valid {
                 return Err(Error::usage(format!(
                     "--account: {account:?} is not an account public key (56 characters starting with `A`)"

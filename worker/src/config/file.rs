@@ -72,6 +72,8 @@ pub struct FileConfig {
     pub policy: Policy,
     /// `[stack_limits]`: per-domain budgets of whole stacks.
     pub stack_limits: StackLimits,
+    /// `[streams]`: bounds of the streams and buckets the worker creates.
+    pub streams: super::streams::StreamsSection,
 }
 
 impl Default for FileConfig {
@@ -90,6 +92,7 @@ impl Default for FileConfig {
             log: LogSection::default(),
             policy: Policy::default(),
             stack_limits: StackLimits::default(),
+            streams: super::streams::StreamsSection::default(),
         }
     }
 }

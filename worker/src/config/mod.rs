@@ -23,12 +23,14 @@
 //! | `[tls]` | `enabled`, `directory_url`, `contact_email`, `ca_root`, `webroot` |
 //! | `[log]` | `format`, `filter` |
 //! | `[policy]` | [`hostkit_deploy::policy::Policy`] |
+//! | `[streams]` | `jobs_max_bytes`, `jobs_max_age`, `events_max_bytes`, `events_max_age`, `images_max_bytes`, `images_max_age` |
 //! | `[stack_limits]` | [`hostkit_deploy::cgroup::StackLimits`]: `cgroup_root`, `memory`, `cpus`, `pids`, `[stack_limits.domains."<domain or *.domain>"]` |
 
 pub mod check;
 mod error;
 pub mod file;
 mod nats;
+pub mod streams;
 #[cfg(test)]
 mod tests;
 
@@ -94,6 +96,8 @@ pub struct Config {
     pub policy: Policy,
     /// Budgets of whole stacks, per domain.
     pub stack_limits: StackLimits,
+    /// `[streams]`: bounds of the streams and buckets this worker creates.
+    pub streams: hostkit_proto::subjects::settings::StreamBounds,
 }
 
 /// `[nats]`, validated.
@@ -488,6 +492,7 @@ impl Config {
             },
             policy: self.policy.clone(),
             stack_limits: self.stack_limits.clone(),
+            streams: streams::to_file(&self.streams),
         }
     }
 
@@ -702,6 +707,7 @@ fn validate(file: &FileConfig, p: &mut Problems) -> Option<Config> {
     }
     let ports = validate_ports(&file.ports, p);
     let jobs = validate_jobs(&file.jobs, p);
+    let streams = streams::validate(&file.streams, p);
     let security = validate_security(&file.security, p);
     let log = validate_log(&file.log, p);
     validate_policy(&file.policy, p);
@@ -717,6 +723,7 @@ fn validate(file: &FileConfig, p: &mut Problems) -> Option<Config> {
         proxy,
         ports: ports?,
         jobs: jobs?,
+        streams: streams?,
         security,
         tls,
         log: log?,

@@ -57,6 +57,14 @@ health_timeout = "2m30s"
 drain_time = "500ms"
 shutdown_grace = 45
 
+[streams]
+jobs_max_bytes = "64m"
+jobs_max_age = "24h"
+events_max_bytes = 2147483648
+events_max_age = "72h"
+images_max_bytes = "50g"
+images_max_age = "48h"
+
 [security]
 trusted_job_keys = ["{key}"]
 require_signed_jobs = true
@@ -221,6 +229,17 @@ fn a_full_sample_parses_into_every_setting() {
     assert_eq!(config.security.trusted_job_keys.len(), 1);
     assert!(config.security.signing_required());
     assert!(config.security.allow_registry_pulls);
+    assert_eq!(
+        config.streams,
+        hostkit_proto::subjects::settings::StreamBounds {
+            jobs_max_bytes: 64 << 20,
+            jobs_max_age: Duration::from_secs(24 * 3600),
+            events_max_bytes: 2 << 30,
+            events_max_age: Duration::from_secs(72 * 3600),
+            images_max_bytes: 50 << 30,
+            images_max_age: Duration::from_secs(48 * 3600),
+        }
+    );
     assert_eq!(config.security.job_keys.len(), 1);
     assert_eq!(config.security.job_keys[0].domains.len(), 2);
     assert_eq!(
@@ -514,6 +533,10 @@ fn each_validation_error_names_its_key() {
                 "security.image_buckets[0].bucket",
                 "security.image_buckets[0].domains[1]",
             ],
+        ),
+        (
+            "node = \"a\"\n[streams]\njobs_max_bytes = \"10k\"\nimages_max_age = \"5s\"",
+            &["streams.jobs_max_bytes", "streams.images_max_age"],
         ),
         (
             "node = \"a\"\n[[security.image_buckets]]\nbucket = \"b\"\ndomains = []",

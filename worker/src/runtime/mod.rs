@@ -57,6 +57,8 @@ pub struct Settings {
     pub image_dir: Option<PathBuf>,
     /// Tenants' private image buckets, by domain.
     pub image_buckets: Vec<image_stores::PrivateBucket>,
+    /// Bounds of the streams and buckets this worker creates.
+    pub stream_bounds: hostkit_proto::subjects::settings::StreamBounds,
     /// The compose policy.
     pub policy: Policy,
     /// Budgets of whole stacks, per domain, and the cgroup root.
@@ -166,7 +168,15 @@ pub async fn serve(startup: Startup, shutdown: watch::Receiver<bool>) -> Result<
         let mut backoff = Duration::from_millis(200);
         let mut shutdown = shutdown.clone();
         loop {
-            match setup::ensure(&js, &names, &node, &settings.image_buckets).await {
+            match setup::ensure(
+                &js,
+                &names,
+                &node,
+                &settings.image_buckets,
+                &settings.stream_bounds,
+            )
+            .await
+            {
                 Ok(objects) => break objects,
                 Err(error) if !*shutdown.borrow() => {
                     tracing::warn!(%error, retry_in = ?backoff, "JetStream not ready");

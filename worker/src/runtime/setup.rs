@@ -7,7 +7,7 @@ use async_nats::jetstream::{
     self, consumer, kv, object_store,
     stream::{self, DiscardPolicy, RetentionPolicy, StorageType},
 };
-use hostkit_proto::subjects::settings as s;
+use hostkit_proto::subjects::settings::{self as s, StreamBounds};
 use hostkit_proto::{Names, NodeId};
 
 use super::image_stores::{ImageStores, PrivateBucket};
@@ -50,15 +50,15 @@ fn setup_err(what: impl Into<String>) -> impl FnOnce(String) -> SetupError {
 }
 
 /// The jobs stream as HostKit creates it.
-pub fn jobs_stream_config(names: &Names) -> stream::Config {
+pub fn jobs_stream_config(names: &Names, bounds: &StreamBounds) -> stream::Config {
     stream::Config {
         name: names.jobs_stream(),
         subjects: vec![names.jobs_all()],
         retention: RetentionPolicy::WorkQueue,
         storage: StorageType::File,
         duplicate_window: s::JOBS_DUPLICATE_WINDOW,
-        max_age: s::JOBS_MAX_AGE,
-        max_bytes: s::JOBS_MAX_BYTES,
+        max_age: bounds.jobs_max_age,
+        max_bytes: bounds.jobs_max_bytes,
         max_messages_per_subject: s::JOBS_MAX_PER_SUBJECT,
         discard: DiscardPolicy::New,
         discard_new_per_subject: true,
@@ -69,14 +69,14 @@ pub fn jobs_stream_config(names: &Names) -> stream::Config {
 }
 
 /// The events stream as HostKit creates it.
-pub fn events_stream_config(names: &Names) -> stream::Config {
+pub fn events_stream_config(names: &Names, bounds: &StreamBounds) -> stream::Config {
     stream::Config {
         name: names.events_stream(),
         subjects: names.events_stream_subjects(),
         retention: RetentionPolicy::Limits,
         storage: StorageType::File,
-        max_age: s::EVENTS_MAX_AGE,
-        max_bytes: s::EVENTS_MAX_BYTES,
+        max_age: bounds.events_max_age,
+        max_bytes: bounds.events_max_bytes,
         max_message_size: s::EVENTS_MAX_MSG_SIZE,
         duplicate_window: s::EVENTS_DUPLICATE_WINDOW,
         ..Default::default()
@@ -178,10 +178,11 @@ pub async fn ensure(
     names: &Names,
     node: &NodeId,
     private_buckets: &[PrivateBucket],
+    bounds: &StreamBounds,
 ) -> Result<JetStreamObjects, SetupError> {
     let mut mismatches = Vec::new();
-    ensure_stream(js, jobs_stream_config(names), &mut mismatches).await?;
-    ensure_stream(js, events_stream_config(names), &mut mismatches).await?;
+    ensure_stream(js, jobs_stream_config(names, bounds), &mut mismatches).await?;
+    ensure_stream(js, events_stream_config(names, bounds), &mut mismatches).await?;
 
     let jobs = js
         .get_stream(names.jobs_stream())
@@ -222,9 +223,12 @@ pub async fn ensure(
     let shared = names.images_bucket();
     let mut private = Vec::new();
     for rule in private_buckets {
-        private.push((rule.clone(), ensure_images(js, &rule.bucket).await?));
+        private.push((rule.clone(), ensure_images(js, &rule.bucket, bounds).await?));
     }
-    let images = ImageStores::new((shared.clone(), ensure_images(js, &shared).await?), private);
+    let images = ImageStores::new(
+        (shared.clone(), ensure_images(js, &shared, bounds).await?),
+        private,
+    );
     let placement = ensure_kv(js, names.placement_bucket(), s::PLACEMENT_HISTORY).await?;
     let nodes = ensure_kv(js, names.nodes_bucket(), s::NODES_HISTORY).await?;
     for mismatch in &mismatches {
@@ -243,14 +247,15 @@ pub async fn ensure(
 async fn ensure_images(
     js: &jetstream::Context,
     bucket: &str,
+    bounds: &StreamBounds,
 ) -> Result<object_store::ObjectStore, SetupError> {
     match js.get_object_store(bucket).await {
         Ok(store) => Ok(store),
         Err(_) => js
             .create_object_store(object_store::Config {
                 bucket: bucket.to_owned(),
-                max_age: s::IMAGES_MAX_AGE,
-                max_bytes: s::IMAGES_MAX_BYTES,
+                max_age: bounds.images_max_age,
+                max_bytes: bounds.images_max_bytes,
                 storage: StorageType::File,
                 ..Default::default()
             })

@@ -409,8 +409,7 @@ async fn a_domain_with_a_private_bucket_loads_blobs_from_it_only() {
         .image(fixtures::web("v1"))
         .write_to(&tarball)
         .expect("tarball");
-    let shared =
-        hostkit_tests::worker::upload_tarball(&env.js, &env.worker.names, &tarball).await;
+    let shared = hostkit_tests::worker::upload_tarball(&env.js, &env.worker.names, &tarball).await;
     let (done, events) = env
         .run(&env.deploy_job(&private, &web("hostkit-test/web:v1"), vec![shared]))
         .await;
@@ -432,4 +431,80 @@ async fn a_domain_with_a_private_bucket_loads_blobs_from_it_only() {
         .await;
     assert_eq!(succeeded_version(&done), 1, "{done:?}\n{events:#?}");
     assert_eq!(env.get(&private).await, (200, "web v1\n".into()));
+}
+
+/// `[streams]` bounds reach the streams and buckets the worker creates,
+/// and they hold: with a 1 MiB jobs stream, jobs for a node that nobody
+/// consumes are refused by the server once the stream is full.
+#[tokio::test]
+async fn configured_stream_bounds_are_applied_and_hold() {
+    use hostkit_proto::subjects::settings::StreamBounds;
+    let bounds = StreamBounds {
+        jobs_max_bytes: 1 << 20,
+        jobs_max_age: Duration::from_secs(3600),
+        events_max_bytes: 8 << 20,
+        events_max_age: Duration::from_secs(2 * 3600),
+        images_max_bytes: 64 << 20,
+        images_max_age: Duration::from_secs(3 * 3600),
+    };
+    let env = Env::with_settings(|settings| settings.stream_bounds = bounds).await;
+    let names = env.worker.names.clone();
+    let info = |name: String| {
+        let js = env.js.clone();
+        async move {
+            js.get_stream(&name)
+                .await
+                .expect("stream")
+                .info()
+                .await
+                .expect("info")
+                .config
+                .clone()
+        }
+    };
+    let jobs = info(names.jobs_stream()).await;
+    assert_eq!(
+        (jobs.max_bytes, jobs.max_age),
+        (bounds.jobs_max_bytes, bounds.jobs_max_age)
+    );
+    let events = info(names.events_stream()).await;
+    assert_eq!(
+        (events.max_bytes, events.max_age),
+        (bounds.events_max_bytes, bounds.events_max_age)
+    );
+    let images = info(format!("OBJ_{}", names.images_bucket())).await;
+    assert_eq!(
+        (images.max_bytes, images.max_age),
+        (bounds.images_max_bytes, bounds.images_max_age)
+    );
+
+    // Fill the jobs stream for a node without a worker: 200 KiB each.
+    let ghost: hostkit_proto::NodeId = "ghost".parse().unwrap();
+    let payload = vec![b'x'; 200 * 1024];
+    let mut accepted = 0u64;
+    let mut refusal = None;
+    for i in 0..20 {
+        let domain: hostkit_proto::Domain = format!("d{i}.test").parse().unwrap();
+        let ack = env
+            .js
+            .publish(names.jobs_subject(&ghost, &domain), payload.clone().into())
+            .await
+            .expect("send");
+        match ack.await {
+            Ok(_) => accepted += 1,
+            Err(e) => {
+                refusal = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    let refusal = refusal.expect("the full jobs stream refuses a job");
+    assert!(
+        accepted * 200 * 1024 <= 1 << 20,
+        "{accepted} jobs of 200 KiB fit in 1 MiB"
+    );
+    assert!(
+        refusal.to_lowercase().contains("maximum bytes"),
+        "{refusal}"
+    );
 }
