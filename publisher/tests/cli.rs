@@ -1476,7 +1476,16 @@ async fn admin_nats_user_prints_creds_a_jwt_server_enforces() {
 
     // Its own job subject: delivered.
     let mut jobs = observer.subscribe("hostkit.jobs.>").await.unwrap();
-    observer.flush().await.unwrap();
+    // A probe through its own subscription: the server has registered it.
+    observer
+        .publish("hostkit.jobs.probe.probe", "probe".into())
+        .await
+        .unwrap();
+    let probe = tokio::time::timeout(Duration::from_secs(5), jobs.next())
+        .await
+        .expect("the observer's probe arrives")
+        .unwrap();
+    assert_eq!(probe.subject.as_str(), "hostkit.jobs.probe.probe");
     let own_events = tenant.subscribe("hostkit.events.example_com.>").await;
     assert!(own_events.is_ok());
     tenant

@@ -184,6 +184,19 @@ pub async fn ensure(
     ensure_stream(js, jobs_stream_config(names, bounds), &mut mismatches).await?;
     ensure_stream(js, events_stream_config(names, bounds), &mut mismatches).await?;
 
+    let shared = names.images_bucket();
+    let mut private = Vec::new();
+    for rule in private_buckets {
+        private.push((rule.clone(), ensure_images(js, &rule.bucket, bounds).await?));
+    }
+    let images = ImageStores::new(
+        (shared.clone(), ensure_images(js, &shared, bounds).await?),
+        private,
+    );
+    let placement = ensure_kv(js, names.placement_bucket(), s::PLACEMENT_HISTORY).await?;
+    let nodes = ensure_kv(js, names.nodes_bucket(), s::NODES_HISTORY).await?;
+    // The consumer comes last: once it exists, everything the worker needs
+    // does (tests and operators wait for it as the sign of a ready node).
     let jobs = js
         .get_stream(names.jobs_stream())
         .await
@@ -220,17 +233,6 @@ pub async fn ensure(
             .map_err(|e| setup_err(format!("create consumer {durable}"))(e.to_string()))?,
     };
 
-    let shared = names.images_bucket();
-    let mut private = Vec::new();
-    for rule in private_buckets {
-        private.push((rule.clone(), ensure_images(js, &rule.bucket, bounds).await?));
-    }
-    let images = ImageStores::new(
-        (shared.clone(), ensure_images(js, &shared, bounds).await?),
-        private,
-    );
-    let placement = ensure_kv(js, names.placement_bucket(), s::PLACEMENT_HISTORY).await?;
-    let nodes = ensure_kv(js, names.nodes_bucket(), s::NODES_HISTORY).await?;
     for mismatch in &mismatches {
         tracing::warn!(%mismatch, "JetStream setting differs from HostKit's; left unchanged");
     }
