@@ -202,6 +202,48 @@ async fn a_ci_key_acts_on_its_own_domains_only_and_refusals_end_no_other_job() {
         "B's job id is never ended"
     );
     assert_eq!(env.get(&b).await, (200, "web v1\n".into()));
+
+    // B's own signed job replayed, still within its expiry: the worker
+    // knows its id and never runs it again.
+    let mut b_events = JobEvents::subscribe(&env.client, &env.worker.names, &b).await;
+    env.js
+        .publish(
+            env.worker.names.jobs_subject(&env.worker.node, &b),
+            b_job.to_vec().into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    let jobs_stream = env.worker.names.jobs_stream();
+    hostkit_tests::wait_until(
+        Duration::from_secs(20),
+        "the worker takes the replayed job off the stream",
+        async || {
+            env.js
+                .get_stream(&jobs_stream)
+                .await
+                .expect("jobs stream")
+                .info()
+                .await
+                .is_ok_and(|info| info.state.messages == 0)
+        },
+    )
+    .await;
+    b_events.collect_for(Duration::from_millis(500)).await;
+    assert!(
+        !b_events
+            .of(&b_job.id)
+            .iter()
+            .any(|e| matches!(e.kind, hostkit_proto::EventKind::Started { .. })),
+        "a replayed job ran again: {:#?}",
+        b_events.events
+    );
+    assert_eq!(
+        env.worker_versions(&b).await,
+        [1],
+        "the replay recorded no version"
+    );
 }
 
 /// A control request names its reply subject, and the worker answers with
