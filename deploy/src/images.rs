@@ -5,6 +5,7 @@
 //! A tarball streams through in 1 MiB frames: memory does not grow with its
 //! size, and the engine call has no timeout that could cut a big load short.
 
+pub mod layered;
 pub mod manifest;
 pub mod verify;
 

@@ -19,6 +19,7 @@
 //! - [`registry`]: KV values ([`NodeInfo`], [`Placement`]).
 //! - [`view`]: the on-disk view's `config.json` ([`view::DomainConfig`]), in
 //!   the seed's schema with HostKit v1's fields.
+//! - [`units`]: human-readable sizes for messages.
 //! - [`schema`]: JSON Schemas generated from these types (checked in under `proto/schema/`).
 
 pub mod control;
@@ -32,6 +33,7 @@ pub mod registry;
 pub mod schema;
 pub mod sign;
 pub mod subjects;
+pub mod units;
 pub mod view;
 
 pub use control::{ControlCall, Reply};

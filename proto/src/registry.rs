@@ -1,5 +1,6 @@
 //! Values stored in the KV buckets: [`NodeInfo`] in `hostkit_nodes` (key =
-//! node id) and [`Placement`] in `hostkit_placement` (key = domain token).
+//! node id) and [`Placement`] in `hostkit_placement` (key =
+//! `<domain token>.<node>`).
 //! Keys and bucket names come from [`Names`](crate::subjects::Names).
 
 use chrono::{DateTime, Utc};
@@ -25,6 +26,10 @@ pub struct NodeInfo {
     /// The worker's public curve key (`X…`): the CLI seals env values to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seal_key: Option<String>,
+    /// The worker loads layered image sources (DESIGN §11): the CLI then
+    /// uploads a tarball blob by blob; to an older worker it sends it whole.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub layered_images: bool,
 }
 
 impl NodeInfo {
@@ -62,6 +67,7 @@ mod tests {
             capacity: 4,
             last_heartbeat: fixtures::at(),
             seal_key: None,
+            layered_images: false,
         };
         let json = serde_json::to_string(&info).unwrap();
         assert_eq!(
@@ -95,6 +101,7 @@ mod tests {
             capacity: 1,
             last_heartbeat: fixtures::at(),
             seal_key: None,
+            layered_images: false,
         };
         assert!(!info.is_stale(fixtures::at()));
         assert!(!info.is_stale(fixtures::at() - chrono::Duration::seconds(5)));

@@ -339,6 +339,12 @@ pub struct DeployArgs {
     #[arg(long = "images", value_name = "TAR")]
     pub images: Vec<PathBuf>,
 
+    /// Upload each tarball as one object, as for a worker before layered
+    /// images (by default a tarball goes blob by blob, sending only the
+    /// layers the bucket lacks, when the node's worker loads them).
+    #[arg(long)]
+    pub whole_tarballs: bool,
+
     /// Variable for interpolation and the containers: `KEY=VALUE`, or `KEY`
     /// to pass this environment's value; repeatable.
     #[arg(long = "env", short = 'e', value_name = "KEY[=VALUE]")]

@@ -12,6 +12,8 @@
 //! - [`validate`]: the local compose and policy check.
 //! - [`tarball`]: `docker save` manifests and seed bundles, streamed.
 //! - [`upload`]: content-addressed uploads that skip what is there.
+//! - [`layers`]: a tarball split into config and layer blobs (only the
+//!   missing ones are sent).
 //! - [`publish`]: making, signing and publishing jobs.
 //! - [`follow`]: following a job's events to its exit code.
 //! - [`control`]: control requests (status, services, versions, logs).
@@ -25,6 +27,7 @@ pub mod connect;
 pub mod control;
 pub mod error;
 pub mod follow;
+pub mod layers;
 pub mod placement;
 pub mod publish;
 pub mod render;

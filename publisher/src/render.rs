@@ -195,17 +195,7 @@ pub fn amount(done: u64, total: Option<u64>, unit: ProgressUnit) -> String {
 
 /// A byte count for humans: `512 B`, `3.1 KiB`, `12.0 MiB`, `1.5 GiB`.
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut value = n as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
+    hostkit_proto::units::bytes(n)
 }
 
 /// A duration for humans: `850ms`, `3.2s`, `4m 05s`, `1h 02m`.

@@ -115,37 +115,16 @@ pub async fn upload(store: &ObjectStore, path: &Path, out: &Output) -> Result<Up
         short(&object)
     ));
     let started = Instant::now();
-    let counter = Arc::new(AtomicU64::new(0));
-    let mut reader = Counting {
-        inner: open(path).await?,
-        read: Arc::clone(&counter),
-    };
-    let meta = ObjectMetadata {
-        name: object.as_str().to_owned(),
-        chunk_size: Some(IMAGES_CHUNK_SIZE),
-        ..Default::default()
-    };
-    let what = format!("upload {name_of}");
-    let put = store.put(meta, &mut reader);
-    tokio::pin!(put);
-    let mut ticker = tokio::time::interval(Duration::from_millis(200));
-    let info = loop {
-        tokio::select! {
-            result = &mut put => break result,
-            _ = ticker.tick() => {
-                out.progress(&what, counter.load(Ordering::Relaxed), Some(size), ProgressUnit::Bytes);
-            }
-        }
-    }
-    .map_err(|e| Error::failed(format!("uploading {name_of} failed: {e}")))?;
-    out.progress(&what, size, Some(size), ProgressUnit::Bytes);
-
-    if info.size as u64 != size || digest_hex(info.digest.as_deref()).as_deref() != Some(&hex) {
-        let _ = store.delete(object.as_str()).await;
-        return Err(Error::failed(format!(
-            "{name_of} changed while it was uploaded; upload it again once it is complete"
-        )));
-    }
+    put_object(
+        store,
+        &object,
+        &hex,
+        size,
+        open(path).await?,
+        &format!("upload {name_of}"),
+        out,
+    )
+    .await?;
     let took = started.elapsed();
     out.line(format!(
         "uploaded {name_of}: {} sent in {}",
@@ -159,11 +138,57 @@ pub async fn upload(store: &ObjectStore, path: &Path, out: &Output) -> Result<Up
     })
 }
 
+/// Streams `reader` (`size` bytes hashing to `hex`) into `store` as
+/// `object`, showing progress as `what`. The store's recorded size and
+/// digest must be what was meant: otherwise the object is deleted and the
+/// upload fails (the file changed while it was read). An interrupted put
+/// leaves no object (the store writes its metadata last).
+pub async fn put_object<R: AsyncRead + Unpin>(
+    store: &ObjectStore,
+    object: &ImageObjectName,
+    hex: &str,
+    size: u64,
+    reader: R,
+    what: &str,
+    out: &Output,
+) -> Result<(), Error> {
+    let counter = Arc::new(AtomicU64::new(0));
+    let mut reader = Counting {
+        inner: reader,
+        read: Arc::clone(&counter),
+    };
+    let meta = ObjectMetadata {
+        name: object.as_str().to_owned(),
+        chunk_size: Some(IMAGES_CHUNK_SIZE),
+        ..Default::default()
+    };
+    let put = store.put(meta, &mut reader);
+    tokio::pin!(put);
+    let mut ticker = tokio::time::interval(Duration::from_millis(200));
+    let info = loop {
+        tokio::select! {
+            result = &mut put => break result,
+            _ = ticker.tick() => {
+                out.progress(what, counter.load(Ordering::Relaxed), Some(size), ProgressUnit::Bytes);
+            }
+        }
+    }
+    .map_err(|e| Error::failed(format!("{what} failed: {e}")))?;
+    out.progress(what, size, Some(size), ProgressUnit::Bytes);
+    if info.size as u64 != size || digest_hex(info.digest.as_deref()).as_deref() != Some(hex) {
+        let _ = store.delete(object.as_str()).await;
+        return Err(Error::failed(format!(
+            "{what}: the file changed while it was uploaded; upload it again once it is complete"
+        )));
+    }
+    Ok(())
+}
+
 /// Whether a complete, fresh object of this content exists: not only its
 /// name and size but the digest the store recorded must be this file's
 /// (an object someone else stored under the name is replaced). The worker
 /// checks the bytes themselves while it loads them.
-async fn already_there(
+pub(crate) async fn already_there(
     store: &ObjectStore,
     object: &ImageObjectName,
     hex: &str,

@@ -170,7 +170,7 @@ pub struct SingleImage {
 
 /// Where the worker gets an image from. JSON is one of
 /// `{"object": "sha256-<hex>", "size": n}`, `{"path": "/abs/path.tar"}`,
-/// `{"registry": "reference"}`.
+/// `{"registry": "reference"}`, `{"layers": {...}}` ([`LayeredImages`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum ImageSource {
@@ -191,6 +191,81 @@ pub enum ImageSource {
         /// The image reference to pull.
         registry: String,
     },
+    /// A `docker save` tarball stored blob by blob: every config and layer
+    /// is its own object (DESIGN §11), so a redeploy ships only what
+    /// changed. Workers before this variant refuse it (`job.invalid`).
+    Layers {
+        /// The images and their blobs.
+        layers: LayeredImages,
+    },
+}
+
+/// The version of [`LayeredImages`] this build writes and reads.
+pub const LAYERED_FORMAT: u32 = 1;
+
+/// The images of a `docker save` tarball, each named by its blobs' digests.
+/// The job carries its manifest (and its signature covers it); the worker
+/// builds the tarball it loads from these blobs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LayeredImages {
+    /// [`LAYERED_FORMAT`]; a worker refuses a format it does not know.
+    pub format: u32,
+    /// The images, in the tarball's order.
+    pub images: Vec<LayeredImage>,
+}
+
+/// One image: its config and its layers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LayeredImage {
+    /// The image config; the image id is `sha256:` + its object's hex.
+    pub config: Blob,
+    /// The names the tarball gives it (`repo:tag`).
+    #[serde(default)]
+    pub repo_tags: Vec<String>,
+    /// The layers, base first.
+    pub layers: Vec<LayerBlob>,
+}
+
+/// A content-named object of the image bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Blob {
+    /// `sha256-<hex>` of its bytes.
+    pub object: ImageObjectName,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// A layer: its object and its diff id (the digest of the uncompressed
+/// layer tar, as the image config lists it; the same as the object's for
+/// the uncompressed layers `docker save` writes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LayerBlob {
+    /// `sha256-<hex>` of the layer's bytes as stored.
+    pub object: ImageObjectName,
+    /// Its size in bytes.
+    pub size: u64,
+    /// `sha256:<hex>`, from the image config's `rootfs.diff_ids`.
+    pub diff_id: String,
+}
+
+impl LayeredImages {
+    /// Bytes of every distinct blob (configs and layers).
+    pub fn total_bytes(&self) -> u64 {
+        let mut seen = std::collections::BTreeSet::new();
+        self.images
+            .iter()
+            .flat_map(|i| {
+                std::iter::once((&i.config.object, i.config.size))
+                    .chain(i.layers.iter().map(|l| (&l.object, l.size)))
+            })
+            .filter(|(object, _)| seen.insert(object.as_str()))
+            .map(|(_, size)| size)
+            .sum()
+    }
 }
 
 impl<'de> Deserialize<'de> for ImageSource {
@@ -203,21 +278,33 @@ impl<'de> Deserialize<'de> for ImageSource {
             size: Option<u64>,
             path: Option<String>,
             registry: Option<String>,
+            layers: Option<serde_json::Value>,
         }
 
         let raw = Raw::deserialize(deserializer)?;
-        match (raw.object, raw.path, raw.registry) {
-            (Some(object), None, None) => {
+        match (raw.object, raw.path, raw.registry, raw.layers) {
+            (Some(object), None, None, None) => {
                 let size = raw.size.ok_or_else(|| D::Error::missing_field("size"))?;
                 Ok(ImageSource::Object { object, size })
             }
-            (None, Some(path), None) => Ok(ImageSource::Path { path }),
-            (None, None, Some(registry)) => Ok(ImageSource::Registry { registry }),
-            (None, None, None) => Err(D::Error::custom(
-                "an image source needs one of `object`, `path` or `registry`",
+            (None, Some(path), None, None) => Ok(ImageSource::Path { path }),
+            (None, None, Some(registry), None) => Ok(ImageSource::Registry { registry }),
+            (None, None, None, Some(layers)) => {
+                let format = layers.get("format").and_then(serde_json::Value::as_u64);
+                if format.is_some_and(|f| f > u64::from(LAYERED_FORMAT)) {
+                    return Err(D::Error::custom(format!(
+                        "layered images of format {} are newer than this worker (it reads format {LAYERED_FORMAT}): upgrade the worker",
+                        format.unwrap_or_default()
+                    )));
+                }
+                let layers = LayeredImages::deserialize(layers).map_err(D::Error::custom)?;
+                Ok(ImageSource::Layers { layers })
+            }
+            (None, None, None, None) => Err(D::Error::custom(
+                "an image source needs one of `object`, `path`, `registry` or `layers`",
             )),
             _ => Err(D::Error::custom(
-                "an image source must have exactly one of `object`, `path` or `registry`",
+                "an image source must have exactly one of `object`, `path`, `registry` or `layers`",
             )),
         }
     }
@@ -353,6 +440,26 @@ mod tests {
             assert_eq!(serde_json::to_string(&source).unwrap(), json);
             assert_eq!(serde_json::from_str::<ImageSource>(&json).unwrap(), source);
         }
+    }
+
+    #[test]
+    fn layered_sources_round_trip_and_a_newer_format_is_refused_by_name() {
+        let hex = |c: char| c.to_string().repeat(64);
+        let json = format!(
+            r#"{{"layers":{{"format":1,"images":[{{"config":{{"object":"sha256-{c}","size":10}},"repo_tags":["web:v1"],"layers":[{{"object":"sha256-{l}","size":20,"diff_id":"sha256:{l}"}}]}}]}}}}"#,
+            c = hex('c'),
+            l = hex('1')
+        );
+        let source: ImageSource = serde_json::from_str(&json).unwrap();
+        let ImageSource::Layers { layers } = &source else {
+            panic!("{source:?}")
+        };
+        assert_eq!(layers.images[0].layers[0].size, 20);
+        assert_eq!(layers.total_bytes(), 30);
+        assert_eq!(serde_json::to_string(&source).unwrap(), json);
+        let newer = json.replace(r#""format":1"#, r#""format":2"#);
+        let err = serde_json::from_str::<ImageSource>(&newer).unwrap_err();
+        assert!(err.to_string().contains("newer than this worker"), "{err}");
     }
 
     #[test]

@@ -146,6 +146,12 @@ pub enum JobError {
         /// [`MAX_REDIRECT_DOMAINS`].
         max: usize,
     },
+    /// A layered image source that cannot be loaded as written.
+    #[error("payload.images.layers: {reason}")]
+    InvalidLayers {
+        /// Why.
+        reason: String,
+    },
     /// Version 0 (versions start at 1).
     #[error("payload.to_version: version {version} does not exist (versions start at 1)")]
     InvalidVersion {
@@ -159,6 +165,48 @@ impl JobError {
     pub fn code(&self) -> ErrorCode {
         ErrorCode::JobInvalid
     }
+}
+
+/// Images in one layered source, and layers in one image.
+pub const MAX_LAYERED_IMAGES: usize = 100;
+/// Layers of one image (Docker allows 127 on overlayfs).
+pub const MAX_IMAGE_LAYERS: usize = 128;
+
+/// A layered source the worker can load: its format, bounded counts, diff
+/// ids of the form `sha256:<64 hex>`, valid tags.
+fn check_layers(layers: &super::LayeredImages) -> Result<(), JobError> {
+    let invalid = |reason: String| Err(JobError::InvalidLayers { reason });
+    if layers.format != super::LAYERED_FORMAT {
+        return invalid(format!(
+            "format {} is not the one this worker reads ({})",
+            layers.format,
+            super::LAYERED_FORMAT
+        ));
+    }
+    if layers.images.is_empty() || layers.images.len() > MAX_LAYERED_IMAGES {
+        return invalid(format!(
+            "{} images; 1 to {MAX_LAYERED_IMAGES} are allowed",
+            layers.images.len()
+        ));
+    }
+    for image in &layers.images {
+        if image.layers.len() > MAX_IMAGE_LAYERS {
+            return invalid(format!(
+                "an image has {} layers; at most {MAX_IMAGE_LAYERS}",
+                image.layers.len()
+            ));
+        }
+        for layer in &image.layers {
+            let hex = layer.diff_id.strip_prefix("sha256:").unwrap_or_default();
+            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+                return invalid(format!("{:?} is not a diff id (sha256:<64 hex>)", layer.diff_id));
+            }
+        }
+        for tag in &image.repo_tags {
+            check_reference("payload.images.layers.repo_tags", tag)?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether `name` is a valid compose service name: 1 to 63 characters of
@@ -269,6 +317,7 @@ pub(super) fn validate(job: &Job) -> Result<(), JobError> {
                     ImageSource::Registry { registry } => {
                         check_reference("payload.images.registry", registry)?
                     }
+                    ImageSource::Layers { layers } => check_layers(layers)?,
                 }
             }
             let sealed = deploy.sealed_env.as_ref().map_or(0, |s| s.values.len());

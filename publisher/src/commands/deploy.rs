@@ -22,7 +22,7 @@ use crate::cli::{ConnectArgs, DeployArgs};
 use crate::error::{Error, Exit};
 use crate::render::{self, Output};
 use crate::tarball::{self, Bundle, SavedImage};
-use crate::{connect, placement, upload, validate};
+use crate::{connect, layers, placement, upload, validate};
 
 /// Container port of a single-image deploy when the image does not say.
 const DEFAULT_PORT: u16 = 80;
@@ -46,10 +46,16 @@ pub async fn deploy(connect: &ConnectArgs, out: &Output, args: &DeployArgs) -> R
     let session = connect::connect(connect).await?;
     let node = placement::node_for(&session, &args.domain, args.job.node.as_ref()).await?;
     let store = upload::images_store(&session).await?;
+    let layered = !args.whole_tarballs
+        && !plan.uploads.is_empty()
+        && placement::node_info(&session, &node)
+            .await?
+            .is_some_and(|info| info.layered_images);
     let mut images = Vec::new();
     let mut sent = 0u64;
     for path in &plan.uploads {
-        let uploaded = tokio::time::timeout_at(deadline, upload::upload(&store, path, out))
+        let upload = upload_images(&store, path, layered, out);
+        let (source, bytes) = tokio::time::timeout_at(deadline, upload)
             .await
             .map_err(|_| {
                 Error::unavailable(format!(
@@ -58,8 +64,8 @@ pub async fn deploy(connect: &ConnectArgs, out: &Output, args: &DeployArgs) -> R
                     path.display()
                 ))
             })??;
-        sent += uploaded.sent;
-        images.push(uploaded.source);
+        sent += bytes;
+        images.push(source);
     }
     if !plan.uploads.is_empty() {
         out.line(format!(
@@ -93,6 +99,34 @@ pub async fn deploy(connect: &ConnectArgs, out: &Output, args: &DeployArgs) -> R
         uploaded: Some(sent),
     };
     job::run(connect, &session, out, request).await
+}
+
+/// Uploads one tarball: blob by blob when `layered` and it is a `docker
+/// save` tarball, else whole. Answers the job's image source and the
+/// bytes sent.
+async fn upload_images(
+    store: &async_nats::jetstream::object_store::ObjectStore,
+    path: &Path,
+    layered: bool,
+    out: &Output,
+) -> Result<(hostkit_proto::job::ImageSource, u64), Error> {
+    if layered {
+        let owned = path.to_owned();
+        let split = tokio::task::spawn_blocking(move || layers::split(&owned))
+            .await
+            .map_err(|e| Error::failed(format!("reading {} failed: {e}", path.display())))??;
+        if let Some(split) = split {
+            let done = layers::upload_blobs(store, &split, out).await?;
+            return Ok((
+                hostkit_proto::job::ImageSource::Layers {
+                    layers: split.images,
+                },
+                done.sent.1,
+            ));
+        }
+    }
+    let uploaded = upload::upload(store, path, out).await?;
+    Ok((uploaded.source, uploaded.sent))
 }
 
 /// The env as it travels: sealed to the node's key when its worker

@@ -4,14 +4,16 @@
 //! created; the job then ends `failed` with `rolled_back_to`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hostkit_deploy::compose::{Env, parse_env_file};
 use hostkit_deploy::domain_dir::{DomainDir, DomainDirError, READ_CAP};
 use hostkit_deploy::engine::files;
 use hostkit_deploy::error::DeployError;
+use hostkit_deploy::images::layered::{self, BlobSource, LayeredError};
 use hostkit_deploy::images::verify::{DigestCheck, Verdict};
-use hostkit_deploy::images::{self, ImageScope, PullPolicy};
+use hostkit_deploy::images::{self, ImageError, ImageScope, PullPolicy};
 use hostkit_deploy::policy::{PolicyDenied, Rule};
 use hostkit_deploy::progress::{Progress, ProgressSink};
 use hostkit_deploy::stack::{self, Placement};
@@ -334,18 +336,10 @@ async fn load_images(
                     name: "images",
                     message: format!("loading {object} ({size} bytes) from {bucket}"),
                 });
-                let reader = store.get(object.as_str()).await.map_err(|e| {
-                    let mut failure = Failure::new(
-                        ErrorCode::ImageMissing,
-                        format!("image blob {object} is not in the object store {bucket}: {e}"),
-                    );
-                    if bucket != worker.names.images_bucket() {
-                        failure.hint = Some(format!(
-                            "{domain}'s images come from its own bucket: upload with `hostkit deploy --image-bucket {bucket}`"
-                        ));
-                    }
-                    failure
-                })?;
+                let reader = store
+                    .get(object.as_str())
+                    .await
+                    .map_err(|e| missing_blob(worker, domain, bucket, object, &e.to_string()))?;
                 // The bytes must hash to the object's name; the engine never
                 // sees the end of a blob that does not.
                 let (reader, verdict) = DigestCheck::new(reader, object.sha256_hex());
@@ -382,6 +376,47 @@ async fn load_images(
                 .images;
                 loaded.extend(images);
             }
+            ImageSource::Layers { layers } => {
+                sink.report(Progress::Step {
+                    name: "images",
+                    message: format!(
+                        "loading {} image(s) ({} in blobs) from {bucket}",
+                        layers.images.len(),
+                        hostkit_proto::units::bytes(layers.total_bytes())
+                    ),
+                });
+                let blobs: Arc<dyn BlobSource> = Arc::new(BucketBlobs(store.clone()));
+                let full = layered::uses_containerd_store(&worker.docker).await;
+                let done = match layered::load(&worker.docker, layers, blobs, full, sink).await {
+                    Ok(done) => done,
+                    Err(LayeredError::Missing { object, message }) => {
+                        return Err(missing_blob(worker, domain, bucket, &object, &message));
+                    }
+                    Err(LayeredError::Mismatch { object, actual }) => {
+                        return Err(swapped_blob(store, &object, &actual).await);
+                    }
+                    Err(LayeredError::Load(e)) => return Err(Failure::from(DeployError::from(e))),
+                    Err(LayeredError::Docker(e)) => {
+                        return Err(Failure::from(DeployError::from(ImageError::Docker(e))));
+                    }
+                };
+                sink.report(Progress::Step {
+                    name: "images",
+                    message: format!(
+                        "layers: {} sent ({}), {} already in the engine ({}){}",
+                        done.layers_sent.0,
+                        hostkit_proto::units::bytes(done.layers_sent.1),
+                        done.layers_skipped.0,
+                        hostkit_proto::units::bytes(done.layers_skipped.1),
+                        if done.retried_full {
+                            "; the engine refused a partial tarball, so every layer was sent"
+                        } else {
+                            ""
+                        }
+                    ),
+                });
+                loaded.extend(done.loaded.images);
+            }
             ImageSource::Registry { registry } => {
                 if !worker.settings.allow_pull {
                     return Err(Failure::new(
@@ -394,6 +429,48 @@ async fn load_images(
         }
     }
     Ok((pull, loaded))
+}
+
+/// A blob the job names is not in the domain's bucket.
+fn missing_blob(
+    worker: &Worker,
+    domain: &hostkit_proto::Domain,
+    bucket: &str,
+    object: &hostkit_proto::ImageObjectName,
+    message: &str,
+) -> Failure {
+    let mut failure = Failure::new(
+        ErrorCode::ImageMissing,
+        format!("image blob {object} is not in the object store {bucket}: {message}"),
+    );
+    if bucket != worker.names.images_bucket() {
+        failure.hint = Some(format!(
+            "{domain}'s images come from its own bucket: upload with `hostkit deploy --image-bucket {bucket}`"
+        ));
+    }
+    failure
+}
+
+/// The image bucket as the source of a layered load's blobs.
+struct BucketBlobs(async_nats::jetstream::object_store::ObjectStore);
+
+impl BlobSource for BucketBlobs {
+    fn open(
+        &self,
+        object: &hostkit_proto::ImageObjectName,
+    ) -> futures_util::future::BoxFuture<
+        '_,
+        Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>, String>,
+    > {
+        let name = object.as_str().to_owned();
+        Box::pin(async move {
+            self.0
+                .get(&name)
+                .await
+                .map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)
+                .map_err(|e| e.to_string())
+        })
+    }
 }
 
 /// A blob whose bytes do not hash to its name: someone stored other bytes

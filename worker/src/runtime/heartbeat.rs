@@ -50,6 +50,7 @@ async fn beat(worker: &Worker, lanes: &Lanes) {
         capacity,
         last_heartbeat: chrono::Utc::now(),
         seal_key: worker.settings.seal_key.as_ref().map(|k| k.public_key()),
+        layered_images: true,
     };
     if let Ok(value) = serde_json::to_vec(&info) {
         if let Err(error) = worker
