@@ -7,6 +7,7 @@
 
 pub mod layered;
 pub mod manifest;
+pub mod split;
 pub mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -422,6 +422,49 @@ pub async fn upload_tarball_to(
     hostkit_proto::job::ImageSource::Object { object, size }
 }
 
+/// Put a `docker save` tarball into `bucket` blob by blob, as the CLI
+/// does (DESIGN §11): only blobs the bucket lacks are stored. Answers the
+/// job's layered image source and the bytes stored.
+pub async fn upload_layers(
+    js: &jetstream::Context,
+    bucket: &str,
+    path: &std::path::Path,
+) -> (hostkit_proto::job::ImageSource, u64) {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let owned = path.to_owned();
+    let split = tokio::task::spawn_blocking(move || hostkit_deploy::images::split::split(&owned))
+        .await
+        .expect("split task")
+        .expect("read the tarball")
+        .expect("a docker save tarball");
+    let store = js
+        .get_object_store(bucket)
+        .await
+        .expect("the image bucket exists (the worker creates it)");
+    let mut stored = 0;
+    for (hex, &(offset, size)) in &split.blobs {
+        let name = hostkit_deploy::images::split::object_name(hex);
+        if store.info(name.as_str()).await.is_ok() {
+            continue;
+        }
+        let mut file = tokio::fs::File::open(path).await.expect("open the tarball");
+        file.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .expect("seek");
+        store
+            .put(name.as_str(), &mut file.take(size))
+            .await
+            .expect("upload a blob");
+        stored += size;
+    }
+    (
+        hostkit_proto::job::ImageSource::Layers {
+            layers: split.images,
+        },
+        stored,
+    )
+}
+
 /// The `hostkit-worker` binary next to the test binary (built by
 /// `cargo nextest run --workspace` / `cargo build -p hostkit-worker`): in
 /// `target/<profile>/`, the parent of a test binary's `deps/`, or the

@@ -52,7 +52,9 @@ pub enum LayeredError {
         message: String,
     },
     /// A blob's bytes do not hash to its name.
-    #[error("image blob {object} does not hold what its name says (its bytes hash to sha256-{actual})")]
+    #[error(
+        "image blob {object} does not hold what its name says (its bytes hash to sha256-{actual})"
+    )]
     Mismatch {
         /// The object.
         object: ImageObjectName,
@@ -415,7 +417,8 @@ mod tests {
                     .iter()
                     .find(|b| object(b) == wanted)
                     .map(|b| {
-                        Box::new(std::io::Cursor::new(b.clone())) as Box<dyn AsyncRead + Send + Unpin>
+                        Box::new(std::io::Cursor::new(b.clone()))
+                            as Box<dyn AsyncRead + Send + Unpin>
                     })
                     .ok_or_else(|| "not found".to_owned())
             })
@@ -458,10 +461,7 @@ mod tests {
         let diffs = vec!["sha256:aa".to_owned(), "sha256:bb".to_owned()];
         let chains = chain_ids(&diffs);
         assert_eq!(chains[0], "sha256:aa");
-        assert_eq!(
-            chains[1],
-            format!("sha256:{}", sha(b"sha256:aa sha256:bb"))
-        );
+        assert_eq!(chains[1], format!("sha256:{}", sha(b"sha256:aa sha256:bb")));
     }
 
     #[test]
@@ -479,7 +479,10 @@ mod tests {
             send,
             BTreeSet::from([images.images[0].layers[1].object.as_str().to_owned()])
         );
-        assert_eq!(layers_to_send(&images, &chains.into_iter().collect()).len(), 0);
+        assert_eq!(
+            layers_to_send(&images, &chains.into_iter().collect()).len(),
+            0
+        );
         assert_eq!(layers_to_send(&images, &HashSet::new()).len(), 2);
     }
 

@@ -198,8 +198,15 @@ fn check_layers(layers: &super::LayeredImages) -> Result<(), JobError> {
         }
         for layer in &image.layers {
             let hex = layer.diff_id.strip_prefix("sha256:").unwrap_or_default();
-            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
-                return invalid(format!("{:?} is not a diff id (sha256:<64 hex>)", layer.diff_id));
+            if hex.len() != 64
+                || !hex
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            {
+                return invalid(format!(
+                    "{:?} is not a diff id (sha256:<64 hex>)",
+                    layer.diff_id
+                ));
             }
         }
         for tag in &image.repo_tags {

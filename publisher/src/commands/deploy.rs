@@ -111,11 +111,7 @@ async fn upload_images(
     out: &Output,
 ) -> Result<(hostkit_proto::job::ImageSource, u64), Error> {
     if layered {
-        let owned = path.to_owned();
-        let split = tokio::task::spawn_blocking(move || layers::split(&owned))
-            .await
-            .map_err(|e| Error::failed(format!("reading {} failed: {e}", path.display())))??;
-        if let Some(split) = split {
+        if let Some(split) = layers::split(path).await? {
             let done = layers::upload_blobs(store, &split, out).await?;
             return Ok((
                 hostkit_proto::job::ImageSource::Layers {

@@ -14,6 +14,7 @@ mod import;
 mod intake;
 mod isolation;
 mod lanes;
+mod layers;
 mod observability;
 mod resilience;
 mod seed;
