@@ -322,14 +322,17 @@ async fn deploy_a_compose_file_redeploy_uploads_nothing_follow_replays_and_queri
     first
         .expect(0)
         .stdout_has("docker-compose.yml: checked (1 service(s))")
-        .stdout_has("uploading web-v1.tar")
+        .stdout_has("web-v1.tar: 0 blob(s) already in the bucket (0 B skipped), 3 sent")
         .stdout_has("published deploy job")
         .stdout_has(&format!("to node {node}"))
         .stdout_has("▸ check:")
         .stdout_has("web#1 healthy")
         .stdout_has(&format!("✓ succeeded: v1 on {node}"));
-    let size = std::fs::metadata(&images).unwrap().len();
-    first.stdout_has(&format!("sent ({size} bytes)"));
+    // The blobs: its config, the base layer and the web layer.
+    let split = hostkit_deploy::images::split::split(&images)
+        .unwrap()
+        .expect("a docker save tarball");
+    first.stdout_has(&format!("sent ({} bytes)", split.total_bytes()));
     assert_no_control_characters(&first.stdout);
     assert_eq!(env.get(&domain).await, (200, "web v1\n".to_owned()));
     let md = std::fs::read_to_string(&summary).expect("the job summary was written");
@@ -346,7 +349,7 @@ async fn deploy_a_compose_file_redeploy_uploads_nothing_follow_replays_and_queri
             "{needle} missing from the summary:\n{md}"
         );
     }
-    assert_eq!(env.objects().await, 1);
+    assert_eq!(env.objects().await, 3);
 
     // Second deploy of the same images: placement finds the node, nothing is
     // uploaded, and --json prints the events, the terminal one last.
@@ -362,7 +365,7 @@ async fn deploy_a_compose_file_redeploy_uploads_nothing_follow_replays_and_queri
         .await;
     second
         .expect(0)
-        .stderr_has("already uploaded")
+        .stderr_has("3 blob(s) already in the bucket")
         .stderr_has("0 B sent (0 bytes)");
     let events = second.events();
     let last = events.last().expect("events");
@@ -388,7 +391,7 @@ async fn deploy_a_compose_file_redeploy_uploads_nothing_follow_replays_and_queri
             .iter()
             .all(|e| e.job_id.map(|j| j.to_string()) == Some(job.clone()))
     );
-    assert_eq!(env.objects().await, 1);
+    assert_eq!(env.objects().await, 3);
 
     // follow replays the finished job from its start.
     let replay = env.hostkit(&["--json", "follow", &job]).await;
@@ -440,7 +443,8 @@ async fn deploy_a_compose_file_redeploy_uploads_nothing_follow_replays_and_queri
 
 /// Another identity stored other bytes under the name of this tarball
 /// (same size): the CLI does not trust name and size, it uploads its own
-/// bytes again and the deploy succeeds with them.
+/// bytes again and the deploy succeeds with them (whole tarballs, as for a
+/// worker before layered images; blobs go through the same check).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_object_stored_under_the_tarballs_name_by_someone_else_is_replaced() {
     let env = Env::new().await;
@@ -476,6 +480,7 @@ async fn an_object_stored_under_the_tarballs_name_by_someone_else_is_replaced() 
         path_str(&compose),
         "--images",
         path_str(&images),
+        "--whole-tarballs",
         "--node",
         &node,
     ])
@@ -1529,4 +1534,79 @@ async fn admin_nats_user_prints_creds_a_jwt_server_enforces() {
             .is_err(),
         "another domain's job was delivered"
     );
+}
+
+/// DESIGN §11 from the CLI: a redeploy whose build changed only the top
+/// layer stores only that layer (and the new config) in the bucket — the
+/// bucket's stream grows by about those bytes, far less than the base
+/// layer — and the worker sends the engine only that layer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redeploy_uploads_only_the_layer_that_changed() {
+    let env = Env::new().await;
+    let domain = env.domain();
+    let node = env.node();
+    let tag = |v: &str| format!("hostkit-test/cli-layers-{}:{v}", domain.replace('.', "-"));
+    let image = |v: &str| {
+        env.docker.register_image(tag(v));
+        fixtures::http_as(&tag(v), "web", v, 8080).file(
+            "/etc/hostkit-cli-layer-test",
+            format!("{domain} {v}\n"),
+            0o644,
+        )
+    };
+    let bucket_bytes = async || {
+        env.js()
+            .await
+            .get_stream(format!("OBJ_{}", env.worker.names.images_bucket()))
+            .await
+            .expect("the image bucket's stream")
+            .info()
+            .await
+            .expect("stream info")
+            .state
+            .bytes
+    };
+    let deploy = async |v: &str| {
+        let compose = env.file(&format!("{v}/docker-compose.yml"), &web_compose(&tag(v)));
+        let images = env.tarball(&format!("{v}.tar"), vec![image(v)]);
+        let run = env
+            .hostkit(&[
+                "deploy",
+                &domain,
+                path_str(&compose),
+                "--images",
+                path_str(&images),
+                "--node",
+                &node,
+            ])
+            .await;
+        (run, images)
+    };
+
+    let (first, _) = deploy("v1").await;
+    first.expect(0).stdout_has("✓ succeeded: v1");
+    let before = bucket_bytes().await;
+    let (second, v2) = deploy("v2").await;
+    second
+        .expect(0)
+        .stdout_has("v2.tar: 1 blob(s) already in the bucket")
+        .stdout_has("2 sent")
+        .stdout_has("layers: 1 sent")
+        .stdout_has("✓ succeeded: v2");
+    let grown = bucket_bytes().await - before;
+    let split = hostkit_deploy::images::split::split(&v2)
+        .unwrap()
+        .expect("a docker save tarball");
+    let v2_image = &split.images.images[0];
+    let (base, top) = (&v2_image.layers[0], v2_image.layers.last().unwrap());
+    let changed = top.size + v2_image.config.size;
+    eprintln!(
+        "bucket grew by {grown} bytes for a {changed}-byte change over a {}-byte base",
+        base.size
+    );
+    // Chunk and metadata headers cost a little; the base never travels.
+    assert!(grown >= changed, "{grown} < {changed}");
+    assert!(grown < changed + 16 * 1024, "{grown} bytes stored");
+    assert!(grown < base.size / 2, "the base layer was stored again");
+    assert_eq!(env.get(&domain).await, (200, "web v2\n".to_owned()));
 }
