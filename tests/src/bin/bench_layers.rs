@@ -118,6 +118,41 @@ struct Deployed {
     /// from its first to its last `images` step event.
     layers_sent: u64,
     load: Duration,
+    /// Each job event: time since `started`, kind and message.
+    timeline: Vec<(Duration, String)>,
+}
+
+/// Reads the tarball's largest layer object from the bucket into nothing,
+/// plainly and through the worker's digest check: the store's own rate.
+async fn read_biggest_layer(rig: &Rig, tarball: &Path) -> anyhow::Result<(Duration, Duration, u64)> {
+    let split = hostkit_deploy::images::split::split(tarball)?
+        .ok_or_else(|| anyhow!("not a docker save tarball"))?;
+    let layer = split.images.images[0]
+        .layers
+        .iter()
+        .max_by_key(|l| l.size)
+        .ok_or_else(|| anyhow!("no layer"))?
+        .clone();
+    let js = async_nats::jetstream::new(rig.client.clone());
+    let store = js
+        .get_object_store(rig.worker.names.images_bucket())
+        .await?;
+    let started = Instant::now();
+    let mut object = store.get(layer.object.as_str()).await?;
+    let read = tokio::io::copy(&mut object, &mut tokio::io::sink()).await?;
+    let plain = started.elapsed();
+    ensure!(read == layer.size, "read {read} of {} bytes", layer.size);
+    let started = Instant::now();
+    let object = store.get(layer.object.as_str()).await?;
+    let (mut checked, verdict) =
+        hostkit_deploy::images::verify::DigestCheck::new(object, layer.object.sha256_hex());
+    tokio::io::copy(&mut checked, &mut tokio::io::sink()).await?;
+    let with_check = started.elapsed();
+    ensure!(
+        verdict.get() == hostkit_deploy::images::verify::Verdict::Verified,
+        "the layer did not verify"
+    );
+    Ok((plain, with_check, layer.size))
 }
 
 async fn bench(options: Options) -> anyhow::Result<()> {
@@ -165,6 +200,7 @@ async fn bench(options: Options) -> anyhow::Result<()> {
     let size = std::fs::metadata(&first)?.len();
     let domain = unique_domain(&rig.docker);
     let ours = deploy(&rig, &domain, &tag, &first).await?;
+    let (read_plain, read_checked, biggest) = read_biggest_layer(&rig, &first).await?;
     remove_stack(&rig, &domain).await?;
     remove_image(&rig, &tag).await?;
     let (peer_load, peer_up) = peer(&rig, &tag, &first).await?;
@@ -245,6 +281,17 @@ async fn bench(options: Options) -> anyhow::Result<()> {
         secs(ours.load),
         verdict(ratio_c >= 0.9)
     );
+    println!(
+        "| (c) … where the time goes: reading the {} MiB layer object from the store alone | {:.0} MiB/s; with its SHA-256 check {:.0} MiB/s | | | |",
+        biggest / MIB,
+        mibs(biggest, read_plain),
+        mibs(biggest, read_checked)
+    );
+    println!();
+    println!("Timeline of the redeploy (b), the worker's events from `started`:");
+    for (offset, what) in &redeploy.timeline {
+        println!("  {:>7.3} s  {what}", offset.as_secs_f64());
+    }
     drop(rig.client);
     drop(rig.worker);
     drop(rig.nginx);
@@ -338,11 +385,28 @@ async fn deploy(rig: &Rig, domain: &Domain, tag: &str, tarball: &Path) -> anyhow
         "unexpected load summary: {summary}"
     );
     let layers_sent = parse_layer_bytes(summary, tarball)?;
+    let start = events.events.first().map(|e| e.at);
+    let timeline = events
+        .events
+        .iter()
+        .map(|e| {
+            let offset = start
+                .and_then(|s| (e.at - s).to_std().ok())
+                .unwrap_or_default();
+            let what = match &e.kind {
+                EventKind::Step { name, message } => format!("{name}: {message}"),
+                other => format!("{other:?}").chars().take(100).collect(),
+            };
+            (offset, what)
+        })
+        .filter(|(_, what)| !what.starts_with("Progress"))
+        .collect();
     Ok(Deployed {
         wall,
         uploaded,
         layers_sent,
         load: (*to - *from).to_std().unwrap_or_default(),
+        timeline,
     })
 }
 
