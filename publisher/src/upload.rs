@@ -178,7 +178,8 @@ pub async fn put_object<R: AsyncRead + Unpin>(
     if info.size as u64 != size || digest_hex(info.digest.as_deref()).as_deref() != Some(hex) {
         let _ = store.delete(object.as_str()).await;
         return Err(Error::failed(format!(
-            "{what}: the file changed while it was uploaded; upload it again once it is complete"
+            "{what}: the bytes sent do not hash to {} (the file changed while it was uploaded, or a layer does not match the digest its image config gives it: try --whole-tarballs)",
+            object.as_str()
         )));
     }
     Ok(())

@@ -3,12 +3,17 @@
 //! redeploy uploads only the blobs the bucket lacks — usually the one
 //! layer the build changed.
 //!
-//! [`split`] reads the tarball once, streaming: each regular entry is
-//! hashed (SHA-256) and its offset recorded; then `manifest.json` and the
-//! image configs (small) are read back by offset. Both the classic layout
-//! (`<id>/layer.tar`, `<hex>.json`) and the OCI layout current engines
-//! write beside it (`blobs/sha256/<hex>`, with the classic names as links)
-//! are understood. A tarball without `manifest.json` is not split.
+//! [`split`] reads only the tar headers (seeking past the data), then
+//! `manifest.json` and the image configs (small). A blob's name is the
+//! digest its tarball gives it: the OCI layout names blobs
+//! `blobs/sha256/<hex>`, the classic layout names configs `<hex>.json` and
+//! lists each layer's digest in the config's `rootfs.diff_ids` (`docker
+//! save` writes layers uncompressed, so that is the digest of their
+//! bytes). Nothing is hashed here: the upload checks that the bytes it
+//! sends hash to the name (the store records their digest), and the
+//! worker checks again while it loads. A 500 MiB tarball whose blobs are
+//! all in the bucket therefore costs a few reads, not a pass over 500 MiB.
+//! A tarball without `manifest.json` is not split.
 //!
 //! Blocking (std I/O): call from `spawn_blocking`.
 
@@ -24,8 +29,8 @@ use sha2::{Digest, Sha256};
 
 /// Largest `manifest.json` or image config read into memory.
 const MAX_JSON: u64 = 16 * 1024 * 1024;
-/// Read buffer for hashing entries.
-const HASH_BUFFER: usize = 1 << 20;
+/// Read buffer for the tar headers.
+const HEADER_BUFFER: usize = 64 * 1024;
 
 /// Why a tarball could not be split.
 #[derive(Debug, thiserror::Error)]
@@ -52,12 +57,12 @@ pub enum SplitError {
 /// One regular file of the tarball.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
+    /// Its path in the archive.
+    name: String,
     /// Where its bytes start in the file.
     offset: u64,
     /// How many.
     size: u64,
-    /// Their SHA-256, lowercase hex.
-    hex: String,
 }
 
 /// A tarball's images as blobs, and where each blob lies in the file.
@@ -133,23 +138,27 @@ pub fn split(path: &Path) -> Result<Option<Split>, SplitError> {
                 ),
             ));
         }
-        blobs.insert(
-            config_entry.hex.clone(),
-            (config_entry.offset, config_entry.size),
-        );
+        let config_hex = match named_digest(&config_entry.name) {
+            Some(hex) => hex,
+            None => hash_entry(path, config_entry)?,
+        };
+        blobs.insert(config_hex.clone(), (config_entry.offset, config_entry.size));
         let mut layers = Vec::new();
         for (layer, diff_id) in item.layers.iter().zip(config.rootfs.diff_ids) {
             let entry = resolve(layer)?;
-            blobs.insert(entry.hex.clone(), (entry.offset, entry.size));
+            let hex = named_digest(&entry.name)
+                .or_else(|| digest_hex(&diff_id))
+                .ok_or_else(|| invalid(path, format!("{diff_id:?} is not a sha256 diff id")))?;
+            blobs.insert(hex.clone(), (entry.offset, entry.size));
             layers.push(LayerBlob {
-                object: object_name(&entry.hex),
+                object: object_name(&hex),
                 size: entry.size,
                 diff_id,
             });
         }
         images.push(LayeredImage {
             config: Blob {
-                object: object_name(&config_entry.hex),
+                object: object_name(&config_hex),
                 size: config_entry.size,
             },
             repo_tags: item.repo_tags.unwrap_or_default(),
@@ -170,14 +179,18 @@ pub fn split(path: &Path) -> Result<Option<Split>, SplitError> {
 /// target path) of the archive, reading it once.
 type Scanned = (HashMap<String, Entry>, HashMap<String, String>);
 
+/// Every regular entry (path → offset, size) and every link (path →
+/// target path) of the archive, from its headers alone.
 fn scan(path: &Path) -> Result<Scanned, SplitError> {
     let file = File::open(path).map_err(|e| read_error(path, e))?;
-    let mut archive = tar::Archive::new(BufReader::with_capacity(HASH_BUFFER, file));
+    let mut archive = tar::Archive::new(BufReader::with_capacity(HEADER_BUFFER, file));
     let mut entries = HashMap::new();
     let mut links = HashMap::new();
-    let mut buffer = vec![0u8; HASH_BUFFER];
-    for entry in archive.entries().map_err(|e| read_error(path, e))? {
-        let mut entry = entry.map_err(|e| read_error(path, e))?;
+    for entry in archive
+        .entries_with_seek()
+        .map_err(|e| read_error(path, e))?
+    {
+        let entry = entry.map_err(|e| read_error(path, e))?;
         let name = normalize(
             &entry
                 .path()
@@ -198,29 +211,46 @@ fn scan(path: &Path) -> Result<Scanned, SplitError> {
             }
             continue;
         }
-        if !kind.is_file() {
-            continue;
+        if kind.is_file() {
+            let (offset, size) = (entry.raw_file_position(), entry.size());
+            entries.insert(name.clone(), Entry { name, offset, size });
         }
-        let offset = entry.raw_file_position();
-        let size = entry.size();
-        let mut hasher = Sha256::new();
-        loop {
-            let n = entry.read(&mut buffer).map_err(|e| read_error(path, e))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buffer[..n]);
-        }
-        entries.insert(
-            name,
-            Entry {
-                offset,
-                size,
-                hex: hex::encode(hasher.finalize()),
-            },
-        );
     }
     Ok((entries, links))
+}
+
+/// The digest a blob's path gives: `blobs/sha256/<hex>` or `<hex>.json`.
+fn named_digest(name: &str) -> Option<String> {
+    let file = name.rsplit('/').next()?;
+    let hex = if name.starts_with("blobs/sha256/") {
+        file
+    } else {
+        file.strip_suffix(".json")?
+    };
+    is_hex_digest(hex).then(|| hex.to_owned())
+}
+
+/// `sha256:<hex>` → `<hex>`.
+fn digest_hex(digest: &str) -> Option<String> {
+    let hex = digest.strip_prefix("sha256:")?;
+    is_hex_digest(hex).then(|| hex.to_owned())
+}
+
+fn is_hex_digest(hex: &str) -> bool {
+    hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The SHA-256 of one entry's bytes (a config whose name is no digest).
+fn hash_entry(path: &Path, entry: &Entry) -> Result<String, SplitError> {
+    let mut file = File::open(path).map_err(|e| read_error(path, e))?;
+    file.seek(SeekFrom::Start(entry.offset))
+        .map_err(|e| read_error(path, e))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file.take(entry.size), &mut hasher).map_err(|e| read_error(path, e))?;
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// A path inside the archive without `./`, `..` resolved lexically.

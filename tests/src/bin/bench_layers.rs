@@ -63,9 +63,9 @@ impl Options {
                 "--first-mib" => options.first_mib = value(arg)?,
                 "--base-mib" => options.base_mib = value(arg)?,
                 "--changed-mib" => options.changed_mib = value(arg)?,
-                "-h" | "--help" => bail!(
-                    "usage: bench-layers [--first-mib N] [--base-mib N] [--changed-mib N]"
-                ),
+                "-h" | "--help" => {
+                    bail!("usage: bench-layers [--first-mib N] [--base-mib N] [--changed-mib N]")
+                }
                 other => bail!("unknown argument {other:?} (try --help)"),
             }
         }
@@ -124,7 +124,10 @@ struct Deployed {
 
 /// Reads the tarball's largest layer object from the bucket into nothing,
 /// plainly and through the worker's digest check: the store's own rate.
-async fn read_biggest_layer(rig: &Rig, tarball: &Path) -> anyhow::Result<(Duration, Duration, u64)> {
+async fn read_biggest_layer(
+    rig: &Rig,
+    tarball: &Path,
+) -> anyhow::Result<(Duration, Duration, u64)> {
     let split = hostkit_deploy::images::split::split(tarball)?
         .ok_or_else(|| anyhow!("not a docker save tarball"))?;
     let layer = split.images.images[0]
@@ -161,7 +164,9 @@ async fn bench(options: Options) -> anyhow::Result<()> {
         .map(|dir| dir.join("hostkit"))
         .filter(|path| path.is_file())
         .ok_or_else(|| {
-            anyhow!("no `hostkit` next to this binary: cargo build --release -p hostkit --bin hostkit")
+            anyhow!(
+                "no `hostkit` next to this binary: cargo build --release -p hostkit --bin hostkit"
+            )
         })?;
     let nats = TestNats::new().await;
     let docker = TestDocker::new().await;
@@ -215,10 +220,7 @@ async fn bench(options: Options) -> anyhow::Result<()> {
             .with_padding_layer_seeded(options.base_mib * MIB, base_seed)
             .with_padding_layer_seeded(options.changed_mib * MIB, seed())
     };
-    let (v1, v2) = (
-        rig.dir.path().join("v1.tar"),
-        rig.dir.path().join("v2.tar"),
-    );
+    let (v1, v2) = (rig.dir.path().join("v1.tar"), rig.dir.path().join("v2.tar"));
     TarballBuilder::new()
         .image(layered(&tag1))
         .write_to_async(v1.clone())
