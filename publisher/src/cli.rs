@@ -276,6 +276,20 @@ pub enum Command {
     /// The worker nodes known to this NATS and whether they are alive.
     Nodes,
 
+    /// Delete image blobs no job needs: older than --older-than and named
+    /// by no job still in the jobs stream (waiting or running). Kept
+    /// versions need none (their images are in the engine). Reads the jobs
+    /// stream: an operator's (admin) identity.
+    #[command(after_help = "Examples:\n  hostkit gc --dry-run\n  hostkit gc --older-than 6h")]
+    Gc {
+        /// Only blobs stored longer ago than this.
+        #[arg(long, value_parser = parse_duration, default_value = "24h", value_name = "DURATION")]
+        older_than: Duration,
+        /// Say what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+
     /// Live events (jobs, health, nodes) until Ctrl-C.
     #[command(
         after_help = "Examples:\n  hostkit watch\n  hostkit watch example.com --kind failed --kind unhealthy\n  hostkit watch --json"

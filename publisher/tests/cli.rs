@@ -1610,3 +1610,95 @@ async fn a_redeploy_uploads_only_the_layer_that_changed() {
     assert!(grown < base.size / 2, "the base layer was stored again");
     assert_eq!(env.get(&domain).await, (200, "web v2\n".to_owned()));
 }
+
+/// `hostkit gc`: blobs older than the grace period that no job in the jobs
+/// stream names are deleted; a blob a waiting job names is kept, and so are
+/// young blobs; `--dry-run` deletes nothing; the next deploy sends the
+/// deleted blobs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gc_deletes_the_blobs_no_waiting_job_names() {
+    let env = Env::new().await;
+    let domain = env.domain();
+    let node = env.node();
+    let compose = env.file(
+        "site/docker-compose.yml",
+        &web_compose("hostkit-test/web:v1"),
+    );
+    let images = env.tarball("web-v1.tar", vec![fixtures::web("v1")]);
+    let deploy = [
+        "deploy",
+        domain.as_str(),
+        path_str(&compose),
+        "--images",
+        path_str(&images),
+        "--node",
+        node.as_str(),
+    ];
+    env.hostkit(&deploy)
+        .await
+        .expect(0)
+        .stdout_has("✓ succeeded: v1");
+
+    // A job for a node without a worker names another blob: it waits.
+    let js = env.js().await;
+    let waiting_tar = env.tarball("web-v2.tar", vec![fixtures::web("v2")]);
+    let waiting = hostkit_tests::worker::upload_tarball(&js, &env.worker.names, &waiting_tar).await;
+    let hostkit_proto::job::ImageSource::Object { object: kept, .. } = &waiting else {
+        panic!("{waiting:?}")
+    };
+    let job = hostkit_proto::Job::new(
+        domain.parse().unwrap(),
+        hostkit_proto::JobSpec::Deploy(hostkit_proto::job::DeployPayload {
+            source: hostkit_proto::job::DeploySource::Compose(hostkit_proto::job::ComposeSource {
+                text: web_compose("hostkit-test/web:v2"),
+                file_name: None,
+            }),
+            images: vec![waiting.clone()],
+            env: Default::default(),
+            sealed_env: None,
+            options: Default::default(),
+        }),
+        "gc-test",
+    );
+    hostkit_tests::publish_job(&js, &env.worker.names, &"ghost".parse().unwrap(), &job).await;
+
+    let live = async || {
+        let store = js
+            .get_object_store(env.worker.names.images_bucket())
+            .await
+            .expect("the image store");
+        let mut list = store.list().await.expect("list");
+        let mut names = Vec::new();
+        while let Some(item) = list.next().await {
+            let info = item.expect("an object");
+            if !info.deleted {
+                names.push(info.name);
+            }
+        }
+        names.sort();
+        names
+    };
+    assert_eq!(live().await.len(), 4, "3 blobs of v1 and v2's tarball");
+
+    env.hostkit(&["gc"]).await.expect(0).stdout_has(
+        "deleted 0 blob(s) (0 B); kept 1 named by a job that has not ended and 3 younger than",
+    );
+    env.hostkit(&["gc", "--older-than", "0s", "--dry-run"])
+        .await
+        .expect(0)
+        .stdout_has("would delete 3 blob(s)");
+    assert_eq!(live().await.len(), 4, "a dry run deletes nothing");
+    env.hostkit(&["gc", "--older-than", "0s"])
+        .await
+        .expect(0)
+        .stdout_has("deleted 3 blob(s)")
+        .stdout_has("kept 1 named by a job that has not ended");
+    assert_eq!(live().await, [kept.as_str().to_owned()]);
+
+    // The next deploy sends what was collected, and succeeds.
+    env.hostkit(&deploy)
+        .await
+        .expect(0)
+        .stdout_has("0 blob(s) already in the bucket (0 B skipped), 3 sent")
+        .stdout_has("✓ succeeded: v2");
+}

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod compose;
 pub mod deploy;
 pub mod follow;
+pub mod gc;
 pub mod import;
 mod job;
 pub mod ops;
@@ -90,6 +91,10 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
             status::versions(connect, &out, domain, node.as_ref()).await
         }
         Command::Nodes => status::nodes(connect, &out).await,
+        Command::Gc {
+            older_than,
+            dry_run,
+        } => gc::gc(connect, &out, *older_than, *dry_run).await,
         Command::Watch {
             domain,
             kind,
