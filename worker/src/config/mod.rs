@@ -912,19 +912,12 @@ fn validate_security(s: &file::SecuritySection, p: &mut Problems) -> SecurityCon
                 ),
             );
         }
-        if entry.domains.is_empty() {
-            p.push(
-                format!("security.job_keys[{i}].domains"),
-                "is empty: the key could sign for no domain",
-            );
-        }
-        let mut domains = Vec::new();
-        for (j, pattern) in entry.domains.iter().enumerate() {
-            match pattern.parse::<DomainPattern>() {
-                Ok(pattern) => domains.push(pattern),
-                Err(e) => p.push(format!("security.job_keys[{i}].domains[{j}]"), e),
-            }
-        }
+        let domains = domain_patterns(
+            &format!("security.job_keys[{i}].domains"),
+            &entry.domains,
+            "the key could sign for no domain",
+            p,
+        );
         job_keys.push(TrustedKey {
             key: entry.key.clone(),
             domains,
@@ -941,19 +934,12 @@ fn validate_security(s: &file::SecuritySection, p: &mut Problems) -> SecurityCon
                 ),
             );
         }
-        if entry.domains.is_empty() {
-            p.push(
-                format!("security.image_buckets[{i}].domains"),
-                "is empty: the bucket would serve no domain",
-            );
-        }
-        let mut domains = Vec::new();
-        for (j, pattern) in entry.domains.iter().enumerate() {
-            match pattern.parse::<DomainPattern>() {
-                Ok(pattern) => domains.push(pattern),
-                Err(e) => p.push(format!("security.image_buckets[{i}].domains[{j}]"), e),
-            }
-        }
+        let domains = domain_patterns(
+            &format!("security.image_buckets[{i}].domains"),
+            &entry.domains,
+            "the bucket would serve no domain",
+            p,
+        );
         image_buckets.push(ImageBucket {
             bucket: entry.bucket.clone(),
             domains,
@@ -973,6 +959,27 @@ fn validate_security(s: &file::SecuritySection, p: &mut Problems) -> SecurityCon
         image_dir: s.image_dir.clone(),
         image_buckets,
     }
+}
+
+/// A non-empty list of domain patterns (`example.com`, `*.example.com`);
+/// each bad one is reported under `key[j]`.
+fn domain_patterns(
+    key: &str,
+    patterns: &[String],
+    empty: &str,
+    p: &mut Problems,
+) -> Vec<DomainPattern> {
+    if patterns.is_empty() {
+        p.push(key, format!("is empty: {empty}"));
+    }
+    let mut domains = Vec::new();
+    for (j, pattern) in patterns.iter().enumerate() {
+        match pattern.parse::<DomainPattern>() {
+            Ok(pattern) => domains.push(pattern),
+            Err(e) => p.push(format!("{key}[{j}]"), e),
+        }
+    }
+    domains
 }
 
 fn validate_log(s: &file::LogSection, p: &mut Problems) -> Option<LogConfig> {
