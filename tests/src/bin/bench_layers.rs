@@ -204,7 +204,11 @@ async fn bench(options: Options) -> anyhow::Result<()> {
         .await?;
     let size = std::fs::metadata(&first)?.len();
     let domain = unique_domain(&rig.docker);
+    // The worker runs in this process: its peak RSS over the load.
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let rss_before = status_kib("VmRSS:")?;
     let ours = deploy(&rig, &domain, &tag, &first).await?;
+    let rss_peak = status_kib("VmHWM:")?;
     let (read_plain, read_checked, biggest) = read_biggest_layer(&rig, &first).await?;
     remove_stack(&rig, &domain).await?;
     remove_image(&rig, &tag).await?;
@@ -230,7 +234,10 @@ async fn bench(options: Options) -> anyhow::Result<()> {
         .write_to_async(v2.clone())
         .await?;
     let domain = unique_domain(&rig.docker);
+    std::fs::write("/proc/self/clear_refs", "5").ok();
+    let rss_before_half = status_kib("VmRSS:")?;
     let base_deploy = deploy(&rig, &domain, &tag1, &v1).await?;
+    let rss_peak_half = status_kib("VmHWM:")?;
     let redeploy = deploy(&rig, &domain, &tag2, &v2).await?;
     remove_stack(&rig, &domain).await?;
     remove_image(&rig, &tag1).await?;
@@ -289,6 +296,21 @@ async fn bench(options: Options) -> anyhow::Result<()> {
         mibs(biggest, read_plain),
         mibs(biggest, read_checked)
     );
+    let (grow_big, grow_half) = (
+        rss_peak.saturating_sub(rss_before),
+        rss_peak_half.saturating_sub(rss_before_half),
+    );
+    println!(
+        "| Memory of the worker's process while loading | {} MiB tarball: peak {:.1} MiB (+{:.1}); {} MiB: peak {:.1} MiB (+{:.1}){} | | | does not grow with the tarball: {} |",
+        size / MIB,
+        rss_peak as f64 / 1024.0,
+        grow_big as f64 / 1024.0,
+        (options.base_mib + options.changed_mib),
+        rss_peak_half as f64 / 1024.0,
+        grow_half as f64 / 1024.0,
+        if reset { "" } else { " (peaks not reset)" },
+        verdict(grow_big <= grow_half + grow_half / 2 + 16 * 1024)
+    );
     println!();
     println!("Timeline of the redeploy (b), the worker's events from `started`:");
     for (offset, what) in &redeploy.timeline {
@@ -299,6 +321,15 @@ async fn bench(options: Options) -> anyhow::Result<()> {
     drop(rig.nginx);
     drop(rig.nats);
     Ok(())
+}
+
+/// A `kB` field of `/proc/self/status`.
+fn status_kib(field: &str) -> anyhow::Result<u64> {
+    let text = std::fs::read_to_string("/proc/self/status")?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| anyhow!("no {field} in /proc/self/status"))
 }
 
 fn verdict(met: bool) -> &'static str {
