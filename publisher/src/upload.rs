@@ -28,6 +28,8 @@ use crate::connect::Session;
 use crate::error::{Error, is_missing_stream, not_set_up};
 use crate::render::{self, Output};
 
+/// Objects smaller than this are uploaded without a progress bar.
+const PROGRESS_MIN: u64 = 4 << 20;
 /// Read buffer for hashing.
 const HASH_BUFFER: usize = 1 << 20;
 /// Objects older than this are uploaded again (their chunks expire at
@@ -164,17 +166,21 @@ pub async fn put_object<R: AsyncRead + Unpin>(
     };
     let put = store.put(meta, &mut reader);
     tokio::pin!(put);
+    // Small objects (most configs and top layers) go by without a bar.
+    let show = size >= PROGRESS_MIN;
     let mut ticker = tokio::time::interval(Duration::from_millis(200));
     let info = loop {
         tokio::select! {
             result = &mut put => break result,
-            _ = ticker.tick() => {
+            _ = ticker.tick(), if show => {
                 out.progress(what, counter.load(Ordering::Relaxed), Some(size), ProgressUnit::Bytes);
             }
         }
     }
     .map_err(|e| Error::failed(format!("{what} failed: {e}")))?;
-    out.progress(what, size, Some(size), ProgressUnit::Bytes);
+    if show {
+        out.progress(what, size, Some(size), ProgressUnit::Bytes);
+    }
     if info.size as u64 != size || digest_hex(info.digest.as_deref()).as_deref() != Some(hex) {
         let _ = store.delete(object.as_str()).await;
         return Err(Error::failed(format!(
