@@ -46,11 +46,14 @@ pub async fn deploy(connect: &ConnectArgs, out: &Output, args: &DeployArgs) -> R
     let session = connect::connect(connect).await?;
     let node = placement::node_for(&session, &args.domain, args.job.node.as_ref()).await?;
     let store = upload::images_store(&session).await?;
-    let layered = !args.whole_tarballs
-        && !plan.uploads.is_empty()
-        && placement::node_info(&session, &node)
-            .await?
-            .is_some_and(|info| info.layered_images);
+    // The node's record (read once): whether its worker loads layered
+    // sources, and the key env values are sealed to.
+    let info = if plan.uploads.is_empty() && env.is_empty() {
+        None
+    } else {
+        placement::node_info(&session, &node).await?
+    };
+    let layered = !args.whole_tarballs && info.as_ref().is_some_and(|i| i.layered_images);
     let mut images = Vec::new();
     let mut sent = 0u64;
     for path in &plan.uploads {
@@ -77,7 +80,7 @@ pub async fn deploy(connect: &ConnectArgs, out: &Output, args: &DeployArgs) -> R
     let health_timeout_secs = args
         .health_timeout
         .map(|d| u32::try_from(d.as_secs().max(1)).unwrap_or(u32::MAX));
-    let (env, sealed_env) = seal(&session, &node, env, out).await?;
+    let (env, sealed_env) = seal(info.as_ref(), &node, env, out)?;
     let spec = JobSpec::Deploy(DeployPayload {
         source: plan.source,
         images,
@@ -128,8 +131,8 @@ async fn upload_images(
 /// The env as it travels: sealed to the node's key when its worker
 /// publishes one (only that worker can open the values), else plain with
 /// a warning (a worker older than sealing).
-async fn seal(
-    session: &connect::Session,
+fn seal(
+    info: Option<&hostkit_proto::NodeInfo>,
     node: &hostkit_proto::NodeId,
     env: Env,
     out: &Output,
@@ -137,12 +140,9 @@ async fn seal(
     if env.is_empty() {
         return Ok((env, None));
     }
-    let key = placement::node_info(session, node)
-        .await?
-        .and_then(|info| info.seal_key);
-    match key {
+    match info.and_then(|info| info.seal_key.as_deref()) {
         Some(key) => {
-            let sealed = hostkit_proto::sign::seal::seal_env(&env, &key)
+            let sealed = hostkit_proto::sign::seal::seal_env(&env, key)
                 .map_err(|e| Error::failed(e.to_string()))?;
             Ok((Env::new(), Some(sealed)))
         }

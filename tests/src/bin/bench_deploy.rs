@@ -53,7 +53,6 @@ use hostkit_deploy::progress::{NoProgress, Progress, ProgressSink, ServiceState}
 use hostkit_deploy::proxy::Proxy;
 use hostkit_proto::Domain;
 use hostkit_tests::{ImageSpec, TarballBuilder, TestDocker, TestNginx, compose_project, fixtures};
-use sha2::{Digest as _, Sha256};
 use tokio::time::Instant;
 
 const MIB: u64 = 1 << 20;
@@ -923,12 +922,9 @@ async fn docker_load(path: &Path) -> anyhow::Result<()> {
 
 /// The chain id of an image's top layer (what `docker rmi` reports deleting).
 fn chain_id(diff_ids: &[String]) -> String {
-    let mut chain = diff_ids.first().cloned().unwrap_or_default();
-    for diff_id in diff_ids.get(1..).unwrap_or_default() {
-        let digest = Sha256::digest(format!("{chain} {diff_id}").as_bytes());
-        chain = format!("sha256:{}", hex::encode(digest));
-    }
-    chain
+    images::layered::chain_ids(diff_ids)
+        .pop()
+        .unwrap_or_default()
 }
 
 /// Removes each image by tag and checks that the engine deleted its unique
