@@ -31,6 +31,28 @@ pub enum Progress {
     ProxySwitched { upstreams: Vec<String> },
     /// Something the operator should know that does not stop the job.
     Warning { message: String },
+    /// Lines a one-off command wrote.
+    Output {
+        stream: OutputStream,
+        lines: Vec<String>,
+    },
+}
+
+/// Which output stream of a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+impl OutputStream {
+    /// `stdout` or `stderr`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputStream::Stdout => "stdout",
+            OutputStream::Stderr => "stderr",
+        }
+    }
 }
 
 /// States a replica goes through during a job.

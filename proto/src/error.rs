@@ -71,6 +71,12 @@ pub enum ErrorCode {
     TlsRateLimited,
     /// `tls.failed`: obtaining or renewing a certificate failed otherwise.
     TlsFailed,
+    /// `exec.denied`: the worker does not allow one-off commands for the
+    /// domain (`[security] exec_domains`).
+    ExecDenied,
+    /// `exec.failed`: a one-off command exited non-zero or ran out of time
+    /// (the failed event carries its exit code).
+    ExecFailed,
     /// `internal`: an unexpected error in the worker.
     Internal,
     /// A code this build does not know (from a newer HostKit). Never produced
@@ -111,6 +117,8 @@ impl ErrorCode {
         ErrorCode::TlsChallengeFailed,
         ErrorCode::TlsRateLimited,
         ErrorCode::TlsFailed,
+        ErrorCode::ExecDenied,
+        ErrorCode::ExecFailed,
         ErrorCode::Internal,
     ];
 
@@ -216,6 +224,18 @@ impl ErrorCode {
                 Some(
                     "check that dockerd is running on the node and the worker can reach its socket",
                 ),
+            ),
+            ErrorCode::ExecDenied => (
+                "exec.denied",
+                "one-off commands are not allowed for this domain on this node",
+                Some(
+                    "the node's operator allows them per domain pattern with `exec_domains` under [security] in worker.toml",
+                ),
+            ),
+            ErrorCode::ExecFailed => (
+                "exec.failed",
+                "the command failed",
+                Some("its output is in the job's events; the stack was not changed"),
             ),
             ErrorCode::ImportUnavailable => (
                 "import.unavailable",

@@ -108,6 +108,22 @@ pub(crate) fn jobs() -> Vec<(&'static str, Job)> {
                 health_timeout_secs: None,
             })),
         ),
+        (
+            "env",
+            job(JobSpec::Env(EnvPayload {
+                set: [("MODE", "production")].into_iter().collect(),
+                sealed_set: None,
+                unset: vec!["DEBUG".into()],
+            })),
+        ),
+        (
+            "exec",
+            job(JobSpec::Exec(ExecPayload {
+                service: "web".into(),
+                command: vec!["./manage.py".into(), "migrate".into()],
+                timeout_secs: Some(300),
+            })),
+        ),
     ]
 }
 
@@ -211,6 +227,16 @@ pub(crate) fn events() -> Vec<(&'static str, Event)> {
             ),
         ),
         (
+            "output",
+            job_event(
+                7,
+                EventKind::Output {
+                    stream: "stdout".into(),
+                    lines: vec!["Applying migrations".into(), "OK".into()],
+                },
+            ),
+        ),
+        (
             "succeeded",
             job_event(
                 7,
@@ -229,6 +255,7 @@ pub(crate) fn events() -> Vec<(&'static str, Event)> {
                     message: "web did not become healthy within 120s".into(),
                     hint: ErrorCode::HealthTimeout.hint().map(str::to_owned),
                     rolled_back_to: Some(3),
+                    exit_code: None,
                 },
             ),
         ),

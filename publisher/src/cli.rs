@@ -263,6 +263,21 @@ pub enum Command {
         node: Option<NodeId>,
     },
 
+    /// A domain's stored variables: kept on its worker (sealed), used for
+    /// interpolation and `environment:` pass-through by the next deploy or
+    /// restart. `list` shows names, never values.
+    #[command(subcommand)]
+    Env(EnvCommand),
+
+    /// Run a command once in a new container of a service's current spec
+    /// (its image, environment, networks and volumes; no ports), stream its
+    /// output, and exit with its status. The worker must allow it for the
+    /// domain (`exec_domains` in worker.toml).
+    #[command(
+        after_help = "Examples:\n  hostkit exec example.com web -- ./manage.py migrate\n  hostkit exec example.com db --run-timeout 5m -- sh -c 'pg_dump app > /backup/app.sql'"
+    )]
+    Exec(ExecArgs),
+
     /// The recorded versions of a domain's stack.
     #[command(after_help = "Example:\n  hostkit versions example.com")]
     Versions {
@@ -453,6 +468,66 @@ pub struct ScaleArgs {
     pub service: String,
     /// Desired number of replicas (0 stops the service).
     pub replicas: u32,
+    /// Job options.
+    #[command(flatten)]
+    pub job: JobArgs,
+}
+
+/// `hostkit env …`.
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// Set variables (`KEY=VALUE`, or `KEY` to take its value from this
+    /// environment); values are sealed to the node's key.
+    #[command(
+        after_help = "Examples:\n  hostkit env set example.com DB_PASSWORD=s3cr3t MODE=production\n  hostkit env set example.com API_TOKEN        # its value from this shell\n  hostkit restart example.com                  # running containers get them"
+    )]
+    Set {
+        /// The domain.
+        domain: Domain,
+        /// `KEY=VALUE` or `KEY`.
+        #[arg(required = true, value_name = "KEY[=VALUE]")]
+        vars: Vec<String>,
+        /// Job options.
+        #[command(flatten)]
+        job: JobArgs,
+    },
+    /// Remove variables.
+    #[command(after_help = "Example:\n  hostkit env unset example.com MODE")]
+    Unset {
+        /// The domain.
+        domain: Domain,
+        /// Names to remove.
+        #[arg(required = true, value_name = "KEY")]
+        keys: Vec<String>,
+        /// Job options.
+        #[command(flatten)]
+        job: JobArgs,
+    },
+    /// The names of the stored variables (never their values).
+    #[command(after_help = "Example:\n  hostkit env list example.com")]
+    List {
+        /// The domain.
+        domain: Domain,
+        /// The node that hosts the domain (default: from placement).
+        #[arg(long)]
+        node: Option<NodeId>,
+    },
+}
+
+/// `hostkit exec`.
+#[derive(Debug, Clone, Args)]
+pub struct ExecArgs {
+    /// The domain.
+    pub domain: Domain,
+    /// The service whose spec the container is made from.
+    pub service: String,
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+    /// Kill the command after this long (default: the worker's, 10m; at
+    /// most 1h).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub run_timeout: Option<Duration>,
     /// Job options.
     #[command(flatten)]
     pub job: JobArgs,

@@ -24,6 +24,8 @@ pub enum Exit {
     Unavailable,
     /// 130: interrupted (Ctrl-C) while following a job, which keeps running.
     Interrupted,
+    /// `hostkit exec`: the command's own exit status (mod 256).
+    Status(u8),
 }
 
 impl Exit {
@@ -36,6 +38,7 @@ impl Exit {
             Exit::RolledBack => 3,
             Exit::Unavailable => 4,
             Exit::Interrupted => 130,
+            Exit::Status(code) => code,
         }
     }
 }

@@ -177,6 +177,16 @@ fn show(out: &Output, event: &Event, origin: DateTime<Utc>) {
         out.progress(what, *done, *total, *unit);
         return;
     }
+    if let EventKind::Output { stream, lines } = &event.kind {
+        // A command's output as it wrote it: stdout to stdout, stderr to stderr.
+        for line in lines {
+            match stream.as_str() {
+                "stderr" => out.stderr_line(line),
+                _ => out.line(line),
+            }
+        }
+        return;
+    }
     if event.is_terminal() {
         out.finish_progress();
     }
@@ -187,10 +197,14 @@ fn show(out: &Output, event: &Event, origin: DateTime<Utc>) {
 }
 
 /// The exit code of a terminal event: 0 succeeded, 3 failed and rolled
-/// back, 1 failed or superseded.
+/// back, a one-off command's own status, 1 failed or superseded.
 pub fn exit_for(event: &Event) -> Exit {
     match &event.kind {
         EventKind::Succeeded { .. } => Exit::Success,
+        EventKind::Failed {
+            exit_code: Some(code),
+            ..
+        } => Exit::Status((code & 0xff) as u8),
         EventKind::Failed {
             rolled_back_to: Some(_),
             ..
@@ -251,10 +265,19 @@ mod tests {
                 message: "x".into(),
                 hint: None,
                 rolled_back_to,
+                exit_code: None,
             })
         };
         assert_eq!(exit_for(&failed(None)), Exit::Failed);
         assert_eq!(exit_for(&failed(Some(1))), Exit::RolledBack);
+        let command_failed = terminal(EventKind::Failed {
+            code: ErrorCode::ExecFailed,
+            message: "sh exited with status 3".into(),
+            hint: None,
+            rolled_back_to: None,
+            exit_code: Some(3),
+        });
+        assert_eq!(exit_for(&command_failed).code(), 3);
         let superseded = terminal(EventKind::Superseded {
             by: hostkit_proto::JobId::new(),
         });

@@ -67,6 +67,14 @@ impl Output {
         }
     }
 
+    /// A line of a command's standard error, on stderr.
+    pub fn stderr_line(&self, text: impl AsRef<str>) {
+        match &self.bars {
+            Some(bars) => bars.suspend(|| eprintln!("{}", text.as_ref())),
+            None => eprintln!("{}", text.as_ref()),
+        }
+    }
+
     /// A warning, always on stderr.
     pub fn warn(&self, text: impl AsRef<str>) {
         match &self.bars {
@@ -285,11 +293,17 @@ pub fn job_line(event: &Event) -> Option<String> {
                 None => format!("✓ succeeded on {} in {took}", event.node),
             }
         }
+        EventKind::Output { stream, lines } => lines
+            .iter()
+            .map(|line| format!("  {stream}| {line}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
         EventKind::Failed {
             code,
             message,
             hint,
             rolled_back_to,
+            ..
         } => {
             let mut text = format!("✗ failed ({code}): {message}");
             if let Some(hint) = hint {
@@ -423,6 +437,7 @@ mod tests {
                 message: "web: unhealthy".into(),
                 hint: Some("check the logs".into()),
                 rolled_back_to: Some(2),
+                exit_code: None,
             },
         ];
         for kind in kinds {

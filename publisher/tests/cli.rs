@@ -176,10 +176,15 @@ struct Env {
 
 impl Env {
     async fn new() -> Env {
+        Self::with_settings(|_| {}).await
+    }
+
+    /// An environment whose worker runs with settings `adjust` changes.
+    async fn with_settings(adjust: impl FnOnce(&mut hostkit_worker::runtime::Settings)) -> Env {
         let nats = TestNats::new().await;
         let docker = TestDocker::new().await;
         let nginx = TestNginx::new().await;
-        let worker = TestWorker::start(&nats, &docker, &nginx).await;
+        let worker = TestWorker::start_with(&nats, &docker, &nginx, adjust).await;
         Env {
             nats,
             docker,
@@ -1701,4 +1706,153 @@ async fn gc_deletes_the_blobs_no_waiting_job_names() {
         .expect(0)
         .stdout_has("0 blob(s) already in the bucket (0 B skipped), 3 sent")
         .stdout_has("✓ succeeded: v2");
+}
+
+/// `hostkit env set|unset|list`, a restart that hands the new values to the
+/// running containers, and `hostkit exec` exiting with the command's status.
+#[tokio::test]
+async fn env_set_reaches_containers_on_restart_and_exec_exits_with_the_commands_status() {
+    let env = Env::with_settings(|settings| {
+        settings.exec_domains = vec!["*".parse().expect("a pattern")];
+    })
+    .await;
+    let domain = env.domain();
+    let node = env.node();
+    hostkit_tests::wait_until(
+        Duration::from_secs(20),
+        "the node publishes its sealing key",
+        async || {
+            env.hostkit(&["--json", "nodes"])
+                .await
+                .stdout
+                .contains("seal_key")
+        },
+    )
+    .await;
+    let secret = "gr33ting-fr0m-the-shell";
+    // Set before the first deploy; GREETING's value comes from this shell.
+    env.hostkit_with(
+        &[
+            "env",
+            "set",
+            &domain,
+            "MODE=first",
+            "GREETING",
+            "--node",
+            &node,
+        ],
+        &[("GREETING", Path::new(secret))],
+    )
+    .await
+    .expect(0)
+    .stdout_has("▸ env: set GREETING, MODE; unset nothing; 2 variables stored");
+
+    let compose = env.file(
+        "site/docker-compose.yml",
+        "services:\n  web:\n    image: hostkit-test/web:v1\n    ports: [\"8080\"]\n    environment: [MODE, GREETING]\n",
+    );
+    let images = env.tarball("web-v1.tar", vec![fixtures::web("v1")]);
+    env.hostkit(&[
+        "deploy",
+        &domain,
+        path_str(&compose),
+        "--images",
+        path_str(&images),
+        "--node",
+        &node,
+    ])
+    .await
+    .expect(0)
+    .stdout_has("✓ succeeded: v1");
+    let container_env = async || {
+        let (status, body) = env
+            .nginx
+            .get(&domain, "/cgi-bin/env")
+            .await
+            .expect("request through nginx");
+        assert_eq!(status, 200);
+        body
+    };
+    let body = container_env().await;
+    assert!(body.contains("MODE=first"), "{body}");
+    assert!(body.contains(&format!("GREETING={secret}")), "{body}");
+
+    // A change waits for the next restart, which applies it.
+    env.hostkit(&["env", "set", &domain, "MODE=second"])
+        .await
+        .expect(0);
+    assert!(container_env().await.contains("MODE=first"));
+    env.hostkit(&["restart", &domain])
+        .await
+        .expect(0)
+        .stdout_has("loaded again");
+    let body = container_env().await;
+    assert!(body.contains("MODE=second"), "{body}");
+
+    // Names only, never values.
+    let list = env.hostkit(&["env", "list", &domain]).await;
+    list.expect(0);
+    assert_eq!(
+        list.stdout.lines().collect::<Vec<_>>(),
+        ["GREETING", "MODE"]
+    );
+    assert!(!list.stdout.contains(secret) && !list.stderr.contains(secret));
+    let json = env.hostkit(&["--json", "env", "list", &domain]).await;
+    json.expect(0);
+    let reply: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(reply["keys"], serde_json::json!(["GREETING", "MODE"]));
+    assert!(!json.stdout.contains("second"));
+
+    env.hostkit(&["env", "unset", &domain, "MODE", "NEVER_SET"])
+        .await
+        .expect(0)
+        .stdout_has("warning: NEVER_SET was not set");
+    env.hostkit(&["restart", &domain]).await.expect(0);
+    let body = container_env().await;
+    assert!(!body.contains("MODE="), "{body}");
+    assert!(body.contains("GREETING="), "{body}");
+
+    // One-off commands: output as written, the command's status as the CLI's.
+    let failing = env
+        .hostkit(&[
+            "exec",
+            &domain,
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "echo out-$FIXTURE; echo oops >&2; exit 7",
+        ])
+        .await;
+    failing.expect(7).stdout_has("out-web").stderr_has("oops");
+    failing.stdout_has("✗ failed (exec.failed): sh exited with status 7");
+    env.hostkit(&["exec", &domain, "web", "--", "cat", "/www/index.html"])
+        .await
+        .expect(0)
+        .stdout_has("web v1");
+    env.hostkit(&["exec", &domain, "nosuch", "--", "true"])
+        .await
+        .expect(1)
+        .stdout_has("service.not_found");
+    // The one-off containers are gone; the site still serves.
+    let project = hostkit_tests::compose_project(&domain);
+    let filters = std::collections::HashMap::from([(
+        "label".to_string(),
+        vec![
+            format!("com.docker.compose.project={project}"),
+            "hostkit.run".to_string(),
+        ],
+    )]);
+    let options = bollard::query_parameters::ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let left = env
+        .docker
+        .client()
+        .list_containers(Some(options))
+        .await
+        .expect("list containers");
+    assert!(left.is_empty(), "one-off containers left: {left:?}");
+    assert_eq!(env.get(&domain).await, (200, "web v1\n".to_string()));
 }

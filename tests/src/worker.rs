@@ -51,6 +51,7 @@ pub fn test_settings(domains_root: &std::path::Path) -> Settings {
         health_timeout: Duration::from_secs(30),
         allow_pull: true,
         image_dir: None,
+        exec_domains: Vec::new(),
         image_buckets: Vec::new(),
         stream_bounds: Default::default(),
         policy: Policy::default(),

@@ -51,6 +51,7 @@ pub fn settings(config: &Config, seal_key: Option<XKey>) -> Settings {
         health_timeout: config.jobs.health_timeout,
         allow_pull: config.security.allow_registry_pulls,
         image_dir: config.security.image_dir.clone(),
+        exec_domains: config.security.exec_domains.clone(),
         image_buckets: config
             .security
             .image_buckets

@@ -6,6 +6,7 @@
 //! - `ops`: restart, stop, remove.
 //! - `inventory`: what runs now, found by labels.
 //! - `budget`: the stack's parent cgroup, limited before any container starts.
+//! - `oneoff`: a command run once in a new container of a service's spec.
 
 pub mod apply;
 pub mod binds;
@@ -18,6 +19,7 @@ pub mod hooks;
 pub mod inventory;
 pub mod labels;
 pub mod observe;
+pub mod oneoff;
 pub mod ops;
 pub mod resources;
 pub mod spec;

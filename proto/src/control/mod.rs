@@ -7,6 +7,7 @@
 //! | `status` | [`StatusRequest`] `{domain?}` | [`StatusReply`] `{node, version, domains: [DomainStatus]}` |
 //! | `services` | [`ServicesRequest`] `{domain}` | [`ServicesReply`] `{domain, services: [ServiceStatus]}` |
 //! | `versions` | [`VersionsRequest`] `{domain}` | [`VersionsReply`] `{domain, versions: [VersionInfo]}` |
+//! | `env` | [`EnvRequest`] `{domain}` | [`EnvReply`] `{domain, keys, updated_at?}` (names, never values) |
 //! | `imports` | [`ImportsRequest`] `{}` | [`ImportsReply`] `{sites: [V1SiteInfo]}` |
 //! | `logs` | [`LogsRequest`] `{domain, service, tail?, follow}` | a stream of [`LogChunk`] messages |
 //!
@@ -16,6 +17,7 @@
 //! `Reply<LogChunk>`; the stream ends with a chunk whose `end` is `true`, or
 //! with an `error` reply.
 
+mod env;
 mod imports;
 mod logs;
 mod services;
@@ -26,6 +28,7 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub use env::{EnvReply, EnvRequest};
 pub use imports::{ImportsReply, ImportsRequest, V1SiteInfo};
 pub use logs::{
     LOG_CHUNK_MAX_BYTES, LOG_CHUNK_MAX_LINES, LOG_FOLLOW_MAX, LOG_FOLLOWS_PER_NODE,
@@ -141,6 +144,14 @@ impl ControlCall for ServicesRequest {
 impl ControlCall for VersionsRequest {
     const VERB: ControlVerb = ControlVerb::Versions;
     type Reply = VersionsReply;
+    fn domain(&self) -> Option<&crate::name::Domain> {
+        Some(&self.domain)
+    }
+}
+
+impl ControlCall for EnvRequest {
+    const VERB: ControlVerb = ControlVerb::Env;
+    type Reply = EnvReply;
     fn domain(&self) -> Option<&crate::name::Domain> {
         Some(&self.domain)
     }

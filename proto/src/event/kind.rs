@@ -86,6 +86,13 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         code: Option<String>,
     },
+    /// Output of a one-off command (`exec`), a batch of lines.
+    Output {
+        /// `stdout` or `stderr`.
+        stream: String,
+        /// The lines, without their line ends (each at most 4 KiB).
+        lines: Vec<String>,
+    },
     /// Terminal: the job succeeded.
     Succeeded {
         /// The domain's current version after the job (absent when the domain
@@ -107,6 +114,9 @@ pub enum EventKind {
         /// The version auto-rollback restored, if it did.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rolled_back_to: Option<u32>,
+        /// The exit status of a one-off command that failed (`exec.failed`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i64>,
     },
     /// Terminal: a newer deploy for the same domain replaced this job before it ran.
     Superseded {
@@ -236,6 +246,7 @@ impl EventKind {
         "progress",
         "service",
         "warning",
+        "output",
         "succeeded",
         "failed",
         "superseded",
@@ -260,6 +271,7 @@ impl EventKind {
             EventKind::Progress { .. } => "progress",
             EventKind::Service { .. } => "service",
             EventKind::Warning { .. } => "warning",
+            EventKind::Output { .. } => "output",
             EventKind::Succeeded { .. } => "succeeded",
             EventKind::Failed { .. } => "failed",
             EventKind::Superseded { .. } => "superseded",
@@ -286,6 +298,7 @@ impl EventKind {
             | EventKind::Progress { .. }
             | EventKind::Service { .. }
             | EventKind::Warning { .. }
+            | EventKind::Output { .. }
             | EventKind::Succeeded { .. }
             | EventKind::Failed { .. }
             | EventKind::Superseded { .. } => EventCategory::Job,
@@ -332,6 +345,7 @@ impl EventKind {
             message: error.message,
             hint: error.hint,
             rolled_back_to,
+            exit_code: None,
         }
     }
 }

@@ -24,14 +24,16 @@ use serde::{Deserialize, Serialize};
 pub use env::Env;
 pub use id::{InvalidJobId, JobId};
 pub use spec::{
-    Blob, ComposeSource, DeployOptions, DeployPayload, DeploySource, ImageSource, ImportPayload,
-    JobKind, JobSpec, LAYERED_FORMAT, LayerBlob, LayeredImage, LayeredImages, RemovePayload,
-    RestartPayload, RollbackPayload, ScalePayload, SingleImage, StartPayload, StopPayload,
+    Blob, ComposeSource, DeployOptions, DeployPayload, DeploySource, EnvPayload, ExecPayload,
+    ImageSource, ImportPayload, JobKind, JobSpec, LAYERED_FORMAT, LayerBlob, LayeredImage,
+    LayeredImages, RemovePayload, RestartPayload, RollbackPayload, ScalePayload, SingleImage,
+    StartPayload, StopPayload,
 };
 pub use validate::{
-    JobError, MAX_COMPOSE_BYTES, MAX_ENV_VARS, MAX_HEALTH_TIMEOUT_SECS, MAX_IMAGE_LAYERS,
-    MAX_IMAGE_REFERENCE_LEN, MAX_LAYERED_IMAGES, MAX_PATH_LEN, MAX_REDIRECT_DOMAINS, MAX_REPLICAS,
-    MAX_REQUESTED_BY_LEN, MAX_SERVICE_NAME_LEN, is_valid_env_key, is_valid_service_name,
+    JobError, MAX_COMPOSE_BYTES, MAX_ENV_VARS, MAX_EXEC_ARG_BYTES, MAX_EXEC_ARGS,
+    MAX_EXEC_TIMEOUT_SECS, MAX_HEALTH_TIMEOUT_SECS, MAX_IMAGE_LAYERS, MAX_IMAGE_REFERENCE_LEN,
+    MAX_LAYERED_IMAGES, MAX_PATH_LEN, MAX_REDIRECT_DOMAINS, MAX_REPLICAS, MAX_REQUESTED_BY_LEN,
+    MAX_SERVICE_NAME_LEN, is_valid_env_key, is_valid_service_name,
 };
 
 use crate::name::Domain;

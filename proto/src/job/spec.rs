@@ -33,6 +33,11 @@ pub enum JobKind {
     Remove,
     /// Adopt a HostKit v1 site (its running container) as version 1.
     Import,
+    /// Set or unset the domain's stored variables (applied by the next
+    /// deploy or restart).
+    Env,
+    /// Run a one-off command in a new container of a service's spec.
+    Exec,
     /// A kind this build does not know (from a newer HostKit); never produced
     /// by this build.
     #[serde(other)]
@@ -50,6 +55,8 @@ impl JobKind {
         JobKind::Start,
         JobKind::Remove,
         JobKind::Import,
+        JobKind::Env,
+        JobKind::Exec,
     ];
 
     /// The wire string (`"deploy"`, …).
@@ -63,6 +70,8 @@ impl JobKind {
             JobKind::Start => "start",
             JobKind::Remove => "remove",
             JobKind::Import => "import",
+            JobKind::Env => "env",
+            JobKind::Exec => "exec",
             JobKind::Unknown => "unknown",
         }
     }
@@ -98,6 +107,15 @@ pub enum JobSpec {
     /// version 1 of a one-service stack, taken over start-first behind
     /// nginx (v1's nginx site is retired, its files are kept).
     Import(ImportPayload),
+    /// Change the domain's stored variables (kept on the worker, sealed;
+    /// used for interpolation and `environment:` pass-through by the next
+    /// deploy or restart).
+    Env(EnvPayload),
+    /// Run a command once in a new container of a service's current spec
+    /// (its image, environment, networks and volumes), stream its output,
+    /// and end with its exit status. Allowed only for the domains the
+    /// worker's `[security] exec_domains` names.
+    Exec(ExecPayload),
 }
 
 impl JobSpec {
@@ -112,6 +130,8 @@ impl JobSpec {
             JobSpec::Start(_) => JobKind::Start,
             JobSpec::Remove(_) => JobKind::Remove,
             JobSpec::Import(_) => JobKind::Import,
+            JobSpec::Env(_) => JobKind::Env,
+            JobSpec::Exec(_) => JobKind::Exec,
         }
     }
 }
@@ -393,6 +413,46 @@ pub struct ImportPayload {
     /// default when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_timeout_secs: Option<u32>,
+}
+
+/// Payload of an `env` job: variables to set and names to unset.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct EnvPayload {
+    /// Variables to set, in plain (only when the node publishes no sealing
+    /// key). Values are secrets: never logged, never in events.
+    #[serde(default, skip_serializing_if = "Env::is_empty")]
+    pub set: Env,
+    /// Variables to set, sealed to the node's key (the CLI's choice when
+    /// the node publishes one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_set: Option<crate::sign::seal::SealedEnv>,
+    /// Names to remove.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unset: Vec<String>,
+}
+
+impl EnvPayload {
+    /// Every name the job sets (plain or sealed).
+    pub fn set_names(&self) -> impl Iterator<Item = &str> {
+        self.set.names().chain(
+            self.sealed_set
+                .iter()
+                .flat_map(|s| s.values.keys().map(String::as_str)),
+        )
+    }
+}
+
+/// Payload of an `exec` job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ExecPayload {
+    /// The service whose current spec the container is made from.
+    pub service: String,
+    /// The command and its arguments (exec form; no shell unless asked for).
+    pub command: Vec<String>,
+    /// Seconds the command may run before it is killed (the worker's
+    /// default when absent; at most [`super::MAX_EXEC_TIMEOUT_SECS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u32>,
 }
 
 #[cfg(test)]

@@ -418,3 +418,67 @@ fn snapshot_of_single_image_deploy() {
     assert_eq!(Job::from_slice(&job.to_vec()).unwrap(), job);
     insta::assert_json_snapshot!("job_deploy_image", job);
 }
+
+#[test]
+fn env_and_exec_jobs_are_checked() {
+    let env = |set: &[(&str, &str)], unset: &[&str]| {
+        with_spec(JobSpec::Env(EnvPayload {
+            set: set.iter().copied().collect(),
+            sealed_set: None,
+            unset: unset.iter().map(|s| s.to_string()).collect(),
+        }))
+    };
+    assert!(env(&[("A", "1")], &["B"]).validate().is_ok());
+    assert_eq!(
+        invalid(env(&[], &[])),
+        JobError::InvalidEnvChange {
+            key: String::new(),
+            reason: "nothing to set or unset"
+        }
+    );
+    assert_eq!(
+        invalid(env(&[("A", "1")], &["A"])),
+        JobError::InvalidEnvChange {
+            key: "A".into(),
+            reason: "is both set and unset"
+        }
+    );
+    assert_eq!(
+        invalid(env(&[], &["1BAD"])),
+        JobError::InvalidEnvKey { key: "1BAD".into() }
+    );
+    assert!(matches!(
+        invalid(env(&[("A", "x\0y")], &[])),
+        JobError::InvalidEnvValue { .. }
+    ));
+
+    let exec = |command: Vec<&str>, timeout_secs| {
+        with_spec(JobSpec::Exec(ExecPayload {
+            service: "web".into(),
+            command: command.into_iter().map(str::to_owned).collect(),
+            timeout_secs,
+        }))
+    };
+    assert!(
+        exec(vec!["sh", "-c", "exit 3"], Some(60))
+            .validate()
+            .is_ok()
+    );
+    assert_eq!(
+        invalid(exec(vec![], None)),
+        JobError::InvalidCommand { reason: "is empty" }
+    );
+    assert_eq!(
+        invalid(exec(vec!["true"], Some(0))),
+        JobError::InvalidExecTimeout {
+            secs: 0,
+            max: MAX_EXEC_TIMEOUT_SECS
+        }
+    );
+    assert_eq!(
+        invalid(exec(vec!["echo"; MAX_EXEC_ARGS + 1], None)),
+        JobError::InvalidCommand {
+            reason: "has more than 256 arguments"
+        }
+    );
+}

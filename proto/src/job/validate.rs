@@ -1,5 +1,6 @@
 //! [`JobError`] and the validation rules of [`Job::validate`](super::Job::validate).
 
+use super::env::Env;
 use super::spec::{DeploySource, ImageSource, JobSpec};
 use super::{JOB_SCHEMA, Job};
 use crate::error::ErrorCode;
@@ -21,6 +22,12 @@ pub const MAX_SERVICE_NAME_LEN: usize = 63;
 pub const MAX_REQUESTED_BY_LEN: usize = 256;
 /// Longest image reference.
 pub const MAX_IMAGE_REFERENCE_LEN: usize = 512;
+/// Longest run an `exec` job may ask for, in seconds.
+pub const MAX_EXEC_TIMEOUT_SECS: u32 = 3600;
+/// Most arguments of an `exec` command (the program included).
+pub const MAX_EXEC_ARGS: usize = 256;
+/// Most bytes of one `exec` argument.
+pub const MAX_EXEC_ARG_BYTES: usize = 16 * 1024;
 /// Longest image path on the node.
 pub const MAX_PATH_LEN: usize = 4096;
 
@@ -58,6 +65,29 @@ pub enum JobError {
         field: &'static str,
         /// The name.
         name: String,
+    },
+    /// An `env` job's change is not one (a name both set and unset, or
+    /// nothing at all).
+    #[error("env change: {key} {reason}")]
+    InvalidEnvChange {
+        /// The name concerned (empty when none).
+        key: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// An `exec` job's command is not one that can run.
+    #[error("payload.command {reason}")]
+    InvalidCommand {
+        /// Why.
+        reason: &'static str,
+    },
+    /// An `exec` job's timeout is 0 or above [`MAX_EXEC_TIMEOUT_SECS`].
+    #[error("payload.timeout_secs {secs} is out of range (1..={max})")]
+    InvalidExecTimeout {
+        /// The timeout.
+        secs: u32,
+        /// [`MAX_EXEC_TIMEOUT_SECS`].
+        max: u32,
     },
     /// `scale` asks for more than [`MAX_REPLICAS`].
     #[error("cannot scale {service:?} to {replicas} replicas; the maximum is {max}")]
@@ -327,32 +357,7 @@ pub(super) fn validate(job: &Job) -> Result<(), JobError> {
                     ImageSource::Layers { layers } => check_layers(layers)?,
                 }
             }
-            let sealed = deploy.sealed_env.as_ref().map_or(0, |s| s.values.len());
-            if deploy.env.len() + sealed > MAX_ENV_VARS {
-                return Err(JobError::TooManyEnvVars {
-                    count: deploy.env.len() + sealed,
-                    max: MAX_ENV_VARS,
-                });
-            }
-            for key in deploy.sealed_env.iter().flat_map(|s| s.values.keys()) {
-                if !is_valid_env_key(key) {
-                    return Err(JobError::InvalidEnvKey {
-                        key: key.to_owned(),
-                    });
-                }
-            }
-            for (key, value) in deploy.env.iter() {
-                if !is_valid_env_key(key) {
-                    return Err(JobError::InvalidEnvKey {
-                        key: key.to_owned(),
-                    });
-                }
-                if value.contains('\0') {
-                    return Err(JobError::InvalidEnvValue {
-                        key: key.to_owned(),
-                    });
-                }
-            }
+            check_env(&deploy.env, deploy.sealed_env.as_ref())?;
             if let Some(main) = &deploy.options.main_service {
                 check_service("payload.options.main_service", main)?;
             }
@@ -398,7 +403,88 @@ pub(super) fn validate(job: &Job) -> Result<(), JobError> {
                 });
             }
         }
+        JobSpec::Env(env) => {
+            check_env(&env.set, env.sealed_set.as_ref())?;
+            if env.unset.len() > MAX_ENV_VARS {
+                return Err(JobError::TooManyEnvVars {
+                    count: env.unset.len(),
+                    max: MAX_ENV_VARS,
+                });
+            }
+            if let Some(key) = env.unset.iter().find(|k| !is_valid_env_key(k)) {
+                return Err(JobError::InvalidEnvKey { key: key.clone() });
+            }
+            if let Some(key) = env.set_names().find(|k| env.unset.iter().any(|u| u == k)) {
+                return Err(JobError::InvalidEnvChange {
+                    key: key.to_owned(),
+                    reason: "is both set and unset",
+                });
+            }
+            if env.set_names().next().is_none() && env.unset.is_empty() {
+                return Err(JobError::InvalidEnvChange {
+                    key: String::new(),
+                    reason: "nothing to set or unset",
+                });
+            }
+        }
+        JobSpec::Exec(exec) => {
+            check_service("payload.service", &exec.service)?;
+            let reason = if exec.command.is_empty() || exec.command[0].is_empty() {
+                Some("is empty")
+            } else if exec.command.len() > MAX_EXEC_ARGS {
+                Some("has more than 256 arguments")
+            } else if exec.command.iter().any(|a| a.len() > MAX_EXEC_ARG_BYTES) {
+                Some("has an argument longer than 16 KiB")
+            } else if exec.command.iter().any(|a| a.contains('\0')) {
+                Some("contains a NUL byte")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Err(JobError::InvalidCommand { reason });
+            }
+            if let Some(secs) = exec.timeout_secs
+                && (secs == 0 || secs > MAX_EXEC_TIMEOUT_SECS)
+            {
+                return Err(JobError::InvalidExecTimeout {
+                    secs,
+                    max: MAX_EXEC_TIMEOUT_SECS,
+                });
+            }
+        }
         JobSpec::Stop(_) | JobSpec::Start(_) | JobSpec::Remove(_) => {}
+    }
+    Ok(())
+}
+
+/// A job's variables: valid names, no NUL in a value, at most
+/// [`MAX_ENV_VARS`] (plain and sealed together).
+fn check_env(env: &Env, sealed: Option<&crate::sign::seal::SealedEnv>) -> Result<(), JobError> {
+    let sealed_count = sealed.map_or(0, |s| s.values.len());
+    if env.len() + sealed_count > MAX_ENV_VARS {
+        return Err(JobError::TooManyEnvVars {
+            count: env.len() + sealed_count,
+            max: MAX_ENV_VARS,
+        });
+    }
+    for key in sealed.iter().flat_map(|s| s.values.keys()) {
+        if !is_valid_env_key(key) {
+            return Err(JobError::InvalidEnvKey {
+                key: key.to_owned(),
+            });
+        }
+    }
+    for (key, value) in env.iter() {
+        if !is_valid_env_key(key) {
+            return Err(JobError::InvalidEnvKey {
+                key: key.to_owned(),
+            });
+        }
+        if value.contains('\0') {
+            return Err(JobError::InvalidEnvValue {
+                key: key.to_owned(),
+            });
+        }
     }
     Ok(())
 }

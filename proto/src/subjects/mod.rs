@@ -57,6 +57,8 @@ pub enum ControlVerb {
     Ping,
     /// HostKit v1 sites the node could import.
     Imports,
+    /// The names of a domain's stored variables.
+    Env,
 }
 
 impl ControlVerb {
@@ -68,6 +70,7 @@ impl ControlVerb {
         ControlVerb::Versions,
         ControlVerb::Ping,
         ControlVerb::Imports,
+        ControlVerb::Env,
     ];
 
     /// The subject token.
@@ -79,6 +82,7 @@ impl ControlVerb {
             ControlVerb::Versions => "versions",
             ControlVerb::Ping => "ping",
             ControlVerb::Imports => "imports",
+            ControlVerb::Env => "env",
         }
     }
 }

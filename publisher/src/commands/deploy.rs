@@ -131,7 +131,7 @@ async fn upload_images(
 /// The env as it travels: sealed to the node's key when its worker
 /// publishes one (only that worker can open the values), else plain with
 /// a warning (a worker older than sealing).
-fn seal(
+pub(crate) fn seal(
     info: Option<&hostkit_proto::NodeInfo>,
     node: &hostkit_proto::NodeId,
     env: Env,
@@ -155,6 +155,28 @@ fn seal(
     }
 }
 
+/// `KEY=VALUE`, or `KEY` with its value from this process's environment;
+/// `flag` names the argument in errors.
+pub(crate) fn variable(flag: &str, item: &str) -> Result<(String, String), Error> {
+    let (key, value) = match item.split_once('=') {
+        Some((key, value)) => (key.to_owned(), value.to_owned()),
+        None => {
+            let value = std::env::var(item).map_err(|_| {
+                Error::usage(format!(
+                    "{flag} {item}: not set in this environment (write {item}=VALUE)"
+                ))
+            })?;
+            (item.to_owned(), value)
+        }
+    };
+    if !is_valid_env_key(&key) {
+        return Err(Error::usage(format!(
+            "{flag} {key}: not a variable name (expected [A-Za-z_][A-Za-z0-9_]*)"
+        )));
+    }
+    Ok((key, value))
+}
+
 /// `--env-file`, then `--env` (which wins), then `--profile` as
 /// `COMPOSE_PROFILES`.
 fn job_env(args: &DeployArgs) -> Result<Env, Error> {
@@ -171,22 +193,7 @@ fn job_env(args: &DeployArgs) -> Result<Env, Error> {
         }
     }
     for item in &args.env {
-        let (key, value) = match item.split_once('=') {
-            Some((key, value)) => (key.to_owned(), value.to_owned()),
-            None => {
-                let value = std::env::var(item).map_err(|_| {
-                    Error::usage(format!(
-                        "--env {item}: not set in this environment (write {item}=VALUE)"
-                    ))
-                })?;
-                (item.clone(), value)
-            }
-        };
-        if !is_valid_env_key(&key) {
-            return Err(Error::usage(format!(
-                "--env {key}: not a variable name (expected [A-Za-z_][A-Za-z0-9_]*)"
-            )));
-        }
+        let (key, value) = variable("--env", item)?;
         env.insert(key, value);
     }
     if !args.profile.is_empty() {

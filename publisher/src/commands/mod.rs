@@ -3,6 +3,8 @@
 pub mod admin;
 pub mod compose;
 pub mod deploy;
+pub mod env;
+pub mod exec;
 pub mod follow;
 pub mod gc;
 pub mod import;
@@ -11,7 +13,7 @@ pub mod ops;
 pub mod status;
 pub mod watch;
 
-use crate::cli::{AdminCommand, Cli, Command, ComposeCommand};
+use crate::cli::{AdminCommand, Cli, Command, ComposeCommand, EnvCommand};
 use crate::error::{Error, Exit};
 use crate::render::Output;
 
@@ -87,6 +89,16 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Status { domain, node } => {
             status::status(connect, &out, domain.as_ref(), node.as_ref()).await
         }
+        Command::Env(EnvCommand::Set { domain, vars, job }) => {
+            env::set(connect, &out, domain, vars, job).await
+        }
+        Command::Env(EnvCommand::Unset { domain, keys, job }) => {
+            env::unset(connect, &out, domain, keys, job).await
+        }
+        Command::Env(EnvCommand::List { domain, node }) => {
+            env::list(connect, &out, domain, node.as_ref()).await
+        }
+        Command::Exec(args) => exec::exec(connect, &out, args).await,
         Command::Versions { domain, node } => {
             status::versions(connect, &out, domain, node.as_ref()).await
         }

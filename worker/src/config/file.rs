@@ -263,6 +263,10 @@ pub struct SecuritySection {
     /// Private image buckets of tenants, each bound to its domains.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub image_buckets: Vec<ImageBucketSection>,
+    /// Domain patterns whose `exec` jobs (one-off commands) are allowed;
+    /// empty: none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exec_domains: Vec<String>,
 }
 
 /// `[[security.image_buckets]]`: the object store a tenant's CI uploads

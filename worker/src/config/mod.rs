@@ -19,7 +19,7 @@
 //! | `[proxy]` | `enabled`, `conf_dir`, `test_command`, `reload_command`, `listen`, `listen_tls`, `certs_dir`, `verify_reload`, `v1_sites_enabled` |
 //! | `[ports]` | `start`, `end`, `block_size` |
 //! | `[jobs]` | `lanes`, `keep_versions`, `health_timeout`, `drain_time`, `shutdown_grace` |
-//! | `[security]` | `trusted_job_keys`, `job_keys` (`key`, `domains`), `require_signed_jobs`, `allow_registry_pulls`, `image_dir`, `image_buckets` (`bucket`, `domains`) |
+//! | `[security]` | `trusted_job_keys`, `job_keys` (`key`, `domains`), `require_signed_jobs`, `allow_registry_pulls`, `image_dir`, `image_buckets` (`bucket`, `domains`), `exec_domains` |
 //! | `[tls]` | `enabled`, `directory_url`, `contact_email`, `ca_root`, `webroot` |
 //! | `[log]` | `format`, `filter` |
 //! | `[policy]` | [`hostkit_deploy::policy::Policy`] |
@@ -263,6 +263,8 @@ pub struct SecurityConfig {
     pub image_dir: Option<PathBuf>,
     /// Private image buckets (`[[security.image_buckets]]`).
     pub image_buckets: Vec<ImageBucket>,
+    /// The domains whose `exec` jobs may run (`exec_domains`; empty: none).
+    pub exec_domains: Vec<DomainPattern>,
 }
 
 /// A tenant's private image bucket and the domains whose jobs load their
@@ -276,6 +278,11 @@ pub struct ImageBucket {
 }
 
 impl SecurityConfig {
+    /// Whether one-off commands (`exec` jobs) may run for `domain`.
+    pub fn exec_allowed(&self, domain: &hostkit_proto::Domain) -> bool {
+        self.exec_domains.iter().any(|p| p.matches(domain))
+    }
+
     /// Jobs must carry a signature by one of [`trusted_job_keys`](Self::trusted_job_keys):
     /// when the list is not empty, or when `require_signed_jobs = true`.
     pub fn signing_required(&self) -> bool {
@@ -483,6 +490,12 @@ impl Config {
                         bucket: b.bucket.clone(),
                         domains: b.domains.iter().map(ToString::to_string).collect(),
                     })
+                    .collect(),
+                exec_domains: self
+                    .security
+                    .exec_domains
+                    .iter()
+                    .map(ToString::to_string)
                     .collect(),
             },
             tls,
@@ -945,6 +958,11 @@ fn validate_security(s: &file::SecuritySection, p: &mut Problems) -> SecurityCon
             domains,
         });
     }
+    let exec_domains = if s.exec_domains.is_empty() {
+        Vec::new()
+    } else {
+        domain_patterns("security.exec_domains", &s.exec_domains, "", p)
+    };
     if s.require_signed_jobs && s.trusted_job_keys.is_empty() && s.job_keys.is_empty() {
         p.push(
             "security.require_signed_jobs",
@@ -958,6 +976,7 @@ fn validate_security(s: &file::SecuritySection, p: &mut Problems) -> SecurityCon
         allow_registry_pulls: s.allow_registry_pulls,
         image_dir: s.image_dir.clone(),
         image_buckets,
+        exec_domains,
     }
 }
 

@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hostkit_deploy::compose::{Env, parse_env_file};
-use hostkit_deploy::domain_dir::{DomainDir, DomainDirError, READ_CAP};
+use hostkit_deploy::domain_dir::{DomainDir, DomainDirError};
 use hostkit_deploy::engine::files;
 use hostkit_deploy::error::DeployError;
 use hostkit_deploy::images::layered::{self, BlobSource, LayeredError};
@@ -21,7 +20,7 @@ use hostkit_proto::job::{DeployPayload, DeploySource, ImageSource};
 use hostkit_proto::{ErrorCode, Job};
 
 use super::stack::{checked_spec_for_version, domain_dir, limits_for, version_labels};
-use super::{Done, Failure, blocking};
+use super::{Done, Failure, blocking, variables};
 use crate::runtime::Worker;
 use crate::store::{Change, NewVersion, VersionService};
 
@@ -86,7 +85,12 @@ pub async fn run_with_images(
     let redirects =
         super::redirects::resolve(worker, domain, known.as_ref(), &payload.options, &dir, sink)
             .await?;
-    let env = deploy_env(&dir, &job_env(worker, payload)?).await?;
+    let job_env = variables::open(worker, &payload.env, payload.sealed_env.as_ref())?;
+    let stored = worker
+        .store
+        .domain_env(domain.clone(), worker.settings.seal_key.clone())
+        .await?;
+    let env = variables::layered(&dir, &stored.env, &job_env).await?;
     let text = compose_text(&payload.source);
     let (policy, budget) = limits_for(worker, domain);
     let checked = {
@@ -192,7 +196,8 @@ pub async fn run_with_images(
                 main_service: checked.main,
                 services,
                 other_images,
-                env_hash: env_hash(&env),
+                env_hash: variables::hash(&env),
+                job_env,
                 job_id: job.id,
                 seal_key: crate::store::SealWith(worker.settings.seal_key.clone()),
             };
@@ -260,50 +265,6 @@ pub async fn run_with_images(
             Err(failure)
         }
     }
-}
-
-/// The job's env: its plain values, overlaid by its sealed ones opened
-/// with this worker's key (in memory only).
-fn job_env(worker: &Worker, payload: &DeployPayload) -> Result<hostkit_proto::job::Env, Failure> {
-    let mut env = payload.env.clone();
-    if let Some(sealed) = payload.sealed_env.as_ref().filter(|s| !s.is_empty()) {
-        let Some(key) = &worker.settings.seal_key else {
-            return Err(Failure::new(
-                ErrorCode::JobInvalid,
-                "the job's env is sealed, but this worker has no sealing key",
-            ));
-        };
-        let opened = hostkit_proto::sign::seal::open_env(sealed, key)
-            .map_err(|e| Failure::new(ErrorCode::JobInvalid, e.to_string()))?;
-        for (name, value) in opened.iter() {
-            env.insert(name, value);
-        }
-    }
-    Ok(env)
-}
-
-/// The domain's env file (`<domain dir>/.env`, optional; never through a
-/// link, at most [`READ_CAP`] bytes) overlaid by the job's env.
-async fn deploy_env(
-    dir: &std::path::Path,
-    job_env: &hostkit_proto::job::Env,
-) -> Result<Env, Failure> {
-    let domain_dir = DomainDir::new(dir);
-    let read = blocking("reading .env", move || {
-        domain_dir.read_to_string(std::path::Path::new(".env"), READ_CAP)
-    })
-    .await?;
-    let domain_env = match read.map_err(|e| Failure::from(DeployError::from(e)))? {
-        Some(text) => {
-            parse_env_file(".env", &text).map_err(|e| Failure::from(DeployError::from(e)))?
-        }
-        None => Env::new(),
-    };
-    let job_env: Env = job_env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Ok(hostkit_deploy::compose::merge_env(&domain_env, &job_env))
 }
 
 /// Stream every blob and file into the engine; answers whether registry
@@ -582,17 +543,4 @@ async fn image_scope(
         recorded,
         unrestricted: false,
     })
-}
-
-/// A hash of the env (never the values themselves) for display and diffing.
-fn env_hash(env: &Env) -> String {
-    use sha2::{Digest, Sha256};
-    let mut hasher = Sha256::new();
-    for (k, v) in env {
-        hasher.update(k.as_bytes());
-        hasher.update([0]);
-        hasher.update(v.as_bytes());
-        hasher.update([0]);
-    }
-    hex::encode(&hasher.finalize()[..8])
 }

@@ -3,6 +3,8 @@
 //! (`runtime::job`) commits it together with the job's terminal event.
 
 mod deploy;
+mod env;
+mod exec;
 mod import;
 mod redirects;
 mod remove;
@@ -11,6 +13,7 @@ mod rollback;
 mod scale;
 mod stack;
 mod start_stop;
+mod variables;
 
 use hostkit_deploy::error::DeployError;
 use hostkit_deploy::progress::ProgressSink;
@@ -42,6 +45,8 @@ pub struct Failure {
     pub hint: Option<String>,
     /// The version serving again after an automatic rollback.
     pub rolled_back_to: Option<u32>,
+    /// The exit status of a one-off command that failed.
+    pub exit_code: Option<i64>,
 }
 
 impl Failure {
@@ -52,6 +57,7 @@ impl Failure {
             message: message.into(),
             hint: code.hint().map(str::to_string),
             rolled_back_to: None,
+            exit_code: None,
         }
     }
 }
@@ -63,6 +69,7 @@ impl From<DeployError> for Failure {
             message: e.to_string(),
             hint: Some(e.hint()),
             rolled_back_to: None,
+            exit_code: None,
         }
     }
 }
@@ -104,5 +111,7 @@ pub async fn run(worker: &Worker, job: &Job, sink: &dyn ProgressSink) -> Result<
         JobSpec::Start(_) => start_stop::start(worker, job, sink).await,
         JobSpec::Remove(payload) => remove::run(worker, job, payload.purge_volumes, sink).await,
         JobSpec::Import(payload) => import::run(worker, job, payload, sink).await,
+        JobSpec::Env(payload) => env::run(worker, job, payload, sink).await,
+        JobSpec::Exec(payload) => exec::run(worker, job, payload, sink).await,
     }
 }

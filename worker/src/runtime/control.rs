@@ -11,10 +11,11 @@ use hostkit_deploy::engine::inventory::Inventory;
 use hostkit_deploy::engine::observe;
 use hostkit_deploy::v1;
 use hostkit_proto::control::{
-    ContainerState, DomainHealth, DomainStatus, HealthState, ImportsReply, ImportsRequest,
-    LOG_FOLLOW_MAX, LOG_FOLLOWS_PER_NODE, LastJob, LogBatcher, LogStream, LogsRequest, PingReply,
-    PortMapping, PortProtocol, ReplicaStatus, ServiceStatus, ServicesReply, ServicesRequest,
-    StatusReply, StatusRequest, V1SiteInfo, VersionInfo, VersionsReply, VersionsRequest,
+    ContainerState, DomainHealth, DomainStatus, EnvReply, EnvRequest, HealthState, ImportsReply,
+    ImportsRequest, LOG_FOLLOW_MAX, LOG_FOLLOWS_PER_NODE, LastJob, LogBatcher, LogStream,
+    LogsRequest, PingReply, PortMapping, PortProtocol, ReplicaStatus, ServiceStatus, ServicesReply,
+    ServicesRequest, StatusReply, StatusRequest, V1SiteInfo, VersionInfo, VersionsReply,
+    VersionsRequest,
 };
 use hostkit_proto::{ControlVerb, Domain, ErrorBody, ErrorCode, Reply};
 use serde::Serialize;
@@ -147,6 +148,13 @@ async fn answer(
         ControlVerb::Versions => {
             let reply = match parse::<VersionsRequest>(payload) {
                 Ok(request) => versions(worker, request.domain).await,
+                Err(e) => Err(e),
+            };
+            send(nats, reply_to, reply.into()).await;
+        }
+        ControlVerb::Env => {
+            let reply = match parse::<EnvRequest>(payload) {
+                Ok(request) => env(worker, request.domain).await,
                 Err(e) => Err(e),
             };
             send(nats, reply_to, reply.into()).await;
@@ -369,6 +377,21 @@ fn health_state(health: &str) -> HealthState {
         "unhealthy" => HealthState::Unhealthy,
         _ => HealthState::Unknown,
     }
+}
+
+/// The names of the domain's stored variables (their values never leave
+/// the worker).
+async fn env(worker: &Worker, domain: Domain) -> Result<EnvReply, ErrorBody> {
+    let stored = worker
+        .store
+        .domain_env(domain.clone(), worker.settings.seal_key.clone())
+        .await
+        .map_err(store_failed)?;
+    Ok(EnvReply {
+        domain,
+        keys: stored.env.names().map(str::to_owned).collect(),
+        updated_at: stored.updated_at.map(chrono::DateTime::<chrono::Utc>::from),
+    })
 }
 
 async fn versions(worker: &Worker, domain: Domain) -> Result<VersionsReply, ErrorBody> {

@@ -185,13 +185,15 @@ async fn run_inner<H: Host>(worker: &H, delivery: &Delivery) -> Result<(), Store
             message,
             hint,
             rolled_back_to,
+            exit_code,
         }) => {
-            tracing::warn!(code = code.as_str(), %message, ?rolled_back_to, "job failed");
+            tracing::warn!(code = code.as_str(), %message, ?rolled_back_to, ?exit_code, "job failed");
             let kind = EventKind::Failed {
                 code,
                 message,
                 hint,
                 rolled_back_to,
+                exit_code,
             };
             (JobEnd::Failed, kind, Vec::new())
         }

@@ -55,6 +55,8 @@ pub struct Settings {
     pub allow_pull: bool,
     /// The only directory a job's image `path:` may name (`None`: none may).
     pub image_dir: Option<PathBuf>,
+    /// The domains whose one-off commands (`exec` jobs) may run.
+    pub exec_domains: Vec<hostkit_proto::sign::DomainPattern>,
     /// Tenants' private image buckets, by domain.
     pub image_buckets: Vec<image_stores::PrivateBucket>,
     /// Bounds of the streams and buckets this worker creates.

@@ -93,6 +93,10 @@ pub fn event_of(progress: Progress) -> EventKind {
             message,
             code: None,
         },
+        Progress::Output { stream, lines } => EventKind::Output {
+            stream: stream.as_str().to_owned(),
+            lines,
+        },
     }
 }
 

@@ -449,6 +449,27 @@ fn apply(conn: &Connection, change: Change) -> Res<()> {
         } => versions::set_replicas(conn, &domain, version, &service, replicas),
         Change::RemoveDomain(domain) => domains::remove(conn, &domain).map(drop),
         Change::SetRedirects { domain, redirects } => redirects::set(conn, &domain, &redirects),
+        Change::SetDomainEnv {
+            domain,
+            env,
+            seal_key,
+        } => super::env::set(conn, &domain, &env, &seal_key),
+        Change::ReloadProject {
+            domain,
+            version,
+            project,
+            env_hash,
+            config_hashes,
+            seal_key,
+        } => versions::reload_project(
+            conn,
+            &domain,
+            version,
+            &project,
+            &env_hash,
+            &config_hashes,
+            &seal_key,
+        ),
         Change::Outbox {
             subject,
             msg_id,

@@ -32,7 +32,8 @@
 //!   [`Store::forget_jobs`].
 //! - Domains and ports: [`Store::ensure_domain`], [`Store::domain`],
 //!   [`Store::domains`], [`Store::remove_domain`]; redirect domains:
-//!   [`Change::SetRedirects`], [`Store::name_owner`].
+//!   [`Change::SetRedirects`], [`Store::name_owner`]; stored variables:
+//!   [`Store::domain_env`], [`Change::SetDomainEnv`].
 //! - Versions: [`Store::next_version`], [`Store::current_version`],
 //!   [`Store::version`], [`Store::previous_version`], [`Store::versions`],
 //!   [`Store::set_current`], [`Store::mark_version`],
@@ -42,6 +43,7 @@
 //! - Events: [`Store::next_event_seq`].
 
 mod domains;
+mod env;
 mod error;
 mod jobs;
 mod outbox;
@@ -63,6 +65,7 @@ use std::time::Duration;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+pub use env::StoredEnv;
 pub use error::StoreError;
 pub use redirects::NameOwner;
 pub use schema::SCHEMA_VERSION;

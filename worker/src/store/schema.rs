@@ -137,9 +137,26 @@ CREATE TABLE redirects (
 CREATE INDEX redirects_by_domain ON redirects (domain, position);
 "#;
 
+/// Version 4: stored variables (`hostkit env`) and a deploy's own.
+const V4: &str = r#"
+-- A domain's stored variables, one JSON object sealed to the worker's key.
+-- Not tied to a stack: they may be set before a first deploy and outlive a
+-- remove.
+CREATE TABLE domain_env (
+    domain     TEXT PRIMARY KEY,
+    env_json   TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+) STRICT;
+
+-- The variables the deploy job itself carried, sealed like the project, so
+-- a restart can load the version's compose file again with changed stored
+-- variables. NULL for versions recorded before.
+ALTER TABLE versions ADD COLUMN job_env_json TEXT;
+"#;
+
 /// The migrations, in order; entry `i` takes the schema from version `i` to
 /// `i + 1`. Append only.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -73,6 +73,7 @@ fn version(domain_name: &str, number: u32, job_id: JobId) -> NewVersion {
         ],
         other_images: BTreeMap::from([("tools:1".to_owned(), "sha256:tools".to_owned())]),
         env_hash: format!("env-{number}"),
+        job_env: [("JOB_SECRET", "from-the-job")].into_iter().collect(),
         seal_key: SealWith::default(),
         job_id,
     }
@@ -134,6 +135,7 @@ async fn a_new_database_is_migrated_to_the_latest_schema() {
     assert_eq!(
         tables,
         [
+            "domain_env",
             "domains",
             "jobs",
             "meta",
@@ -1751,4 +1753,140 @@ async fn a_version_recorded_with_a_key_keeps_its_values_sealed_at_rest() {
         .query_row("SELECT project_json FROM versions", [], |r| r.get(0))
         .unwrap();
     assert!(stored.starts_with("xkv1:") && !stored.contains(&secret));
+}
+
+#[tokio::test]
+async fn stored_variables_are_sealed_replaced_whole_and_outlive_no_stack() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hostkit.db");
+    let store = Store::open(&path).await.unwrap();
+    let key = hostkit_proto::sign::seal::XKey::new();
+    let d = domain("example.com");
+    let none = store
+        .domain_env(d.clone(), Some(key.clone()))
+        .await
+        .unwrap();
+    assert!(none.env.is_empty() && none.updated_at.is_none());
+
+    // Set before the domain has any stack: the job's end commits them.
+    let j = job("example.com", JobKind::Env, 1);
+    store.begin_job(j.clone()).await.unwrap();
+    let env: hostkit_proto::job::Env = [("DB_PASSWORD", "hunter2"), ("MODE", "prod")]
+        .into_iter()
+        .collect();
+    store
+        .finish_job_with(
+            j.job_id,
+            JobEnd::Succeeded,
+            b"ok".to_vec(),
+            vec![Change::SetDomainEnv {
+                domain: d.clone(),
+                env: env.clone(),
+                seal_key: SealWith(Some(key.clone())),
+            }],
+        )
+        .await
+        .unwrap();
+    let stored = store
+        .domain_env(d.clone(), Some(key.clone()))
+        .await
+        .unwrap();
+    assert_eq!(stored.env, env);
+    assert!(stored.updated_at.is_some());
+    assert!(
+        store.domain_env(d.clone(), None).await.is_err(),
+        "no key, no values"
+    );
+    let raw: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT env_json FROM domain_env", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        raw.starts_with("xkv1:") && !raw.contains("hunter2"),
+        "{raw}"
+    );
+
+    // An empty set removes the row.
+    let j = job("example.com", JobKind::Env, 2);
+    store.begin_job(j.clone()).await.unwrap();
+    store
+        .finish_job_with(
+            j.job_id,
+            JobEnd::Succeeded,
+            b"ok".to_vec(),
+            vec![Change::SetDomainEnv {
+                domain: d.clone(),
+                env: hostkit_proto::job::Env::new(),
+                seal_key: SealWith(Some(key.clone())),
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.domain_env(d, Some(key)).await.unwrap(),
+        StoredEnv::default()
+    );
+}
+
+#[tokio::test]
+async fn a_version_keeps_its_jobs_variables_sealed_and_a_reload_replaces_its_project() {
+    let store = Store::open_in_memory().await.unwrap();
+    let key = hostkit_proto::sign::seal::XKey::new();
+    let d = domain("example.com");
+    store.ensure_domain(d.clone(), POOL).await.unwrap();
+    let j = job("example.com", JobKind::Deploy, 1);
+    store.begin_job(j.clone()).await.unwrap();
+    let mut v = version("example.com", 1, j.job_id);
+    v.seal_key = SealWith(Some(key.clone()));
+    store
+        .commit_deploy(j.job_id, b"ok".to_vec(), v.clone())
+        .await
+        .unwrap();
+    let current = store.current_version(d.clone()).await.unwrap().unwrap();
+    let job_env = current.job_env(Some(&key)).unwrap().expect("kept");
+    assert_eq!(job_env.get("JOB_SECRET"), Some("from-the-job"));
+    assert!(
+        !current
+            .job_env_json
+            .as_deref()
+            .unwrap()
+            .contains("from-the-job")
+    );
+
+    let mut reloaded = project();
+    reloaded
+        .services
+        .get_mut("web")
+        .unwrap()
+        .environment
+        .insert("MODE".to_owned(), "new".to_owned());
+    let r = job("example.com", JobKind::Restart, 2);
+    store.begin_job(r.clone()).await.unwrap();
+    store
+        .finish_job_with(
+            r.job_id,
+            JobEnd::Succeeded,
+            b"ok".to_vec(),
+            vec![Change::ReloadProject {
+                domain: d.clone(),
+                version: 1,
+                project: Box::new(reloaded.clone()),
+                env_hash: "env-reloaded".to_owned(),
+                config_hashes: BTreeMap::from([("web".to_owned(), "hash-reloaded".to_owned())]),
+                seal_key: SealWith(Some(key.clone())),
+            }],
+        )
+        .await
+        .unwrap();
+    let current = store.current_version(d).await.unwrap().unwrap();
+    assert_eq!(current.project(Some(&key)).unwrap(), reloaded);
+    assert_eq!(current.env_hash, "env-reloaded");
+    let web = current
+        .services
+        .iter()
+        .find(|s| s.service == "web")
+        .unwrap();
+    assert_eq!(web.config_hash, "hash-reloaded");
+    let db = current.services.iter().find(|s| s.service == "db").unwrap();
+    assert_eq!(db.config_hash, "hash-db", "other services keep theirs");
 }

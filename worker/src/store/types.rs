@@ -330,6 +330,9 @@ pub struct NewVersion {
     pub other_images: BTreeMap<String, String>,
     /// Hash of the env the project was loaded with.
     pub env_hash: String,
+    /// The variables the deploy job carried (stored sealed like the
+    /// project), so a restart can load the compose file again.
+    pub job_env: hostkit_proto::job::Env,
     /// The job that deployed it.
     pub job_id: JobId,
     /// The worker's key: the project is stored sealed to it.
@@ -403,6 +406,9 @@ pub struct VersionRecord {
     pub services: Vec<VersionService>,
     /// Hash of the env the project was loaded with.
     pub env_hash: String,
+    /// The deploy job's own variables as JSON, possibly sealed; `None` for
+    /// versions recorded before they were kept ([`VersionRecord::job_env`]).
+    pub job_env_json: Option<String>,
     /// The job that recorded it.
     pub job_id: JobId,
     /// When it was recorded.
@@ -410,6 +416,18 @@ pub struct VersionRecord {
 }
 
 impl VersionRecord {
+    /// The deploy job's own variables, opened with `key`; `None` when the
+    /// version predates keeping them.
+    pub fn job_env(
+        &self,
+        key: Option<&hostkit_proto::sign::seal::XKey>,
+    ) -> Result<Option<hostkit_proto::job::Env>, serde_json::Error> {
+        self.job_env_json
+            .as_deref()
+            .map(|stored| serde_json::from_str(&super::sealed::open(stored, key)?))
+            .transpose()
+    }
+
     /// Decodes the normalized project, opening it with `key` when it was
     /// stored sealed.
     pub fn project(
@@ -503,6 +521,31 @@ pub enum Change {
     },
     /// Removes the domain; see [`Store::remove_domain`](super::Store::remove_domain).
     RemoveDomain(Domain),
+    /// Replaces the domain's stored variables (an empty map removes them).
+    SetDomainEnv {
+        /// The domain.
+        domain: Domain,
+        /// Every variable from now on.
+        env: hostkit_proto::job::Env,
+        /// The worker's key: stored sealed to it.
+        seal_key: SealWith,
+    },
+    /// Replaces a version's project after a restart loaded its compose
+    /// file again with changed variables.
+    ReloadProject {
+        /// The domain.
+        domain: Domain,
+        /// The version.
+        version: u32,
+        /// The project as loaded now.
+        project: Box<Project>,
+        /// Hash of the env it was loaded with.
+        env_hash: String,
+        /// Each service's new config hash.
+        config_hashes: BTreeMap<String, String>,
+        /// The worker's key: stored sealed to it.
+        seal_key: SealWith,
+    },
     /// Replaces the domain's redirect domains.
     SetRedirects {
         /// The domain.

@@ -247,8 +247,9 @@ pub(super) fn record(conn: &Connection, v: &NewVersion, deployed: bool) -> Res<(
     conn.execute(
         "INSERT INTO versions (domain, version, status, compose_text, project_json,
                                main_service_json, images_json, image_refs_json, env_hash,
-                               job_id, created_at, updated_at, other_images_json)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)",
+                               job_id, created_at, updated_at, other_images_json,
+                               job_env_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13)",
         params![
             v.domain.as_str(),
             v.version,
@@ -262,6 +263,7 @@ pub(super) fn record(conn: &Connection, v: &NewVersion, deployed: bool) -> Res<(
             v.job_id.to_string(),
             now,
             serde_json::to_string(&v.other_images)?,
+            super::sealed::seal(serde_json::to_string(&v.job_env)?, v.seal_key.0.as_ref())?,
         ],
     )?;
     let mut insert = conn.prepare(
@@ -287,6 +289,38 @@ pub(super) fn record(conn: &Connection, v: &NewVersion, deployed: bool) -> Res<(
         )?;
     }
     tracing::debug!(domain = %v.domain, version = v.version, %status, "version recorded");
+    Ok(())
+}
+
+/// See [`Change::ReloadProject`].
+pub(super) fn reload_project(
+    conn: &Connection,
+    domain: &Domain,
+    version: u32,
+    project: &hostkit_deploy::compose::Project,
+    env_hash: &str,
+    config_hashes: &BTreeMap<String, String>,
+    seal_key: &super::SealWith,
+) -> Res<()> {
+    status_of(conn, domain, version)?.ok_or_else(|| not_found(domain, version))?;
+    conn.execute(
+        "UPDATE versions SET project_json = ?3, env_hash = ?4, updated_at = ?5
+         WHERE domain = ?1 AND version = ?2",
+        params![
+            domain.as_str(),
+            version,
+            super::sealed::seal(serde_json::to_string(project)?, seal_key.0.as_ref())?,
+            env_hash,
+            now_ms(),
+        ],
+    )?;
+    for (service, hash) in config_hashes {
+        conn.execute(
+            "UPDATE version_services SET config_hash = ?4
+             WHERE domain = ?1 AND version = ?2 AND service = ?3",
+            params![domain.as_str(), version, service, hash],
+        )?;
+    }
     Ok(())
 }
 
@@ -414,7 +448,7 @@ fn prune(conn: &Connection, domain: &Domain, keep: usize) -> Res<Vec<VersionReco
 const VERSION_SELECT: &str = "SELECT v.domain, v.version, v.status, \
      (d.current_version IS NOT NULL AND d.current_version = v.version), \
      v.compose_text, v.project_json, v.main_service_json, v.images_json, v.image_refs_json, \
-     v.env_hash, v.job_id, v.created_at, v.other_images_json \
+     v.env_hash, v.job_id, v.created_at, v.other_images_json, v.job_env_json \
      FROM versions v LEFT JOIN domains d ON d.domain = v.domain";
 
 fn read_version(row: &Row<'_>) -> rusqlite::Result<VersionRecord> {
@@ -432,6 +466,7 @@ fn read_version(row: &Row<'_>) -> rusqlite::Result<VersionRecord> {
         job_id: sql::job_id(row, 10)?,
         created_at: sql::time(row, 11)?,
         other_images: sql::json(row, 12, "other images map")?,
+        job_env_json: row.get(13)?,
         services: Vec::new(),
     })
 }

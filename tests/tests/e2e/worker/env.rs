@@ -151,6 +151,48 @@ impl Env {
         ids
     }
 
+    /// A control request to this worker on the request's own subject;
+    /// answers the `ok` payload (panics on an error reply).
+    pub async fn control<R: hostkit_proto::control::ControlCall>(&self, request: &R) -> R::Reply {
+        let names = &self.worker.names;
+        let subject = names.ctl_for(&self.worker.node, R::VERB, request.domain());
+        let body = serde_json::to_vec(request).expect("a request serializes");
+        let reply = tokio::time::timeout(
+            Duration::from_secs(5),
+            self.client.request(subject, body.into()),
+        )
+        .await
+        .expect("answered within 5 s")
+        .expect("request");
+        serde_json::from_slice::<hostkit_proto::Reply<R::Reply>>(&reply.payload)
+            .expect("reply parses")
+            .into_result()
+            .expect("ok reply")
+    }
+
+    /// Every container of the domain's project (one-off ones included).
+    pub async fn containers_of(&self, domain: &Domain) -> Vec<String> {
+        let filters = std::collections::HashMap::from([(
+            "label".to_string(),
+            vec![format!(
+                "com.docker.compose.project={}",
+                hostkit_tests::compose_project(domain.as_str())
+            )],
+        )]);
+        let options = bollard::query_parameters::ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        self.docker
+            .client()
+            .list_containers(Some(options))
+            .await
+            .expect("list containers")
+            .into_iter()
+            .flat_map(|c| c.names.unwrap_or_default())
+            .collect()
+    }
+
     /// Wait (bounded) until the domain's stack has at least one container:
     /// a deploy is under way.
     pub async fn wait_for_a_container(&self, domain: &Domain) {

@@ -16,6 +16,7 @@ mod isolation;
 mod lanes;
 mod layers;
 mod observability;
+mod operations;
 mod resilience;
 mod seed;
 mod tls;

@@ -1,0 +1,171 @@
+//! Operations on a running stack (DESIGN §12): one-off commands (`exec`)
+//! and stored variables (`env`), against the real engine and nginx.
+
+use std::time::Duration;
+
+use hostkit_proto::job::{EnvPayload, ExecPayload, RestartPayload};
+use hostkit_proto::{ErrorCode, EventKind, JobSpec};
+use hostkit_tests::fixtures;
+
+use super::env::{Env, failure, succeeded_version, web};
+
+fn exec(service: &str, script: &str, timeout_secs: Option<u32>) -> JobSpec {
+    JobSpec::Exec(ExecPayload {
+        service: service.into(),
+        command: vec!["sh".into(), "-c".into(), script.into()],
+        timeout_secs,
+    })
+}
+
+#[tokio::test]
+async fn exec_streams_output_in_order_is_bounded_in_time_and_denied_unless_allowed() {
+    // Only this one domain may run commands.
+    let mut allowed = None;
+    let env = Env::with_docker_settings(|settings, docker| {
+        let domain = docker.unique_domain();
+        settings.exec_domains = vec![domain.parse().expect("a pattern")];
+        allowed = Some(domain);
+    })
+    .await;
+    let domain: hostkit_proto::Domain = allowed.expect("set").parse().expect("a domain");
+    let images = env.upload("v1", vec![fixtures::web("v1")]).await;
+    let (done, _) = env
+        .run(&env.deploy_job(&domain, &web("hostkit-test/web:v1"), vec![images]))
+        .await;
+    assert_eq!(succeeded_version(&done), 1, "{done:?}");
+
+    // Output arrives as `output` events, in order, per stream; the status
+    // ends the job; the command sees the service's environment.
+    let (done, events) = env
+        .run(&env.job(
+            &domain,
+            exec(
+                "web",
+                "for i in 1 2 3; do echo line-$i; done; echo bad >&2; echo $FIXTURE; exit 4",
+                None,
+            ),
+        ))
+        .await;
+    let output: Vec<(String, Vec<String>)> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Output { stream, lines } => Some((stream.clone(), lines.clone())),
+            _ => None,
+        })
+        .collect();
+    let stdout: Vec<String> = output
+        .iter()
+        .filter(|(s, _)| s == "stdout")
+        .flat_map(|(_, l)| l.clone())
+        .collect();
+    assert_eq!(stdout, ["line-1", "line-2", "line-3", "web"], "{output:?}");
+    assert!(
+        output.iter().any(|(s, l)| s == "stderr" && l == &["bad"]),
+        "{output:?}"
+    );
+    let EventKind::Failed {
+        code, exit_code, ..
+    } = &done.kind
+    else {
+        panic!("{done:?}")
+    };
+    assert_eq!((*code, *exit_code), (ErrorCode::ExecFailed, Some(4)));
+
+    // A command past its time is killed and fails the job.
+    let started = std::time::Instant::now();
+    let (done, _) = env
+        .run(&env.job(&domain, exec("web", "sleep 60", Some(2))))
+        .await;
+    let (code, message) = failure(&done);
+    assert_eq!(code, ErrorCode::ExecFailed);
+    assert!(message.contains("did not finish within 2s"), "{message}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A domain the worker does not allow is refused before anything runs.
+    let other = env.domain();
+    let (done, _) = env.run(&env.job(&other, exec("web", "true", None))).await;
+    let (code, message) = failure(&done);
+    assert_eq!(code, ErrorCode::ExecDenied, "{message}");
+
+    // Nothing of the runs is left, and the site never stopped serving.
+    let (status, body) = env.get(&domain).await;
+    assert_eq!((status, body.as_str()), (200, "web v1\n"));
+    let containers = env.containers_of(&domain).await;
+    assert_eq!(containers.len(), 1, "only the web replica: {containers:?}");
+}
+
+#[tokio::test]
+async fn stored_variables_are_applied_by_a_restart_and_listed_by_name_only() {
+    let env = Env::new().await;
+    let domain = env.domain();
+    let set = |pairs: &[(&str, &str)]| {
+        JobSpec::Env(EnvPayload {
+            set: pairs.iter().copied().collect(),
+            ..EnvPayload::default()
+        })
+    };
+    let (done, events) = env.run(&env.job(&domain, set(&[("LEVEL", "one")]))).await;
+    assert!(
+        matches!(done.kind, EventKind::Succeeded { version: None, .. }),
+        "{done:?}"
+    );
+    assert!(
+        events.iter().all(|e| !format!("{e:?}").contains("one\"")),
+        "a value reached an event: {events:?}"
+    );
+
+    let compose = web("hostkit-test/web:v1").replace(
+        "    healthcheck:",
+        "    environment:\n      LEVEL: level-${LEVEL}\n    healthcheck:",
+    );
+    let images = env.upload("v1", vec![fixtures::web("v1")]).await;
+    let (done, _) = env
+        .run(&env.deploy_job(&domain, &compose, vec![images]))
+        .await;
+    assert_eq!(succeeded_version(&done), 1, "{done:?}");
+    let page = async || {
+        env.nginx
+            .get(domain.as_str(), "/cgi-bin/env")
+            .await
+            .expect("env page")
+            .1
+    };
+    assert!(page().await.contains("LEVEL=level-one"));
+
+    // Interpolation sees the new value once the stack restarts.
+    env.run(&env.job(&domain, set(&[("LEVEL", "two")]))).await;
+    assert!(
+        page().await.contains("LEVEL=level-one"),
+        "nothing changes before a restart"
+    );
+    let (done, _) = env
+        .run(&env.job(&domain, JobSpec::Restart(RestartPayload { service: None })))
+        .await;
+    assert_eq!(succeeded_version(&done), 1, "{done:?}");
+    assert!(page().await.contains("LEVEL=level-two"));
+
+    // A later restart without changes keeps it (the reloaded project was recorded).
+    let (done, events) = env
+        .run(&env.job(&domain, JobSpec::Restart(RestartPayload { service: None })))
+        .await;
+    assert_eq!(succeeded_version(&done), 1, "{done:?}");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(&e.kind, EventKind::Step { name, .. } if name == "env")),
+        "no reload without a change: {events:?}"
+    );
+    assert!(page().await.contains("LEVEL=level-two"));
+
+    let reply: hostkit_proto::control::EnvReply = env
+        .control(&hostkit_proto::control::EnvRequest {
+            domain: domain.clone(),
+        })
+        .await;
+    assert_eq!(reply.keys, ["LEVEL"]);
+    assert!(reply.updated_at.is_some());
+}
