@@ -15,7 +15,8 @@ Exit codes:
   2  bad usage, or input rejected before anything was published
   3  failed, and the previous version was restored (rolled back)
   4  timed out, NATS unreachable, or no worker answering
-  130  interrupted (Ctrl-C); the job keeps running (see `hostkit follow`)";
+  130  interrupted (Ctrl-C); the job keeps running (see `hostkit follow`)
+  `hostkit exec` exits with the command's own status";
 
 const MAIN_EXAMPLES: &str = "\
 Examples:
