@@ -77,6 +77,10 @@ pub enum ErrorCode {
     /// `exec.failed`: a one-off command exited non-zero or ran out of time
     /// (the failed event carries its exit code).
     ExecFailed,
+    /// `backup.not_found`: the node keeps no such backup of the domain.
+    BackupNotFound,
+    /// `backup.failed`: copying volumes to or from the backup bucket failed.
+    BackupFailed,
     /// `internal`: an unexpected error in the worker.
     Internal,
     /// A code this build does not know (from a newer HostKit). Never produced
@@ -119,6 +123,8 @@ impl ErrorCode {
         ErrorCode::TlsFailed,
         ErrorCode::ExecDenied,
         ErrorCode::ExecFailed,
+        ErrorCode::BackupNotFound,
+        ErrorCode::BackupFailed,
         ErrorCode::Internal,
     ];
 
@@ -236,6 +242,18 @@ impl ErrorCode {
                 "exec.failed",
                 "the command failed",
                 Some("its output is in the job's events; the stack was not changed"),
+            ),
+            ErrorCode::BackupNotFound => (
+                "backup.not_found",
+                "no such backup of the domain on this node",
+                Some("list them with `hostkit backups <domain>`; old ones go beyond retention"),
+            ),
+            ErrorCode::BackupFailed => (
+                "backup.failed",
+                "copying the volumes failed",
+                Some(
+                    "the message says which volume and why; the stack runs as before (a restore puts the volumes back as they were)",
+                ),
             ),
             ErrorCode::ImportUnavailable => (
                 "import.unavailable",

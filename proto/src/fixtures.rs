@@ -124,6 +124,18 @@ pub(crate) fn jobs() -> Vec<(&'static str, Job)> {
                 timeout_secs: Some(300),
             })),
         ),
+        (
+            "backup",
+            job(JobSpec::Backup(BackupPayload {
+                volumes: vec!["db-data".into()],
+            })),
+        ),
+        (
+            "restore",
+            job(JobSpec::Restore(RestorePayload {
+                backup: other_job_id(),
+            })),
+        ),
     ]
 }
 

@@ -10,9 +10,9 @@ use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
 use crate::control::{
-    EnvReply, EnvRequest, ImportsReply, ImportsRequest, LogChunk, LogsRequest, PingReply,
-    PingRequest, Reply, ServicesReply, ServicesRequest, StatusReply, StatusRequest, VersionsReply,
-    VersionsRequest,
+    BackupsReply, BackupsRequest, EnvReply, EnvRequest, ImportsReply, ImportsRequest, LogChunk,
+    LogsRequest, PingReply, PingRequest, Reply, ServicesReply, ServicesRequest, StatusReply,
+    StatusRequest, VersionsReply, VersionsRequest,
 };
 use crate::event::Event;
 use crate::job::Job;
@@ -80,6 +80,8 @@ pub fn control_schema() -> Value {
         reference::<Reply<ServicesReply>>(&mut generator),
         reference::<VersionsRequest>(&mut generator),
         reference::<Reply<VersionsReply>>(&mut generator),
+        reference::<BackupsRequest>(&mut generator),
+        reference::<Reply<BackupsReply>>(&mut generator),
         reference::<EnvRequest>(&mut generator),
         reference::<Reply<EnvReply>>(&mut generator),
         reference::<ImportsRequest>(&mut generator),
@@ -89,7 +91,7 @@ pub fn control_schema() -> Value {
     ];
     bundle(
         "HostKit control messages",
-        "Requests on <root>.ctl.<node>.<verb> (ping, status, services, versions, env, imports, logs) and their replies: {\"ok\": payload} or {\"error\": {code, message, hint?}}. A logs request is answered by several Reply<LogChunk> messages, the last with end=true.",
+        "Requests on <root>.ctl.<node>.<verb> (ping, status, services, versions, env, backups, imports, logs) and their replies: {\"ok\": payload} or {\"error\": {code, message, hint?}}. A logs request is answered by several Reply<LogChunk> messages, the last with end=true.",
         generator,
         refs,
     )

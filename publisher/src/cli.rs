@@ -279,6 +279,47 @@ pub enum Command {
     )]
     Exec(ExecArgs),
 
+    /// Copy the stack's named volumes (all, or those named) into the
+    /// node's backup bucket; services labelled `hostkit.backup.stop=true`
+    /// are stopped for the copy. Prints the backup's id.
+    #[command(
+        after_help = "Examples:\n  hostkit backup example.com\n  hostkit backup example.com db-data"
+    )]
+    Backup {
+        /// The domain.
+        domain: Domain,
+        /// Volumes (their keys in the compose file); default: every named volume.
+        volumes: Vec<String>,
+        /// Job options.
+        #[command(flatten)]
+        job: JobArgs,
+    },
+
+    /// The backups a node keeps of a domain's volumes.
+    #[command(after_help = "Example:\n  hostkit backups example.com")]
+    Backups {
+        /// The domain.
+        domain: Domain,
+        /// The node that hosts the domain (default: from placement).
+        #[arg(long)]
+        node: Option<NodeId>,
+    },
+
+    /// Replace the stack's volumes with a backup's: the stack is stopped,
+    /// the volumes as they are kept as a `pre_restore` backup, the backup
+    /// written, the stack started and health gated; on failure the volumes
+    /// are put back as they were.
+    #[command(after_help = "Example:\n  hostkit restore example.com 01JB9Q4T8V3C5X7N2M6K1R0A9D")]
+    Restore {
+        /// The domain.
+        domain: Domain,
+        /// The backup's id (`hostkit backups <domain>`).
+        backup: JobId,
+        /// Job options.
+        #[command(flatten)]
+        job: JobArgs,
+    },
+
     /// The recorded versions of a domain's stack.
     #[command(after_help = "Example:\n  hostkit versions example.com")]
     Versions {

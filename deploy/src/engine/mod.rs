@@ -7,6 +7,7 @@
 //! - `inventory`: what runs now, found by labels.
 //! - `budget`: the stack's parent cgroup, limited before any container starts.
 //! - `oneoff`: a command run once in a new container of a service's spec.
+//! - `volumes`: named volumes as tar streams (backups, restores).
 
 pub mod apply;
 pub mod binds;
@@ -23,6 +24,7 @@ pub mod oneoff;
 pub mod ops;
 pub mod resources;
 pub mod spec;
+pub mod volumes;
 
 use std::time::Duration;
 

@@ -7,6 +7,7 @@
 //! | `status` | [`StatusRequest`] `{domain?}` | [`StatusReply`] `{node, version, domains: [DomainStatus]}` |
 //! | `services` | [`ServicesRequest`] `{domain}` | [`ServicesReply`] `{domain, services: [ServiceStatus]}` |
 //! | `versions` | [`VersionsRequest`] `{domain}` | [`VersionsReply`] `{domain, versions: [VersionInfo]}` |
+//! | `backups` | [`BackupsRequest`] `{domain}` | [`BackupsReply`] `{domain, backups: [BackupInfo]}` |
 //! | `env` | [`EnvRequest`] `{domain}` | [`EnvReply`] `{domain, keys, updated_at?}` (names, never values) |
 //! | `imports` | [`ImportsRequest`] `{}` | [`ImportsReply`] `{sites: [V1SiteInfo]}` |
 //! | `logs` | [`LogsRequest`] `{domain, service, tail?, follow}` | a stream of [`LogChunk`] messages |
@@ -17,6 +18,7 @@
 //! `Reply<LogChunk>`; the stream ends with a chunk whose `end` is `true`, or
 //! with an `error` reply.
 
+mod backups;
 mod env;
 mod imports;
 mod logs;
@@ -28,6 +30,7 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub use backups::{BackupInfo, BackupsReply, BackupsRequest, VolumeBackup};
 pub use env::{EnvReply, EnvRequest};
 pub use imports::{ImportsReply, ImportsRequest, V1SiteInfo};
 pub use logs::{
@@ -144,6 +147,14 @@ impl ControlCall for ServicesRequest {
 impl ControlCall for VersionsRequest {
     const VERB: ControlVerb = ControlVerb::Versions;
     type Reply = VersionsReply;
+    fn domain(&self) -> Option<&crate::name::Domain> {
+        Some(&self.domain)
+    }
+}
+
+impl ControlCall for BackupsRequest {
+    const VERB: ControlVerb = ControlVerb::Backups;
+    type Reply = BackupsReply;
     fn domain(&self) -> Option<&crate::name::Domain> {
         Some(&self.domain)
     }

@@ -24,10 +24,10 @@ use serde::{Deserialize, Serialize};
 pub use env::Env;
 pub use id::{InvalidJobId, JobId};
 pub use spec::{
-    Blob, ComposeSource, DeployOptions, DeployPayload, DeploySource, EnvPayload, ExecPayload,
-    ImageSource, ImportPayload, JobKind, JobSpec, LAYERED_FORMAT, LayerBlob, LayeredImage,
-    LayeredImages, RemovePayload, RestartPayload, RollbackPayload, ScalePayload, SingleImage,
-    StartPayload, StopPayload,
+    BackupPayload, Blob, ComposeSource, DeployOptions, DeployPayload, DeploySource, EnvPayload,
+    ExecPayload, ImageSource, ImportPayload, JobKind, JobSpec, LAYERED_FORMAT, LayerBlob,
+    LayeredImage, LayeredImages, RemovePayload, RestartPayload, RestorePayload, RollbackPayload,
+    ScalePayload, SingleImage, StartPayload, StopPayload,
 };
 pub use validate::{
     JobError, MAX_COMPOSE_BYTES, MAX_ENV_VARS, MAX_EXEC_ARG_BYTES, MAX_EXEC_ARGS,

@@ -38,6 +38,10 @@ pub enum JobKind {
     Env,
     /// Run a one-off command in a new container of a service's spec.
     Exec,
+    /// Copy the stack's named volumes into the node's backup bucket.
+    Backup,
+    /// Put a backup's volumes back (stack stopped meanwhile, health gated).
+    Restore,
     /// A kind this build does not know (from a newer HostKit); never produced
     /// by this build.
     #[serde(other)]
@@ -57,6 +61,8 @@ impl JobKind {
         JobKind::Import,
         JobKind::Env,
         JobKind::Exec,
+        JobKind::Backup,
+        JobKind::Restore,
     ];
 
     /// The wire string (`"deploy"`, …).
@@ -72,6 +78,8 @@ impl JobKind {
             JobKind::Import => "import",
             JobKind::Env => "env",
             JobKind::Exec => "exec",
+            JobKind::Backup => "backup",
+            JobKind::Restore => "restore",
             JobKind::Unknown => "unknown",
         }
     }
@@ -116,6 +124,16 @@ pub enum JobSpec {
     /// and end with its exit status. Allowed only for the domains the
     /// worker's `[security] exec_domains` names.
     Exec(ExecPayload),
+    /// Copy named volumes of the stack (all when none is named) as tars
+    /// into the node's backup bucket; services labelled
+    /// `hostkit.backup.stop=true` are stopped for the copy. The backup's id
+    /// is this job's id.
+    Backup(BackupPayload),
+    /// Replace the stack's volumes with a backup's: the stack is stopped,
+    /// each volume emptied and filled from the backup (its digest checked),
+    /// then started and health gated; on failure the volumes are put back
+    /// as they were.
+    Restore(RestorePayload),
 }
 
 impl JobSpec {
@@ -132,6 +150,8 @@ impl JobSpec {
             JobSpec::Import(_) => JobKind::Import,
             JobSpec::Env(_) => JobKind::Env,
             JobSpec::Exec(_) => JobKind::Exec,
+            JobSpec::Backup(_) => JobKind::Backup,
+            JobSpec::Restore(_) => JobKind::Restore,
         }
     }
 }
@@ -453,6 +473,21 @@ pub struct ExecPayload {
     /// default when absent; at most [`super::MAX_EXEC_TIMEOUT_SECS`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_secs: Option<u32>,
+}
+
+/// Payload of a `backup` job.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BackupPayload {
+    /// The compose keys of the volumes to copy; empty: every named volume.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
+}
+
+/// Payload of a `restore` job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RestorePayload {
+    /// The backup: the id of the job that took it.
+    pub backup: super::JobId,
 }
 
 #[cfg(test)]

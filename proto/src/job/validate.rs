@@ -28,6 +28,8 @@ pub const MAX_EXEC_TIMEOUT_SECS: u32 = 3600;
 pub const MAX_EXEC_ARGS: usize = 256;
 /// Most bytes of one `exec` argument.
 pub const MAX_EXEC_ARG_BYTES: usize = 16 * 1024;
+/// Most volumes one `backup` job may name.
+pub const MAX_BACKUP_VOLUMES: usize = 100;
 /// Longest image path on the node.
 pub const MAX_PATH_LEN: usize = 4096;
 
@@ -80,6 +82,14 @@ pub enum JobError {
     InvalidCommand {
         /// Why.
         reason: &'static str,
+    },
+    /// A `backup` job names more than [`MAX_BACKUP_VOLUMES`] volumes.
+    #[error("payload.volumes: {count} volumes; the maximum is {max}")]
+    TooManyVolumes {
+        /// How many.
+        count: usize,
+        /// [`MAX_BACKUP_VOLUMES`].
+        max: usize,
     },
     /// An `exec` job's timeout is 0 or above [`MAX_EXEC_TIMEOUT_SECS`].
     #[error("payload.timeout_secs {secs} is out of range (1..={max})")]
@@ -452,7 +462,18 @@ pub(super) fn validate(job: &Job) -> Result<(), JobError> {
                 });
             }
         }
-        JobSpec::Stop(_) | JobSpec::Start(_) | JobSpec::Remove(_) => {}
+        JobSpec::Backup(backup) => {
+            if backup.volumes.len() > MAX_BACKUP_VOLUMES {
+                return Err(JobError::TooManyVolumes {
+                    count: backup.volumes.len(),
+                    max: MAX_BACKUP_VOLUMES,
+                });
+            }
+            for volume in &backup.volumes {
+                check_service("payload.volumes", volume)?;
+            }
+        }
+        JobSpec::Stop(_) | JobSpec::Start(_) | JobSpec::Remove(_) | JobSpec::Restore(_) => {}
     }
     Ok(())
 }

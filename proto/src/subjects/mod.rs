@@ -59,6 +59,8 @@ pub enum ControlVerb {
     Imports,
     /// The names of a domain's stored variables.
     Env,
+    /// The backups of a domain's volumes.
+    Backups,
 }
 
 impl ControlVerb {
@@ -71,6 +73,7 @@ impl ControlVerb {
         ControlVerb::Ping,
         ControlVerb::Imports,
         ControlVerb::Env,
+        ControlVerb::Backups,
     ];
 
     /// The subject token.
@@ -83,6 +86,7 @@ impl ControlVerb {
             ControlVerb::Ping => "ping",
             ControlVerb::Imports => "imports",
             ControlVerb::Env => "env",
+            ControlVerb::Backups => "backups",
         }
     }
 }
@@ -426,6 +430,12 @@ impl Names {
     /// `$KV.hostkit_placement.*.<node>` (for the server's permissions).
     pub fn placement_write_subject(&self, node: &NodeId) -> String {
         format!("$KV.{}.*.{node}", self.placement_bucket())
+    }
+
+    /// A node's backup bucket, `<root>_backups_<node>` (DESIGN §12): its
+    /// worker alone writes and reads it.
+    pub fn backups_bucket(&self, node: &NodeId) -> String {
+        format!("{}_backups_{node}", self.bucket_prefix())
     }
 
     /// The node registry KV bucket: `hostkit_nodes` (key = node id, value =

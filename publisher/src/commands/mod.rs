@@ -1,6 +1,7 @@
 //! One module per command family; [`run`] dispatches a parsed command line.
 
 pub mod admin;
+pub mod backup;
 pub mod compose;
 pub mod deploy;
 pub mod env;
@@ -99,6 +100,19 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
             env::list(connect, &out, domain, node.as_ref()).await
         }
         Command::Exec(args) => exec::exec(connect, &out, args).await,
+        Command::Backup {
+            domain,
+            volumes,
+            job,
+        } => backup::backup(connect, &out, domain, volumes, job).await,
+        Command::Backups { domain, node } => {
+            backup::list(connect, &out, domain, node.as_ref()).await
+        }
+        Command::Restore {
+            domain,
+            backup,
+            job,
+        } => backup::restore(connect, &out, domain, *backup, job).await,
         Command::Versions { domain, node } => {
             status::versions(connect, &out, domain, node.as_ref()).await
         }

@@ -2,6 +2,7 @@
 //! `hostkit-deploy` and answers what to commit to SQLite; the runner
 //! (`runtime::job`) commits it together with the job's terminal event.
 
+mod backup;
 mod deploy;
 mod env;
 mod exec;
@@ -9,11 +10,13 @@ mod import;
 mod redirects;
 mod remove;
 mod restart;
+mod restore;
 mod rollback;
 mod scale;
 mod stack;
 mod start_stop;
 mod variables;
+mod volume_copy;
 
 use hostkit_deploy::error::DeployError;
 use hostkit_deploy::progress::ProgressSink;
@@ -113,5 +116,7 @@ pub async fn run(worker: &Worker, job: &Job, sink: &dyn ProgressSink) -> Result<
         JobSpec::Import(payload) => import::run(worker, job, payload, sink).await,
         JobSpec::Env(payload) => env::run(worker, job, payload, sink).await,
         JobSpec::Exec(payload) => exec::run(worker, job, payload, sink).await,
+        JobSpec::Backup(payload) => backup::run(worker, job, payload, sink).await,
+        JobSpec::Restore(payload) => restore::run(worker, job, payload, sink).await,
     }
 }

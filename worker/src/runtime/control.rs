@@ -11,11 +11,11 @@ use hostkit_deploy::engine::inventory::Inventory;
 use hostkit_deploy::engine::observe;
 use hostkit_deploy::v1;
 use hostkit_proto::control::{
-    ContainerState, DomainHealth, DomainStatus, EnvReply, EnvRequest, HealthState, ImportsReply,
-    ImportsRequest, LOG_FOLLOW_MAX, LOG_FOLLOWS_PER_NODE, LastJob, LogBatcher, LogStream,
-    LogsRequest, PingReply, PortMapping, PortProtocol, ReplicaStatus, ServiceStatus, ServicesReply,
-    ServicesRequest, StatusReply, StatusRequest, V1SiteInfo, VersionInfo, VersionsReply,
-    VersionsRequest,
+    BackupInfo, BackupsReply, BackupsRequest, ContainerState, DomainHealth, DomainStatus, EnvReply,
+    EnvRequest, HealthState, ImportsReply, ImportsRequest, LOG_FOLLOW_MAX, LOG_FOLLOWS_PER_NODE,
+    LastJob, LogBatcher, LogStream, LogsRequest, PingReply, PortMapping, PortProtocol,
+    ReplicaStatus, ServiceStatus, ServicesReply, ServicesRequest, StatusReply, StatusRequest,
+    V1SiteInfo, VersionInfo, VersionsReply, VersionsRequest, VolumeBackup,
 };
 use hostkit_proto::{ControlVerb, Domain, ErrorBody, ErrorCode, Reply};
 use serde::Serialize;
@@ -148,6 +148,13 @@ async fn answer(
         ControlVerb::Versions => {
             let reply = match parse::<VersionsRequest>(payload) {
                 Ok(request) => versions(worker, request.domain).await,
+                Err(e) => Err(e),
+            };
+            send(nats, reply_to, reply.into()).await;
+        }
+        ControlVerb::Backups => {
+            let reply = match parse::<BackupsRequest>(payload) {
+                Ok(request) => backups(worker, request.domain).await,
                 Err(e) => Err(e),
             };
             send(nats, reply_to, reply.into()).await;
@@ -377,6 +384,33 @@ fn health_state(health: &str) -> HealthState {
         "unhealthy" => HealthState::Unhealthy,
         _ => HealthState::Unknown,
     }
+}
+
+/// The domain's backups on this node, newest first.
+async fn backups(worker: &Worker, domain: Domain) -> Result<BackupsReply, ErrorBody> {
+    let backups = worker
+        .store
+        .backups(domain.clone())
+        .await
+        .map_err(store_failed)?
+        .into_iter()
+        .map(|b| BackupInfo {
+            id: b.id,
+            version: b.version,
+            created_at: chrono::DateTime::<chrono::Utc>::from(b.created_at),
+            reason: b.reason.as_str().to_owned(),
+            volumes: b
+                .volumes
+                .into_iter()
+                .map(|v| VolumeBackup {
+                    volume: v.volume,
+                    size: v.size,
+                    digest: v.digest,
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(BackupsReply { domain, backups })
 }
 
 /// The names of the domain's stored variables (their values never leave

@@ -3,6 +3,7 @@
 //! certificate keeper, all stopped by one shutdown signal that the caller owns (`serve(startup, shutdown)`).
 
 pub mod aftercare;
+pub mod backup_store;
 pub mod budgets;
 pub mod control;
 pub mod events;
@@ -93,6 +94,8 @@ pub struct Worker {
     pub engine: Engine,
     /// Image blobs: the shared bucket and tenants' private ones.
     pub images: image_stores::ImageStores,
+    /// The node's backup bucket.
+    pub backups: backup_store::BackupStore,
     /// Domain → node.
     pub placement: kv::Store,
     /// Node registry.
@@ -211,6 +214,7 @@ pub async fn serve(startup: Startup, shutdown: watch::Receiver<bool>) -> Result<
         docker,
         engine,
         images: objects.images,
+        backups: backup_store::BackupStore::new(js.clone(), names.backups_bucket(&node)),
         placement: objects.placement,
         nodes: objects.nodes,
         settings,

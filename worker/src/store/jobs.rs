@@ -449,6 +449,8 @@ fn apply(conn: &Connection, change: Change) -> Res<()> {
         } => versions::set_replicas(conn, &domain, version, &service, replicas),
         Change::RemoveDomain(domain) => domains::remove(conn, &domain).map(drop),
         Change::SetRedirects { domain, redirects } => redirects::set(conn, &domain, &redirects),
+        Change::RecordBackup(backup) => super::backups::record(conn, &backup),
+        Change::ForgetBackups(ids) => super::backups::forget(conn, &ids),
         Change::SetDomainEnv {
             domain,
             env,

@@ -33,7 +33,9 @@
 //! - Domains and ports: [`Store::ensure_domain`], [`Store::domain`],
 //!   [`Store::domains`], [`Store::remove_domain`]; redirect domains:
 //!   [`Change::SetRedirects`], [`Store::name_owner`]; stored variables:
-//!   [`Store::domain_env`], [`Change::SetDomainEnv`].
+//!   [`Store::domain_env`], [`Change::SetDomainEnv`]; backups:
+//!   [`Store::backups`], [`Store::backup`], [`Change::RecordBackup`],
+//!   [`Change::ForgetBackups`].
 //! - Versions: [`Store::next_version`], [`Store::current_version`],
 //!   [`Store::version`], [`Store::previous_version`], [`Store::versions`],
 //!   [`Store::set_current`], [`Store::mark_version`],
@@ -42,6 +44,7 @@
 //!   [`Store::outbox_delete`], [`Store::outbox_len`].
 //! - Events: [`Store::next_event_seq`].
 
+mod backups;
 mod domains;
 mod env;
 mod error;
@@ -65,6 +68,7 @@ use std::time::Duration;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+pub use backups::{BackupReason, BackupRecord, VolumeCopy};
 pub use env::StoredEnv;
 pub use error::StoreError;
 pub use redirects::NameOwner;

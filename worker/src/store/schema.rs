@@ -137,7 +137,7 @@ CREATE TABLE redirects (
 CREATE INDEX redirects_by_domain ON redirects (domain, position);
 "#;
 
-/// Version 4: stored variables (`hostkit env`) and a deploy's own.
+/// Version 4: stored variables (`hostkit env`) and a deploy's own; backups.
 const V4: &str = r#"
 -- A domain's stored variables, one JSON object sealed to the worker's key.
 -- Not tied to a stack: they may be set before a first deploy and outlive a
@@ -152,6 +152,20 @@ CREATE TABLE domain_env (
 -- a restart can load the version's compose file again with changed stored
 -- variables. NULL for versions recorded before.
 ALTER TABLE versions ADD COLUMN job_env_json TEXT;
+
+-- Backups of domains' named volumes (`hostkit backup`): one tar object per
+-- volume in the node's backup bucket. Kept after their domain is removed
+-- (a removed site can be restored elsewhere); pruned beyond retention.
+CREATE TABLE backups (
+    id           TEXT PRIMARY KEY,
+    domain       TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    reason       TEXT NOT NULL CHECK (reason IN ('backup', 'pre_restore')),
+    volumes_json TEXT NOT NULL,
+    created_at   INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX backups_by_domain ON backups (domain, created_at);
 "#;
 
 /// The migrations, in order; entry `i` takes the schema from version `i` to

@@ -135,6 +135,7 @@ async fn a_new_database_is_migrated_to_the_latest_schema() {
     assert_eq!(
         tables,
         [
+            "backups",
             "domain_env",
             "domains",
             "jobs",

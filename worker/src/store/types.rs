@@ -530,6 +530,10 @@ pub enum Change {
         /// The worker's key: stored sealed to it.
         seal_key: SealWith,
     },
+    /// Records a backup (its objects are stored already).
+    RecordBackup(Box<super::BackupRecord>),
+    /// Drops backups' rows (their objects were deleted).
+    ForgetBackups(Vec<JobId>),
     /// Replaces a version's project after a restart loaded its compose
     /// file again with changed variables.
     ReloadProject {

@@ -169,3 +169,125 @@ async fn stored_variables_are_applied_by_a_restart_and_listed_by_name_only() {
     assert_eq!(reply.keys, ["LEVEL"]);
     assert!(reply.updated_at.is_some());
 }
+
+/// The db fixture (state in the volume `data`) as the main service, stopped
+/// for backups.
+fn db_stack() -> String {
+    "services:\n  db:\n    image: hostkit-test/db:latest\n    ports: [\"5432\"]\n    labels:\n      hostkit.backup.stop: \"true\"\n    volumes:\n      - data:/data\n    healthcheck:\n      interval: 1s\n      timeout: 3s\n      retries: 3\nvolumes:\n  data: {}\n".to_owned()
+}
+
+#[tokio::test]
+async fn a_volume_survives_backup_wipe_and_restore_and_a_bad_copy_changes_nothing() {
+    use hostkit_proto::control::{BackupsReply, BackupsRequest};
+    use hostkit_proto::job::{BackupPayload, RestorePayload};
+
+    let env = Env::new().await;
+    let domain = env.domain();
+    let images = env.upload("db", vec![fixtures::db()]).await;
+    let (done, _) = env
+        .run(&env.deploy_job(&domain, &db_stack(), vec![images]))
+        .await;
+    assert_eq!(succeeded_version(&done), 1, "{done:?}");
+    let page = async |path: &str| {
+        let (status, body) = env
+            .nginx
+            .get(domain.as_str(), path)
+            .await
+            .expect("through nginx");
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    };
+    let created = page("/created").await;
+
+    // The backup stops the labelled db for the copy and starts it again.
+    let backup = env.job(&domain, JobSpec::Backup(BackupPayload::default()));
+    let (done, events) = env.run(&backup).await;
+    assert_eq!(succeeded_version(&done), 1, "{done:?}");
+    assert!(
+        events.iter().any(
+            |e| matches!(&e.kind, EventKind::Service { service, state, .. }
+            if service == "db" && *state == hostkit_proto::event::ReplicaState::Stopped)
+        ),
+        "{events:?}"
+    );
+    assert_eq!(
+        page("/boots").await.lines().count(),
+        2,
+        "started again once"
+    );
+    let listed: BackupsReply = env
+        .control(&BackupsRequest {
+            domain: domain.clone(),
+        })
+        .await;
+    assert_eq!(listed.backups.len(), 1);
+    assert_eq!(listed.backups[0].id, backup.id);
+    assert_eq!(listed.backups[0].reason, "backup");
+    assert_eq!(listed.backups[0].volumes[0].volume, "data");
+    assert!(listed.backups[0].volumes[0].size > 0);
+
+    // Wipe the data: the db starts over with a new identity.
+    let container = format!("{}-db-1", domain.token());
+    let (code, _) = env
+        .docker
+        .exec(
+            &container,
+            &["sh", "-c", "rm -rf /data/created /data/boots"],
+        )
+        .await;
+    assert_eq!(code, 0);
+    env.run(&env.job(&domain, JobSpec::Restart(RestartPayload { service: None })))
+        .await;
+    let wiped = page("/created").await;
+    assert_ne!(wiped, created, "the wipe took");
+
+    // Restore: the old identity is back; the wiped state is kept aside.
+    let (done, events) = env
+        .run(&env.job(
+            &domain,
+            JobSpec::Restore(RestorePayload { backup: backup.id }),
+        ))
+        .await;
+    assert_eq!(succeeded_version(&done), 1, "{done:?}: {events:?}");
+    assert_eq!(page("/created").await, created);
+    let listed: BackupsReply = env
+        .control(&BackupsRequest {
+            domain: domain.clone(),
+        })
+        .await;
+    let reasons: Vec<&str> = listed.backups.iter().map(|b| b.reason.as_str()).collect();
+    assert_eq!(reasons, ["pre_restore", "backup"]);
+    let aside = listed.backups[0].id;
+
+    // A copy that does not hold what was backed up: the restore fails and
+    // the volume is as it was.
+    let bucket = env
+        .js
+        .get_object_store(env.worker.names.backups_bucket(&env.worker.node))
+        .await
+        .expect("the backup bucket");
+    let object = format!("{}.{}.data", domain.token(), aside);
+    let mut forged: &[u8] = b"not a tar of the volume";
+    bucket
+        .put(object.as_str(), &mut forged)
+        .await
+        .expect("overwrite");
+    let (done, _) = env
+        .run(&env.job(&domain, JobSpec::Restore(RestorePayload { backup: aside })))
+        .await;
+    let (code, message) = failure(&done);
+    assert_eq!(code, ErrorCode::BackupFailed, "{message}");
+    assert!(message.contains("put back as they were"), "{message}");
+    assert_eq!(page("/created").await, created, "the volume is as it was");
+
+    // An unknown backup is refused by name.
+    let (done, _) = env
+        .run(&env.job(
+            &domain,
+            JobSpec::Restore(RestorePayload {
+                backup: hostkit_proto::JobId::new(),
+            }),
+        ))
+        .await;
+    assert_eq!(failure(&done).0, ErrorCode::BackupNotFound);
+}
