@@ -1311,3 +1311,70 @@ async fn permissions_the_dashboard_only_reads() {
         .denied_subscribe(admin, "_INBOX_worker_vps-1.>", "_INBOX_worker_vps-1.x")
         .await;
 }
+
+/// A node's backups (its tenants' volume data) are its worker's alone: the
+/// worker creates its bucket, writes, reads and deletes copies; another
+/// node's worker and CI can neither read nor write them.
+#[tokio::test]
+async fn permissions_a_nodes_backups_are_its_workers_alone() {
+    let fleet = Fleet::start().await;
+    let names = &fleet.names;
+    let w1 = fleet.conn("worker-vps-1").await;
+    let w2 = fleet.conn("worker-vps-2").await;
+    let ci = fleet.conn("ci").await;
+    let bucket = names.backups_bucket(&fleet.vps1);
+    let store = w1
+        .js()
+        .create_object_store(object_store::Config {
+            bucket: bucket.clone(),
+            storage: StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .expect("a worker creates its backup bucket");
+    let copy = vec![7u8; settings::IMAGES_CHUNK_SIZE + 10];
+    store
+        .put(
+            "t_test.01JB9Q4T8V3C5X7N2M6K1R0A9D.data",
+            &mut copy.as_slice(),
+        )
+        .await
+        .expect("a worker writes a copy");
+    let mut read = Vec::new();
+    store
+        .get("t_test.01JB9Q4T8V3C5X7N2M6K1R0A9D.data")
+        .await
+        .expect("a worker opens its copy")
+        .read_to_end(&mut read)
+        .await
+        .expect("a worker reads its copy");
+    assert_eq!(read, copy);
+    w1.no_violation().await;
+
+    // Another node's worker and CI: no read of the copy's chunks, no write.
+    let stream = format!("OBJ_{bucket}");
+    for other in [&w2, &ci] {
+        other
+            .denied_request(&format!("$JS.API.STREAM.MSG.GET.{stream}"), "{\"seq\":1}")
+            .await;
+        other
+            .denied_request(&format!("$JS.API.DIRECT.GET.{stream}.$O.{bucket}.M.x"), "")
+            .await;
+        other
+            .denied_request(&format!("$JS.API.STREAM.PURGE.{stream}"), "{}")
+            .await;
+        other
+            .client
+            .publish(format!("$O.{bucket}.C.forged"), "x".into())
+            .await
+            .unwrap();
+        other
+            .violation("Publish", &format!("$O.{bucket}.C.forged"))
+            .await;
+    }
+    store
+        .delete("t_test.01JB9Q4T8V3C5X7N2M6K1R0A9D.data")
+        .await
+        .expect("a worker deletes a pruned copy");
+    w1.no_violation().await;
+}
