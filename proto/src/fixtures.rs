@@ -73,6 +73,7 @@ pub(crate) fn jobs() -> Vec<(&'static str, Job)> {
             health_timeout_secs: Some(120),
             auto_rollback: true,
             redirect_domains: Some(vec!["www.example.com".parse().unwrap()]),
+            snapshot: true,
         },
     };
     vec![
@@ -81,6 +82,7 @@ pub(crate) fn jobs() -> Vec<(&'static str, Job)> {
             "rollback",
             job(JobSpec::Rollback(RollbackPayload {
                 to_version: Some(3),
+                with_data: true,
             })),
         ),
         (

@@ -176,6 +176,10 @@ pub enum Command {
         /// The version to restore (`v3` or `3`); default: the one before the current.
         #[arg(long, value_parser = parse_version, value_name = "vN")]
         to: Option<u32>,
+        /// Also put that version's data back: the newest backup of its
+        /// volumes (a `deploy --snapshot`'s, or `hostkit backup`'s).
+        #[arg(long)]
+        with_data: bool,
         /// Job options.
         #[command(flatten)]
         job: JobArgs,
@@ -451,6 +455,14 @@ pub struct DeployArgs {
     /// Keep the failed version instead of restoring the previous one.
     #[arg(long)]
     pub no_rollback: bool,
+
+    /// Back up the stack's named volumes before the new version touches
+    /// them; its auto-rollback, and a later `rollback --with-data`, put
+    /// that data back (a migration that broke the schema is undone with
+    /// the code). Also on when a service has the label
+    /// `hostkit.snapshot: "true"`.
+    #[arg(long)]
+    pub snapshot: bool,
 
     /// A name answered with a 301 to the domain (e.g. www.example.com);
     /// repeatable. Replaces the domain's redirect domains; without it they

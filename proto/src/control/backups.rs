@@ -32,8 +32,9 @@ pub struct BackupInfo {
     pub version: u32,
     /// When it was taken.
     pub created_at: DateTime<Utc>,
-    /// Why: `backup` (asked for), `pre_restore` (the volumes as they were
-    /// before a restore replaced them).
+    /// Why: `backup` (asked for), `snapshot` (by a `--snapshot` deploy,
+    /// before the next version touched the data), `pre_restore` (the
+    /// volumes as they were before a restore replaced them).
     pub reason: String,
     /// The volumes it holds.
     pub volumes: Vec<VolumeBackup>,

@@ -368,6 +368,12 @@ pub struct DeployOptions {
     /// none any more.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_domains: Option<Vec<Domain>>,
+    /// Back up the stack's named volumes before the new version touches
+    /// anything (a `snapshot` backup of the current version); its
+    /// auto-rollback then restores them, and so does a later
+    /// `rollback --with-data`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub snapshot: bool,
 }
 
 fn default_true() -> bool {
@@ -381,6 +387,7 @@ impl Default for DeployOptions {
             health_timeout_secs: None,
             auto_rollback: true,
             redirect_domains: None,
+            snapshot: false,
         }
     }
 }
@@ -391,6 +398,10 @@ pub struct RollbackPayload {
     /// The version to restore; absent = the version before the current one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_version: Option<u32>,
+    /// Also put back the target version's data: the newest backup of its
+    /// volumes (a `--snapshot` deploy's, or one asked for while it ran).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub with_data: bool,
 }
 
 /// Payload of a `scale` job.

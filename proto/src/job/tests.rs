@@ -367,9 +367,10 @@ fn rejects_bad_health_timeout_and_version() {
     }
     let rollback = with_spec(JobSpec::Rollback(RollbackPayload {
         to_version: Some(0),
+        with_data: false,
     }));
     assert_eq!(invalid(rollback), JobError::InvalidVersion { version: 0 });
-    with_spec(JobSpec::Rollback(RollbackPayload { to_version: None }))
+    with_spec(JobSpec::Rollback(RollbackPayload::default()))
         .validate()
         .unwrap();
 }

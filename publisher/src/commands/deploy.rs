@@ -90,6 +90,7 @@ pub async fn deploy(connect: &ConnectArgs, out: &Output, args: &DeployArgs) -> R
             main_service: args.main_service.clone(),
             health_timeout_secs,
             auto_rollback: !args.no_rollback,
+            snapshot: args.snapshot,
             redirect_domains: args.redirect_domains(),
         },
     });

@@ -25,9 +25,12 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
     let connect = &cli.connect.clone().without_empty();
     match &cli.command {
         Command::Deploy(args) => deploy::deploy(connect, &out, args).await,
-        Command::Rollback { domain, to, job } => {
-            ops::rollback(connect, &out, domain, *to, job).await
-        }
+        Command::Rollback {
+            domain,
+            to,
+            with_data,
+            job,
+        } => ops::rollback(connect, &out, domain, *to, *with_data, job).await,
         Command::Scale(args) => ops::scale(connect, &out, args).await,
         Command::Restart {
             domain,

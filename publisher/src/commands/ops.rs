@@ -16,15 +16,19 @@ use crate::error::{Error, Exit};
 use crate::placement;
 use crate::render::Output;
 
-/// `hostkit rollback <domain> [--to vN]`.
+/// `hostkit rollback <domain> [--to vN] [--with-data]`.
 pub async fn rollback(
     connect: &ConnectArgs,
     out: &Output,
     domain: &Domain,
     to: Option<u32>,
+    with_data: bool,
     args: &JobArgs,
 ) -> Result<Exit, Error> {
-    let spec = JobSpec::Rollback(RollbackPayload { to_version: to });
+    let spec = JobSpec::Rollback(RollbackPayload {
+        to_version: to,
+        with_data,
+    });
     send(connect, out, domain, spec, args).await
 }
 

@@ -32,11 +32,7 @@ pub async fn run(
     let (domain, current) = current(worker, &job.domain).await?;
     let spec = checked_spec_for_version(worker, &domain, &current, None, &job.id, None).await?;
     let volumes = select(&spec, &payload.volumes)?;
-    let stopped = stop_labelled(worker, &spec, sink).await?;
-    let copied = copy_out(worker, &spec, &volumes, job.id, sink).await;
-    let started = start_again(worker, &stopped, sink).await;
-    let copies = copied?;
-    started?;
+    let copies = take(worker, &spec, &volumes, job.id, sink).await?;
     let total: u64 = copies.iter().map(|c| c.size).sum();
     sink.report(Progress::Step {
         name: "backup",
@@ -61,6 +57,38 @@ pub async fn run(
         version: Some(current.version),
         changes,
     })
+}
+
+/// Copy `volumes` as backup `id`, the services labelled [`STOP_LABEL`]
+/// stopped meanwhile (and started again, also when the copy fails).
+pub async fn take(
+    worker: &Worker,
+    spec: &StackSpec,
+    volumes: &[&hostkit_deploy::engine::VolumeSpec],
+    id: JobId,
+    sink: &dyn ProgressSink,
+) -> Result<Vec<crate::store::VolumeCopy>, Failure> {
+    let stopped = stop_labelled(worker, spec, sink).await?;
+    let copied = copy_out(worker, spec, volumes, id, sink).await;
+    let started = start_again(worker, &stopped, sink).await;
+    let copies = copied?;
+    started?;
+    Ok(copies)
+}
+
+/// The newest backup holding `version`'s data (asked for, or a deploy's
+/// snapshot; not a copy set aside by a restore).
+pub async fn data_of_version(
+    worker: &Worker,
+    domain: &Domain,
+    version: u32,
+) -> Result<Option<BackupRecord>, Failure> {
+    Ok(worker
+        .store
+        .backups(domain.clone())
+        .await?
+        .into_iter()
+        .find(|b| b.version == version && b.reason != BackupReason::PreRestore))
 }
 
 /// Stop the running replicas of the services labelled [`STOP_LABEL`];

@@ -1,7 +1,9 @@
 //! `deploy`: images in, stack applied, health gated, version recorded. A
 //! deploy that fails once it started changing containers restores the
 //! previous version (auto-rollback) or, on a first deploy, removes what it
-//! created; the job then ends `failed` with `rolled_back_to`.
+//! created; the job then ends `failed` with `rolled_back_to`. A deploy
+//! with `snapshot` backs up the previous version's volumes first, and its
+//! auto-rollback puts that data back too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,10 +21,14 @@ use hostkit_deploy::stack::{self, Placement};
 use hostkit_proto::job::{DeployPayload, DeploySource, ImageSource};
 use hostkit_proto::{ErrorCode, Job};
 
+use super::restore::{Targets, restore_data};
 use super::stack::{checked_spec_for_version, domain_dir, limits_for, version_labels};
 use super::{Done, Failure, blocking, variables};
 use crate::runtime::Worker;
 use crate::store::{Change, NewVersion, VersionService};
+
+/// A service label that makes a deploy take a snapshot (`--snapshot`).
+pub const SNAPSHOT_LABEL: &str = "hostkit.snapshot";
 
 /// Name of the one service of a single-image deploy.
 pub const SINGLE_IMAGE_SERVICE: &str = "web";
@@ -141,6 +147,26 @@ pub async fn run_with_images(
     let mut spec = stack::resolve(&worker.docker, &checked, &placement, pull, &scope, sink).await?;
     spec.redirects = redirects.clone();
 
+    // 4. Data-safe deploys: the current version's volumes, before the new
+    // version touches anything.
+    let wants_snapshot = payload.options.snapshot
+        || checked
+            .project
+            .services
+            .values()
+            .any(|s| s.labels.get(SNAPSHOT_LABEL).is_some_and(|v| v == "true"));
+    let snapshot = match (&previous, wants_snapshot) {
+        (Some(previous), true) => snapshot(worker, &record, previous, job, timeout, sink).await?,
+        (None, true) => {
+            sink.report(Progress::Step {
+                name: "snapshot",
+                message: "a first deploy: no data to snapshot".into(),
+            });
+            None
+        }
+        (_, false) => None,
+    };
+
     let started = Instant::now();
     match worker.engine.apply(&spec, sink).await {
         Ok(applied) => {
@@ -233,6 +259,31 @@ pub async fn run_with_images(
                         Some(timeout),
                     )
                     .await?;
+                    if let Some(data) = &snapshot {
+                        let targets = Targets {
+                            running: &spec,
+                            target: &restore,
+                            fallback: &restore,
+                            version,
+                        };
+                        match restore_data(worker, job, &targets, data, sink).await {
+                            Ok(aside) => {
+                                failure.message = format!(
+                                    "{}; version {}'s data was restored from snapshot {} (the failed version's is backup {})",
+                                    failure.message, previous.version, data.id, aside.id
+                                );
+                                if let Err(error) = worker.store.record_backup_now(aside).await {
+                                    tracing::warn!(%error, "the failed version's data was not recorded");
+                                }
+                            }
+                            Err(e) => {
+                                failure.message = format!(
+                                    "{}; restoring the snapshot's data failed: {}",
+                                    failure.message, e.message
+                                )
+                            }
+                        }
+                    }
                     match worker.engine.apply(&restore, sink).await {
                         Ok(_) => failure.rolled_back_to = Some(previous.version),
                         Err(e) => {
@@ -265,6 +316,50 @@ pub async fn run_with_images(
             Err(failure)
         }
     }
+}
+
+/// Back up `previous`'s named volumes (its labelled services stopped for
+/// the copy) and record the backup at once, so that it outlives whatever
+/// the new version does; `None` when it has no named volume.
+async fn snapshot(
+    worker: &Worker,
+    record: &crate::store::DomainRecord,
+    previous: &crate::store::VersionRecord,
+    job: &Job,
+    timeout: Duration,
+    sink: &dyn ProgressSink,
+) -> Result<Option<crate::store::BackupRecord>, Failure> {
+    let running =
+        checked_spec_for_version(worker, record, previous, None, &job.id, Some(timeout)).await?;
+    if running.volumes.is_empty() {
+        sink.report(Progress::Warning {
+            message: format!(
+                "--snapshot: version {} has no named volume; nothing to snapshot",
+                previous.version
+            ),
+        });
+        return Ok(None);
+    }
+    let volumes: Vec<_> = running.volumes.iter().collect();
+    let id = hostkit_proto::JobId::new();
+    let copies = super::backup::take(worker, &running, &volumes, id, sink).await?;
+    let backup = crate::store::BackupRecord {
+        id,
+        domain: job.domain.clone(),
+        version: previous.version,
+        reason: crate::store::BackupReason::Snapshot,
+        volumes: copies,
+        created_at: std::time::SystemTime::now(),
+    };
+    worker.store.record_backup_now(backup.clone()).await?;
+    sink.report(Progress::Step {
+        name: "snapshot",
+        message: format!(
+            "version {}'s volumes are backup {id}: an auto-rollback, or `rollback --with-data`, puts them back",
+            previous.version
+        ),
+    });
+    Ok(Some(backup))
 }
 
 /// Stream every blob and file into the engine; answers whether registry

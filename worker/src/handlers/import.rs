@@ -120,6 +120,7 @@ pub async fn run(
             auto_rollback: true,
             // v1's own, read from its config.json by the deploy.
             redirect_domains: None,
+            snapshot: false,
         },
     };
     let vouched = BTreeMap::from([(site.image_reference.clone(), site.image_id.clone())]);

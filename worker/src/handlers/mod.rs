@@ -103,7 +103,9 @@ pub(crate) async fn blocking<T: Send + 'static>(
 pub async fn run(worker: &Worker, job: &Job, sink: &dyn ProgressSink) -> Result<Done, Failure> {
     match &job.spec {
         JobSpec::Deploy(payload) => deploy::run(worker, job, payload, sink).await,
-        JobSpec::Rollback(payload) => rollback::run(worker, job, payload.to_version, sink).await,
+        JobSpec::Rollback(payload) => {
+            rollback::run(worker, job, payload.to_version, payload.with_data, sink).await
+        }
         JobSpec::Scale(payload) => {
             scale::run(worker, job, &payload.service, payload.replicas, sink).await
         }

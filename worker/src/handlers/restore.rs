@@ -1,10 +1,12 @@
-//! `restore`: replace the stack's volumes with a backup's. The stack is
-//! stopped (its `pre_stop` hooks run), the volumes as they are are copied
-//! aside (a `pre_restore` backup, kept and listed), the stack's containers
-//! are removed, each volume is emptied and filled from the backup (its
-//! digest checked), and the current version is applied again, health
-//! gated. If anything fails after the copy aside, the volumes are put back
-//! from it the same way and the stack started again: nothing is lost.
+//! `restore`, and putting a backup's data back for the jobs that need it
+//! (`rollback --with-data`, the auto-rollback of a `--snapshot` deploy):
+//! the running stack is stopped (its `pre_stop` hooks run), the volumes as
+//! they are are copied aside (a `pre_restore` backup, kept and listed),
+//! the stack's containers are removed, each volume is emptied and filled
+//! from the backup (its digest checked), and the target spec is applied,
+//! health gated. If anything fails after the copy aside, the volumes are
+//! put back from it the same way and a fallback spec is applied: nothing
+//! is lost.
 
 use std::time::SystemTime;
 
@@ -42,97 +44,15 @@ pub async fn run(
     };
     let (domain, current) = current(worker, &job.domain).await?;
     let spec = checked_spec_for_version(worker, &domain, &current, None, &job.id, None).await?;
-    let volumes: Vec<(&VolumeSpec, &VolumeCopy)> = wanted
-        .volumes
-        .iter()
-        .map(|copy| {
-            spec.volumes
-                .iter()
-                .find(|v| v.key == copy.volume)
-                .map(|v| (v, copy))
-                .ok_or_else(|| {
-                    Failure::new(
-                        ErrorCode::BackupFailed,
-                        format!(
-                            "version {} of {} has no volume {:?} to restore into",
-                            current.version, job.domain, copy.volume
-                        ),
-                    )
-                })
-        })
-        .collect::<Result<_, _>>()?;
-
-    sink.report(Progress::Step {
-        name: "restore",
-        message: format!(
-            "stopping the stack to restore backup {} (version {}) into {}",
-            wanted.id,
-            wanted.version,
-            volumes
-                .iter()
-                .map(|(v, _)| v.key.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    });
-    worker.engine.stop(&spec, sink).await?;
-    // The volumes as they are, aside: what a failure puts back.
-    let aside_id = JobId::new();
-    let targets: Vec<&VolumeSpec> = volumes.iter().map(|(v, _)| *v).collect();
-    let aside = match copy_out(worker, &spec, &targets, aside_id, sink).await {
-        Ok(aside) => aside,
-        Err(failure) => {
-            // Nothing was replaced: start the stack as it was.
-            let _ = worker.engine.apply(&spec, sink).await;
-            return Err(failure);
-        }
+    let targets = Targets {
+        running: &spec,
+        target: &spec,
+        fallback: &spec,
+        version: current.version,
     };
-    let pairs: Vec<(&VolumeSpec, &VolumeCopy)> = volumes.clone();
-    match replace(worker, &spec, &pairs, job, sink).await {
-        Ok(()) => {}
-        Err(mut failure) => {
-            sink.report(Progress::Step {
-                name: "restore",
-                message: "putting the volumes back as they were".into(),
-            });
-            let back: Vec<(&VolumeSpec, &VolumeCopy)> =
-                targets.iter().copied().zip(aside.iter()).collect();
-            match replace(worker, &spec, &back, job, sink).await {
-                Ok(()) => {
-                    failure.message = format!(
-                        "{}; the volumes were put back as they were and the stack runs again",
-                        failure.message
-                    );
-                    delete_objects(worker, &aside).await;
-                }
-                Err(again) => {
-                    failure.message = format!(
-                        "{}; putting the volumes back failed too: {}; their copy is backup {aside_id} (`hostkit restore {} {aside_id}`)",
-                        failure.message, again.message, job.domain
-                    );
-                    // Keep the copy aside recorded: it is the data.
-                    let _ = worker
-                        .store
-                        .record_backup_now(aside_record(job, current.version, aside_id, aside))
-                        .await;
-                }
-            }
-            return Err(failure);
-        }
-    }
-    sink.report(Progress::Step {
-        name: "restore",
-        message: format!(
-            "restored backup {}; the volumes as they were are backup {aside_id}",
-            wanted.id
-        ),
-    });
-    let mut changes = vec![Change::RecordBackup(Box::new(aside_record(
-        job,
-        current.version,
-        aside_id,
-        aside,
-    )))];
+    let aside = restore_data(worker, job, &targets, &wanted, sink).await?;
+    let aside_id = aside.id;
+    let mut changes = vec![Change::RecordBackup(Box::new(aside))];
     changes.extend(backup::prune(worker, &job.domain, aside_id, sink).await?);
     Ok(Done {
         version: Some(current.version),
@@ -140,19 +60,119 @@ pub async fn run(
     })
 }
 
-fn aside_record(job: &Job, version: u32, id: JobId, volumes: Vec<VolumeCopy>) -> BackupRecord {
-    BackupRecord {
-        id,
+/// The specs a data restore works with.
+pub struct Targets<'a> {
+    /// What runs now (stopped first).
+    pub running: &'a StackSpec,
+    /// What runs with the restored data.
+    pub target: &'a StackSpec,
+    /// What runs if the data has to be put back as it was.
+    pub fallback: &'a StackSpec,
+    /// The version whose data is set aside (the running one).
+    pub version: u32,
+}
+
+/// Put `backup`'s volumes into the stack and start `targets.target` on
+/// them; answers the record of the copy set aside (not yet committed).
+pub async fn restore_data(
+    worker: &Worker,
+    job: &Job,
+    targets: &Targets<'_>,
+    backup: &BackupRecord,
+    sink: &dyn ProgressSink,
+) -> Result<BackupRecord, Failure> {
+    let pairs: Vec<(&VolumeSpec, &VolumeCopy)> = backup
+        .volumes
+        .iter()
+        .map(|copy| {
+            targets
+                .target
+                .volumes
+                .iter()
+                .find(|v| v.key == copy.volume)
+                .map(|v| (v, copy))
+                .ok_or_else(|| {
+                    Failure::new(
+                        ErrorCode::BackupFailed,
+                        format!(
+                            "{} has no volume {:?} to restore backup {} into",
+                            job.domain, copy.volume, backup.id
+                        ),
+                    )
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    let keys: Vec<&VolumeSpec> = pairs.iter().map(|(v, _)| *v).collect();
+    sink.report(Progress::Step {
+        name: "restore",
+        message: format!(
+            "stopping the stack to restore backup {} (of version {}) into {}",
+            backup.id,
+            backup.version,
+            keys.iter()
+                .map(|v| v.key.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    });
+    worker.engine.stop(targets.running, sink).await?;
+    let aside_id = JobId::new();
+    let aside = match copy_out(worker, targets.target, &keys, aside_id, sink).await {
+        Ok(aside) => aside,
+        Err(failure) => {
+            // Nothing was replaced: start what ran.
+            let _ = worker.engine.apply(targets.running, sink).await;
+            return Err(failure);
+        }
+    };
+    let record = BackupRecord {
+        id: aside_id,
         domain: job.domain.clone(),
-        version,
+        version: targets.version,
         reason: BackupReason::PreRestore,
-        volumes,
+        volumes: aside,
         created_at: SystemTime::now(),
+    };
+    if let Err(mut failure) = replace(worker, targets.target, &pairs, job, sink).await {
+        sink.report(Progress::Step {
+            name: "restore",
+            message: "putting the volumes back as they were".into(),
+        });
+        let back: Vec<(&VolumeSpec, &VolumeCopy)> =
+            keys.iter().copied().zip(record.volumes.iter()).collect();
+        match replace(worker, targets.fallback, &back, job, sink).await {
+            Ok(()) => {
+                failure.message = format!(
+                    "{}; the volumes were put back as they were and the stack runs again",
+                    failure.message
+                );
+                delete_objects(worker, &record.volumes).await;
+            }
+            Err(again) => {
+                failure.message = format!(
+                    "{}; putting the volumes back failed too: {}; their copy is backup {aside_id} (`hostkit restore {} {aside_id}`)",
+                    failure.message, again.message, job.domain
+                );
+                // The copy aside is the data now: keep it listed.
+                if let Err(error) = worker.store.record_backup_now(record).await {
+                    tracing::error!(%error, %aside_id, "the copy aside was not recorded");
+                }
+            }
+        }
+        return Err(failure);
     }
+    sink.report(Progress::Step {
+        name: "restore",
+        message: format!(
+            "restored backup {}; the volumes as they were are backup {aside_id}",
+            backup.id
+        ),
+    });
+    Ok(record)
 }
 
 /// Remove the stack's containers, empty each volume and fill it from its
-/// copy, then apply the stack again (health gated).
+/// copy, then apply `spec` (health gated).
 async fn replace(
     worker: &Worker,
     spec: &StackSpec,

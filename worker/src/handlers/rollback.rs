@@ -1,12 +1,16 @@
 //! `rollback`: re-apply a recorded version (default: the one before the
 //! current) with its exact normalized compose and image ids, whole stack at
-//! once; that version becomes current again.
+//! once; that version becomes current again. With `with_data`, that
+//! version's data comes back too: the newest backup of its volumes (a
+//! `--snapshot` deploy's) is restored as `restore` does, the volumes as
+//! they were kept aside.
 
 use hostkit_deploy::progress::{Progress, ProgressSink};
 use hostkit_proto::{ErrorCode, Job};
 
+use super::restore::{Targets, restore_data};
 use super::stack::{checked_spec_for_version, current};
-use super::{Done, Failure};
+use super::{Done, Failure, backup};
 use crate::runtime::Worker;
 use crate::store::Change;
 
@@ -14,6 +18,7 @@ pub async fn run(
     worker: &Worker,
     job: &Job,
     to: Option<u32>,
+    with_data: bool,
     sink: &dyn ProgressSink,
 ) -> Result<Done, Failure> {
     let (domain, current) = current(worker, &job.domain).await?;
@@ -51,12 +56,37 @@ pub async fn run(
         ),
     });
     let spec = checked_spec_for_version(worker, &domain, &target, None, &job.id, None).await?;
-    worker.engine.apply(&spec, sink).await?;
+    let mut changes = vec![Change::SetCurrent {
+        domain: job.domain.clone(),
+        version: target.version,
+    }];
+    if with_data {
+        // Its data: the newest backup of its volumes, found before
+        // anything is touched.
+        let Some(data) = backup::data_of_version(worker, &job.domain, target.version).await? else {
+            return Err(Failure::new(
+                ErrorCode::BackupNotFound,
+                format!(
+                    "node {} keeps no backup of version {}'s data of {}: roll back without --with-data, or restore a backup (`hostkit backups {}`)",
+                    worker.node, target.version, job.domain, job.domain
+                ),
+            ));
+        };
+        let running =
+            checked_spec_for_version(worker, &domain, &current, None, &job.id, None).await?;
+        let targets = Targets {
+            running: &running,
+            target: &spec,
+            fallback: &running,
+            version: current.version,
+        };
+        let aside = restore_data(worker, job, &targets, &data, sink).await?;
+        changes.push(Change::RecordBackup(Box::new(aside)));
+    } else {
+        worker.engine.apply(&spec, sink).await?;
+    }
     Ok(Done {
         version: Some(target.version),
-        changes: vec![Change::SetCurrent {
-            domain: job.domain.clone(),
-            version: target.version,
-        }],
+        changes,
     })
 }

@@ -24,7 +24,7 @@ pub struct BackupRecord {
     pub domain: Domain,
     /// The version that ran.
     pub version: u32,
-    /// `backup` or `pre_restore`.
+    /// Why it was taken.
     pub reason: BackupReason,
     /// Its volumes.
     pub volumes: Vec<VolumeCopy>,
@@ -39,6 +39,9 @@ pub enum BackupReason {
     Backup,
     /// The volumes as they were before a restore replaced them.
     PreRestore,
+    /// Taken by a `--snapshot` deploy before the new version touched them
+    /// (the data of the version it replaced).
+    Snapshot,
 }
 
 impl BackupReason {
@@ -47,6 +50,7 @@ impl BackupReason {
         match self {
             BackupReason::Backup => "backup",
             BackupReason::PreRestore => "pre_restore",
+            BackupReason::Snapshot => "snapshot",
         }
     }
 }
@@ -113,10 +117,10 @@ fn read(row: &Row<'_>) -> rusqlite::Result<BackupRecord> {
         id: sql::job_id(row, 0)?,
         domain: sql::domain(row, 1)?,
         version: row.get(2)?,
-        reason: if reason == "pre_restore" {
-            BackupReason::PreRestore
-        } else {
-            BackupReason::Backup
+        reason: match reason.as_str() {
+            "pre_restore" => BackupReason::PreRestore,
+            "snapshot" => BackupReason::Snapshot,
+            _ => BackupReason::Backup,
         },
         volumes: sql::json(row, 4, "backup volumes")?,
         created_at: sql::time(row, 5)?,

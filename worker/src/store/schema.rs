@@ -160,7 +160,7 @@ CREATE TABLE backups (
     id           TEXT PRIMARY KEY,
     domain       TEXT NOT NULL,
     version      INTEGER NOT NULL,
-    reason       TEXT NOT NULL CHECK (reason IN ('backup', 'pre_restore')),
+    reason       TEXT NOT NULL CHECK (reason IN ('backup', 'pre_restore', 'snapshot')),
     volumes_json TEXT NOT NULL,
     created_at   INTEGER NOT NULL
 ) STRICT;

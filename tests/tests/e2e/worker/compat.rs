@@ -316,6 +316,7 @@ async fn a_version_whose_pre_start_hook_has_its_own_image_rolls_back_with_it() {
         &domain,
         JobSpec::Rollback(RollbackPayload {
             to_version: Some(1),
+            ..Default::default()
         }),
     );
     let (done, _) = env.run(&rollback).await;

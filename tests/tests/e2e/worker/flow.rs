@@ -86,10 +86,7 @@ async fn deploy_deploy_rollback_and_auto_rollback() {
     assert!(dir.join("docker-compose.v2.yml").exists());
 
     // Rollback (to the previous version): v1's exact images serve again.
-    let job = env.job(
-        &domain,
-        JobSpec::Rollback(RollbackPayload { to_version: None }),
-    );
+    let job = env.job(&domain, JobSpec::Rollback(RollbackPayload::default()));
     let (done, _) = env.run(&job).await;
     assert_eq!(succeeded_version(&done), 1);
     assert_eq!(env.get(&domain).await, (200, "web v1\n".into()));

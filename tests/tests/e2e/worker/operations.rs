@@ -291,3 +291,113 @@ async fn a_volume_survives_backup_wipe_and_restore_and_a_bad_copy_changes_nothin
         .await;
     assert_eq!(failure(&done).0, ErrorCode::BackupNotFound);
 }
+
+/// [`db_stack`] with a "migration" that overwrites the data on start, and
+/// optionally a healthcheck that never passes.
+fn db_stack_corrupting(healthy: bool) -> String {
+    let stack = db_stack().replace(
+        "    volumes:\n      - data:/data\n",
+        "    command: [\"sh\", \"-c\", \"mkdir -p /data && echo corrupted > /data/created && exec db-start\"]\n    volumes:\n      - data:/data\n",
+    );
+    if healthy {
+        stack
+    } else {
+        stack.replace(
+            "    healthcheck:\n",
+            "    healthcheck:\n      test: [\"CMD\", \"false\"]\n",
+        )
+    }
+}
+
+#[tokio::test]
+async fn a_snapshot_deploy_that_breaks_the_data_is_undone_with_its_data() {
+    use hostkit_proto::job::RollbackPayload;
+
+    let env = Env::new().await;
+    let domain = env.domain();
+    let images = env.upload("db", vec![fixtures::db()]).await;
+    let (done, _) = env
+        .run(&env.deploy_job(&domain, &db_stack(), vec![images]))
+        .await;
+    assert_eq!(succeeded_version(&done), 1, "{done:?}");
+    let page = async |path: &str| {
+        let (status, body) = env
+            .nginx
+            .get(domain.as_str(), path)
+            .await
+            .expect("through nginx");
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    };
+    let created = page("/created").await;
+    let snapshot_deploy = |compose: &str| {
+        let mut job = env.deploy_job(&domain, compose, Vec::new());
+        if let JobSpec::Deploy(payload) = &mut job.spec {
+            payload.options.snapshot = true;
+        }
+        job
+    };
+
+    // v2's "migration" breaks the data; the deploy itself succeeds.
+    let (done, events) = env.run(&snapshot_deploy(&db_stack_corrupting(true))).await;
+    assert_eq!(succeeded_version(&done), 2, "{done:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(&e.kind, EventKind::Step { name, .. } if name == "snapshot")),
+        "{events:?}"
+    );
+    assert_eq!(page("/created").await, "corrupted\n");
+
+    // Rolling back with the data undoes both.
+    let (done, _) = env
+        .run(&env.job(
+            &domain,
+            JobSpec::Rollback(RollbackPayload {
+                to_version: None,
+                with_data: true,
+            }),
+        ))
+        .await;
+    assert_eq!(succeeded_version(&done), 1, "{done:?}");
+    assert_eq!(page("/created").await, created);
+
+    // A snapshot deploy that breaks the data and fails its health gate:
+    // the auto-rollback puts the data back too.
+    let (done, _) = env.run(&snapshot_deploy(&db_stack_corrupting(false))).await;
+    let EventKind::Failed {
+        rolled_back_to,
+        message,
+        ..
+    } = &done.kind
+    else {
+        panic!("{done:?}")
+    };
+    assert_eq!(*rolled_back_to, Some(1), "{message}");
+    assert!(message.contains("restored from snapshot"), "{message}");
+    assert_eq!(page("/created").await, created);
+
+    // Without a backup of the target's data, `--with-data` changes nothing.
+    let other = env.domain();
+    let images = env.upload("db-2", vec![fixtures::db()]).await;
+    for compose in [db_stack(), db_stack_corrupting(true)] {
+        env.run(&env.deploy_job(&other, &compose, vec![images.clone()]))
+            .await;
+    }
+    let (done, _) = env
+        .run(&env.job(
+            &other,
+            JobSpec::Rollback(RollbackPayload {
+                to_version: None,
+                with_data: true,
+            }),
+        ))
+        .await;
+    assert_eq!(failure(&done).0, ErrorCode::BackupNotFound);
+    let (_, body) = env
+        .nginx
+        .get(other.as_str(), "/created")
+        .await
+        .expect("through nginx");
+    assert_eq!(body, "corrupted\n", "v2 still runs");
+}
