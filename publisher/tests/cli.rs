@@ -1856,3 +1856,75 @@ async fn env_set_reaches_containers_on_restart_and_exec_exits_with_the_commands_
     assert!(left.is_empty(), "one-off containers left: {left:?}");
     assert_eq!(env.get(&domain).await, (200, "web v1\n".to_string()));
 }
+
+/// `hostkit backup`, `hostkit backups` and `hostkit restore` as a user
+/// runs them: the id printed by `backup` is the one `restore` takes.
+#[tokio::test]
+async fn backup_lists_and_restores_a_volume_through_the_cli() {
+    let env = Env::new().await;
+    let domain = env.domain();
+    let node = env.node();
+    let compose = env.file(
+        "site/docker-compose.yml",
+        "services:\n  db:\n    image: hostkit-test/db:latest\n    ports: [\"5432\"]\n    volumes: [\"data:/data\"]\nvolumes:\n  data: {}\n",
+    );
+    let images = env.tarball("db.tar", vec![fixtures::db()]);
+    env.hostkit(&[
+        "deploy",
+        &domain,
+        path_str(&compose),
+        "--images",
+        path_str(&images),
+        "--node",
+        &node,
+    ])
+    .await
+    .expect(0);
+    let created = || async {
+        env.nginx
+            .get(&domain, "/created")
+            .await
+            .expect("through nginx")
+            .1
+    };
+    let before = created().await;
+
+    let backup = env.hostkit(&["--json", "backup", &domain]).await;
+    backup.expect(0);
+    let id = backup.events()[0].job_id.expect("a job event").to_string();
+    assert!(
+        backup.events().iter().any(|e| matches!(&e.kind,
+            EventKind::Step { name, message } if name == "backup" && message.contains(&id))),
+        "{}",
+        backup.stdout
+    );
+    env.hostkit(&["backups", &domain])
+        .await
+        .expect(0)
+        .stdout_has(&id)
+        .stdout_has("data=");
+    env.hostkit(&["backup", &domain, "nosuch"])
+        .await
+        .expect(1)
+        .stdout_has("backup.failed")
+        .stdout_has("no named volume \"nosuch\" (volumes: data)");
+
+    // Wipe the volume's state, then restore it.
+    let container = format!("{}-db-1", hostkit_tests::compose_project(&domain));
+    let (code, _) = env
+        .docker
+        .exec(&container, &["sh", "-c", "rm -f /data/created"])
+        .await;
+    assert_eq!(code, 0);
+    env.hostkit(&["restart", &domain]).await.expect(0);
+    assert_ne!(created().await, before);
+    env.hostkit(&["restore", &domain, &id])
+        .await
+        .expect(0)
+        .stdout_has(&format!("restored backup {id}"));
+    assert_eq!(created().await, before);
+    env.hostkit(&["restore", &domain, "01JB9Q4T8V3C5X7N2M6K1R0A9D"])
+        .await
+        .expect(1)
+        .stdout_has("backup.not_found");
+}
