@@ -52,6 +52,7 @@ pub fn test_settings(domains_root: &std::path::Path) -> Settings {
         allow_pull: true,
         image_dir: None,
         exec_domains: Vec::new(),
+        metrics_listen: None,
         image_buckets: Vec::new(),
         stream_bounds: Default::default(),
         policy: Policy::default(),

@@ -52,6 +52,7 @@ pub fn settings(config: &Config, seal_key: Option<XKey>) -> Settings {
         allow_pull: config.security.allow_registry_pulls,
         image_dir: config.security.image_dir.clone(),
         exec_domains: config.security.exec_domains.clone(),
+        metrics_listen: config.metrics_listen,
         image_buckets: config
             .security
             .image_buckets

@@ -85,7 +85,11 @@ struct Rig {
 impl Rig {
     /// Publish `spec` for `domain`; answers its terminal event, all its
     /// events and the time from publishing to the terminal event.
-    async fn run(&self, domain: &Domain, spec: JobSpec) -> anyhow::Result<(Event, Vec<Event>, Duration)> {
+    async fn run(
+        &self,
+        domain: &Domain,
+        spec: JobSpec,
+    ) -> anyhow::Result<(Event, Vec<Event>, Duration)> {
         let job = Job::new(domain.clone(), spec, "bench-volumes");
         let mut events = JobEvents::subscribe(&self.client, &self.worker.names, domain).await;
         let started = Instant::now();
@@ -106,11 +110,10 @@ impl Rig {
         let request = BackupsRequest {
             domain: domain.clone(),
         };
-        let subject = self.worker.names.ctl_for(
-            &self.worker.node,
-            BackupsRequest::VERB,
-            request.domain(),
-        );
+        let subject =
+            self.worker
+                .names
+                .ctl_for(&self.worker.node, BackupsRequest::VERB, request.domain());
         let reply = self
             .client
             .request(subject, serde_json::to_vec(&request)?.into())
@@ -139,13 +142,21 @@ async fn docker(
     };
     let started = Instant::now();
     let status = command.status().await.context("run docker")?;
-    ensure!(status.success(), "docker {} failed: {status}", args.join(" "));
+    ensure!(
+        status.success(),
+        "docker {} failed: {status}",
+        args.join(" ")
+    );
     Ok(started.elapsed())
 }
 
 /// Time between the first and the last event of `events` matching `name`
 /// and `contains`.
-fn span(events: &[Event], from: impl Fn(&EventKind) -> bool, to: impl Fn(&EventKind) -> bool) -> Option<Duration> {
+fn span(
+    events: &[Event],
+    from: impl Fn(&EventKind) -> bool,
+    to: impl Fn(&EventKind) -> bool,
+) -> Option<Duration> {
     let start = events.iter().find(|e| from(&e.kind))?.at;
     let end = events.iter().find(|e| to(&e.kind))?.at;
     (end - start).to_std().ok()
@@ -168,7 +179,9 @@ async fn bench(mib: u64) -> anyhow::Result<()> {
         _nginx: nginx,
         docker: docker_env,
         _nats: nats,
-        dir: tempfile::Builder::new().prefix("bench-volumes-").tempdir()?,
+        dir: tempfile::Builder::new()
+            .prefix("bench-volumes-")
+            .tempdir()?,
     };
     println!(
         "bench-volumes: {} cores, load average {}",
@@ -208,22 +221,46 @@ async fn bench(mib: u64) -> anyhow::Result<()> {
         .run(&domain, JobSpec::Backup(BackupPayload::default()))
         .await?;
     let listed = rig.backups(&domain).await?;
-    let backup = listed.backups.first().ok_or_else(|| anyhow!("no backup listed"))?;
+    let backup = listed
+        .backups
+        .first()
+        .ok_or_else(|| anyhow!("no backup listed"))?;
     let size = backup.volumes[0].size as f64;
     let copy = rig.dir.path().join("volume.tar");
-    let peer_out = docker(&["cp", &format!("{container}:/data/."), "-"], None, Some(&copy)).await?;
+    let peer_out = docker(
+        &["cp", &format!("{container}:/data/."), "-"],
+        None,
+        Some(&copy),
+    )
+    .await?;
 
     // Restore: ours (write phase from its events, and the whole job), then
     // the peer's `docker cp` in.
     let (_, events, restore_wall) = rig
-        .run(&domain, JobSpec::Restore(RestorePayload { backup: backup.id }))
+        .run(
+            &domain,
+            JobSpec::Restore(RestorePayload { backup: backup.id }),
+        )
         .await?;
-    let write = span(&events, step("backup", "copied"), step("restore", "written"))
-        .ok_or_else(|| anyhow!("the restore's events lack its steps"))?;
-    let peer_in = docker(&["cp", "-", &format!("{container}:/data")], Some(&copy), None).await?;
+    let write = span(
+        &events,
+        step("backup", "copied"),
+        step("restore", "written"),
+    )
+    .ok_or_else(|| anyhow!("the restore's events lack its steps"))?;
+    let peer_in = docker(
+        &["cp", "-", &format!("{container}:/data")],
+        Some(&copy),
+        None,
+    )
+    .await?;
 
     let rate = |d: Duration| size / MIB / d.as_secs_f64();
-    println!("volume: {:.0} MiB of random data (tar {:.0} MiB)", mib, size / MIB);
+    println!(
+        "volume: {:.0} MiB of random data (tar {:.0} MiB)",
+        mib,
+        size / MIB
+    );
     println!(
         "backup : hostkit {:>7.2} s {:>7.1} MiB/s | docker cp out {:>6.2} s {:>7.1} MiB/s | ratio (hostkit/peer time) {:.2}",
         backup_wall.as_secs_f64(),

@@ -74,6 +74,17 @@ pub struct FileConfig {
     pub stack_limits: StackLimits,
     /// `[streams]`: bounds of the streams and buckets the worker creates.
     pub streams: super::streams::StreamsSection,
+    /// `[metrics]`: Prometheus metrics.
+    pub metrics: MetricsSection,
+}
+
+/// `[metrics]`: where the worker serves Prometheus metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    /// `host:port` of `GET /metrics` (e.g. `127.0.0.1:9464`); unset: off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
 }
 
 impl Default for FileConfig {
@@ -93,6 +104,7 @@ impl Default for FileConfig {
             policy: Policy::default(),
             stack_limits: StackLimits::default(),
             streams: super::streams::StreamsSection::default(),
+            metrics: MetricsSection::default(),
         }
     }
 }

@@ -23,6 +23,7 @@
 //! | `[tls]` | `enabled`, `directory_url`, `contact_email`, `ca_root`, `webroot` |
 //! | `[log]` | `format`, `filter` |
 //! | `[policy]` | [`hostkit_deploy::policy::Policy`] |
+//! | `[metrics]` | `listen` |
 //! | `[streams]` | `jobs_max_bytes`, `jobs_max_age`, `events_max_bytes`, `events_max_age`, `images_max_bytes`, `images_max_age` |
 //! | `[stack_limits]` | [`hostkit_deploy::cgroup::StackLimits`]: `cgroup_root`, `memory`, `cpus`, `pids`, `[stack_limits.domains."<domain or *.domain>"]` |
 
@@ -98,6 +99,8 @@ pub struct Config {
     pub stack_limits: StackLimits,
     /// `[streams]`: bounds of the streams and buckets this worker creates.
     pub streams: hostkit_proto::subjects::settings::StreamBounds,
+    /// `[metrics] listen`: where Prometheus metrics are served (`None`: off).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// `[nats]`, validated.
@@ -506,6 +509,9 @@ impl Config {
             policy: self.policy.clone(),
             stack_limits: self.stack_limits.clone(),
             streams: streams::to_file(&self.streams),
+            metrics: file::MetricsSection {
+                listen: self.metrics_listen.map(|a| a.to_string()),
+            },
         }
     }
 
@@ -721,6 +727,19 @@ fn validate(file: &FileConfig, p: &mut Problems) -> Option<Config> {
     let ports = validate_ports(&file.ports, p);
     let jobs = validate_jobs(&file.jobs, p);
     let streams = streams::validate(&file.streams, p);
+    let metrics_listen = match &file.metrics.listen {
+        None => None,
+        Some(text) => match text.parse::<std::net::SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                p.push(
+                    "metrics.listen",
+                    format!("{text:?} is not an address and port (e.g. \"127.0.0.1:9464\")"),
+                );
+                None
+            }
+        },
+    };
     let security = validate_security(&file.security, p);
     let log = validate_log(&file.log, p);
     validate_policy(&file.policy, p);
@@ -742,6 +761,7 @@ fn validate(file: &FileConfig, p: &mut Problems) -> Option<Config> {
         log: log?,
         policy: file.policy.clone(),
         stack_limits: file.stack_limits.clone(),
+        metrics_listen,
     })
 }
 

@@ -36,6 +36,8 @@ pub trait Host: Send + Sync + 'static {
     fn store(&self) -> &Store;
     /// The event emitter.
     fn events(&self) -> &Events;
+    /// The metrics jobs are counted in.
+    fn metrics(&self) -> &std::sync::Arc<super::metrics::Metrics>;
     /// Do the job's work: the handler of its kind.
     fn work(
         &self,
@@ -53,6 +55,10 @@ impl Host for Worker {
 
     fn events(&self) -> &Events {
         &self.events
+    }
+
+    fn metrics(&self) -> &std::sync::Arc<super::metrics::Metrics> {
+        &self.metrics
     }
 
     fn work(
@@ -162,11 +168,24 @@ async fn run_inner<H: Host>(worker: &H, delivery: &Delivery) -> Result<(), Store
         .await?;
 
     let started = Instant::now();
-    let (sink, forwarder) = job_progress(worker.events().clone(), job.domain.clone(), job.id);
+    let (sink, forwarder) = job_progress(
+        worker.events().clone(),
+        std::sync::Arc::clone(worker.metrics()),
+        job.domain.clone(),
+        job.id,
+    );
     let outcome = unpanicked(worker.work(job, &sink)).await;
     drop(sink);
     forwarder.finish().await;
     let duration_ms = started.elapsed().as_millis() as u64;
+    let outcome_word = if outcome.is_ok() {
+        "succeeded"
+    } else {
+        "failed"
+    };
+    worker
+        .metrics()
+        .job_ended(job.kind().as_str(), outcome_word, started.elapsed());
 
     let (end, kind, changes) = match outcome {
         Ok(Done { version, changes }) => {

@@ -81,10 +81,19 @@ impl<H: Host> Lanes<H> {
             }
         };
         self.waiting.fetch_add(1, Ordering::Relaxed);
+        self.report_waiting();
         if let Err(mpsc::error::SendError(delivery)) = sender.send(delivery) {
             self.waiting.fetch_sub(1, Ordering::Relaxed);
+            self.report_waiting();
             tracing::error!(job_id = %delivery.job.id, "lane is gone; the job will be redelivered");
         }
+    }
+
+    /// The lane queue depth metric follows [`Lanes::waiting`].
+    fn report_waiting(&self) {
+        self.worker
+            .metrics()
+            .lane_waiting(self.waiting.load(Ordering::Relaxed));
     }
 
     /// Wait for every lane to end its current job (lanes stop taking new
@@ -103,6 +112,7 @@ impl<H: Host> Lanes<H> {
             if *shutdown.borrow() {
                 for waiting in queue.drain(..) {
                     self.waiting.fetch_sub(1, Ordering::Relaxed);
+                    self.report_waiting();
                     waiting.ack_with(AckKind::Nak(None)).await;
                 }
                 return;
@@ -127,6 +137,7 @@ impl<H: Host> Lanes<H> {
             let run = async {
                 let _permit = self.permits.acquire().await;
                 self.waiting.fetch_sub(1, Ordering::Relaxed);
+                self.report_waiting();
                 if *self.shutdown.borrow() {
                     // It waited for a permit and never started: back to the
                     // stream for the next start, like the other waiting jobs.
@@ -231,7 +242,11 @@ impl<H: Host> Lanes<H> {
                 continue;
             }
             self.waiting.fetch_sub(1, Ordering::Relaxed);
+            self.report_waiting();
             tracing::info!(job_id = %old.job.id, by = %newest, "deploy superseded");
+            self.worker
+                .metrics()
+                .job_superseded(old.job.kind().as_str());
             match self.supersede(&old, &newest).await {
                 Ok(()) => {
                     old.ack_with(AckKind::Ack).await;

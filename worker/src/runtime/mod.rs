@@ -12,6 +12,7 @@ pub mod image_stores;
 pub mod intake;
 pub mod job;
 pub mod lanes;
+pub mod metrics;
 pub mod monitor;
 pub mod placement;
 pub mod progress;
@@ -76,6 +77,8 @@ pub struct Settings {
     pub grace: Duration,
     /// How long an old replica drains after nginx switched away from it.
     pub drain: Duration,
+    /// Where Prometheus metrics are served (`None`: not served).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Everything a job handler may use.
@@ -96,6 +99,8 @@ pub struct Worker {
     pub images: image_stores::ImageStores,
     /// The node's backup bucket.
     pub backups: backup_store::BackupStore,
+    /// Prometheus metrics (served when `metrics_listen` is set).
+    pub metrics: Arc<metrics::Metrics>,
     /// Domain → node.
     pub placement: kv::Store,
     /// Node registry.
@@ -152,6 +157,15 @@ pub enum ServeError {
     /// The store failed at startup.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The metrics address could not be bound.
+    #[error("cannot serve metrics on {addr}")]
+    Metrics {
+        /// `[metrics] listen`.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Run the worker until `shutdown` turns true; then stop pulling, let
@@ -215,6 +229,7 @@ pub async fn serve(startup: Startup, shutdown: watch::Receiver<bool>) -> Result<
         engine,
         images: objects.images,
         backups: backup_store::BackupStore::new(js.clone(), names.backups_bucket(&node)),
+        metrics: Default::default(),
         placement: objects.placement,
         nodes: objects.nodes,
         settings,
@@ -242,6 +257,17 @@ pub async fn serve(startup: Startup, shutdown: watch::Receiver<bool>) -> Result<
         shutdown.clone(),
     );
     let mut helpers = tokio::task::JoinSet::new();
+    if let Some(addr) = worker.settings.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Metrics { addr, source })?;
+        let (worker, nats, shutdown) = (Arc::clone(&worker), nats.clone(), shutdown.clone());
+        helpers.spawn(async move {
+            if let Err(error) = metrics::serve(listener, worker, nats, shutdown).await {
+                tracing::error!(%error, "metrics server stopped");
+            }
+        });
+    }
     helpers.spawn(monitor::run(Arc::clone(&worker), shutdown.clone()));
     {
         let worker = Arc::clone(&worker);

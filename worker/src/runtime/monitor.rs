@@ -64,6 +64,10 @@ pub async fn run(worker: Arc<Worker>, mut shutdown: watch::Receiver<bool>) {
                     Some(Ok(observed)) => {
                         let Ok(domain) = observed.domain.parse::<Domain>() else { continue };
                         let kind = event_of(observed);
+                        if let Some(service) = kind.health_service() {
+                            let healthy = matches!(kind, EventKind::Healthy { .. });
+                            worker.metrics.service_health(domain.as_str(), service, healthy);
+                        }
                         if let Err(error) = worker.events.emit(Some(&domain), None, kind).await {
                             tracing::warn!(%error, "health event not recorded");
                         }

@@ -5,10 +5,14 @@
 use hostkit_deploy::progress::{Progress, ProgressSink, ServiceState};
 use hostkit_proto::event::{ProgressUnit, ReplicaState};
 use hostkit_proto::{Domain, EventKind, JobId};
+use std::sync::Arc;
+use std::time::Instant;
+
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::events::Events;
+use super::metrics::Metrics;
 
 /// A [`ProgressSink`] for one job.
 #[derive(Debug)]
@@ -35,15 +39,44 @@ impl Forwarder {
     }
 }
 
-/// A sink for `job_id` of `domain` and the task that forwards it.
-pub fn job_progress(events: Events, domain: Domain, job_id: JobId) -> (JobProgress, Forwarder) {
+/// A sink for `job_id` of `domain` and the task that forwards it (and
+/// times its steps and counts its image bytes in `metrics`).
+pub fn job_progress(
+    events: Events,
+    metrics: Arc<Metrics>,
+    domain: Domain,
+    job_id: JobId,
+) -> (JobProgress, Forwarder) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(async move {
+        let mut step: Option<(&'static str, Instant)> = None;
+        let mut image_done = 0u64;
         while let Some(progress) = rx.recv().await {
+            match &progress {
+                Progress::Step { name, .. } if step.is_none_or(|(s, _)| s != *name) => {
+                    if let Some((previous, since)) = step.replace((name, Instant::now())) {
+                        metrics.step_took(previous, since.elapsed());
+                    }
+                }
+                Progress::ImageBytes { done, .. } => {
+                    // A smaller count is the next blob's.
+                    let added = if *done >= image_done {
+                        done - image_done
+                    } else {
+                        *done
+                    };
+                    metrics.image_bytes(added);
+                    image_done = *done;
+                }
+                _ => {}
+            }
             let kind = event_of(progress);
             if let Err(error) = events.emit(Some(&domain), Some(&job_id), kind).await {
                 tracing::error!(%error, "recording a progress event failed");
             }
+        }
+        if let Some((last, since)) = step {
+            metrics.step_took(last, since.elapsed());
         }
     });
     (JobProgress { tx }, Forwarder { task })

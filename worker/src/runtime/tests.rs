@@ -26,6 +26,7 @@ pub(super) struct TestHost {
     pub panic_after_commit: HashSet<JobId>,
     /// The jobs whose work ran, in order.
     pub ran: Mutex<Vec<JobId>>,
+    pub metrics: std::sync::Arc<super::metrics::Metrics>,
 }
 
 impl TestHost {
@@ -33,6 +34,7 @@ impl TestHost {
         let store = Store::open_in_memory().await.unwrap();
         let node = NodeId::parse("node-1").unwrap();
         TestHost {
+            metrics: Default::default(),
             events: Events::new(node, Names::default(), store.clone()),
             store,
             panic_in_work: HashSet::new(),
@@ -85,6 +87,10 @@ impl Host for TestHost {
 
     fn events(&self) -> &Events {
         &self.events
+    }
+
+    fn metrics(&self) -> &std::sync::Arc<super::metrics::Metrics> {
+        &self.metrics
     }
 
     async fn work(&self, job: &Job, _sink: &dyn ProgressSink) -> Result<Done, Failure> {

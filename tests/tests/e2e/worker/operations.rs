@@ -401,3 +401,61 @@ async fn a_snapshot_deploy_that_breaks_the_data_is_undone_with_its_data() {
         .expect("through nginx");
     assert_eq!(body, "corrupted\n", "v2 still runs");
 }
+
+#[tokio::test]
+async fn metrics_count_jobs_time_them_and_follow_the_node() {
+    let port = hostkit_tests::util::free_port();
+    let env = Env::with_settings(|settings| {
+        settings.metrics_listen = Some(([127, 0, 0, 1], port).into());
+    })
+    .await;
+    let scrape = async || {
+        let (status, body) =
+            hostkit_tests::util::http_get(("127.0.0.1", port), "localhost", "/metrics")
+                .await
+                .expect("the metrics answer");
+        assert_eq!(status, 200);
+        body
+    };
+    let before = scrape().await;
+    assert!(before.contains("hostkit_nats_connected 1"), "{before}");
+    assert!(!before.contains("hostkit_jobs_total{"), "{before}");
+
+    let domain = env.domain();
+    let images = env.upload("v1", vec![fixtures::web("v1")]).await;
+    let (done, _) = env
+        .run(&env.deploy_job(&domain, &web("hostkit-test/web:v1"), vec![images]))
+        .await;
+    assert_eq!(succeeded_version(&done), 1, "{done:?}");
+    let (done, _) = env
+        .run(&env.job(&domain, JobSpec::Restart(RestartPayload { service: None })))
+        .await;
+    assert_eq!(succeeded_version(&done), 1, "{done:?}");
+
+    let after = scrape().await;
+    for needle in [
+        "hostkit_jobs_total{kind=\"deploy\",outcome=\"succeeded\"} 1",
+        "hostkit_jobs_total{kind=\"restart\",outcome=\"succeeded\"} 1",
+        "hostkit_job_duration_seconds_count{kind=\"deploy\"} 1",
+        "hostkit_step_duration_seconds_count{step=\"check\"} 1",
+        "hostkit_lane_queue_depth 0",
+    ] {
+        assert!(after.contains(needle), "{needle} missing:\n{after}");
+    }
+    let value = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+    };
+    assert!(
+        value(&after, "hostkit_image_bytes_loaded_total") > 0.0,
+        "{after}"
+    );
+    assert!(value(&after, "hostkit_sqlite_bytes") > 0.0, "{after}");
+    // The monitor saw the web container turn healthy.
+    let healthy = format!("hostkit_service_healthy{{domain=\"{domain}\",service=\"web\"}} 1");
+    hostkit_tests::wait_until(Duration::from_secs(20), "the health gauge", async || {
+        scrape().await.contains(&healthy)
+    })
+    .await;
+}
