@@ -9,12 +9,13 @@ export DEBIAN_FRONTEND=noninteractive
 step() { printf '\n==> %s\n' "$*"; }
 die() { printf '\n%s: %s\n' "${0##*/}" "$*" >&2; exit 1; }
 
-step "Debian packages: busybox-static (images), nginx-light (proxy), docker-registry (pull tests), pebble (ACME tests)"
+step "Debian packages: busybox-static (images), nginx-light (proxy), docker-registry (pull tests), pebble (ACME tests), chromium (dashboard tests)"
 missing=()
 { [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx httpd; } || missing+=(busybox-static)
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 { [ -x /usr/bin/pebble ] && [ -x /usr/bin/pebble-challtestsrv ]; } || missing+=(pebble)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

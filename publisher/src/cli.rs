@@ -337,6 +337,19 @@ pub enum Command {
     /// The worker nodes known to this NATS and whether they are alive.
     Nodes,
 
+    /// A live web view of the fleet: nodes, domains with their versions,
+    /// services and health, running jobs with their steps, each job's
+    /// history. Reads the events stream and the node registry (the
+    /// read-only `dashboard` identity is enough); serves until Ctrl-C.
+    #[command(
+        after_help = "Example:\n  NATS_USER=dashboard NATS_PASSWORD=… hostkit dashboard --listen 127.0.0.1:8470"
+    )]
+    Dashboard {
+        /// Address to serve the page on.
+        #[arg(long, default_value = "127.0.0.1:8470", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+    },
+
     /// Delete image blobs no job needs: older than --older-than and named
     /// by no job still in the jobs stream (waiting or running). Kept
     /// versions need none (their images are in the engine). Reads the jobs

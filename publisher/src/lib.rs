@@ -17,6 +17,7 @@
 //! - [`publish`]: making, signing and publishing jobs.
 //! - [`follow`]: following a job's events to its exit code.
 //! - [`control`]: control requests (status, services, versions, logs).
+//! - [`dashboard`]: `hostkit dashboard`, the live web view (axum, SSE).
 //! - [`render`]: human output, progress bars or plain lines, tables.
 //! - [`summary`]: the GitHub Actions job summary.
 //! - [`error`]: the one error type and the exit codes.
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod commands;
 pub mod connect;
 pub mod control;
+pub mod dashboard;
 pub mod error;
 pub mod follow;
 pub mod layers;

@@ -1928,3 +1928,156 @@ async fn backup_lists_and_restores_a_volume_through_the_cli() {
         .expect(1)
         .stdout_has("backup.not_found");
 }
+
+/// `hostkit dashboard`: a deploy reaches its live feed with its steps and
+/// its end; the page (server-rendered, read by a real headless Chromium)
+/// shows the domain, its version and its service; the job's history
+/// replays from the stream. A screenshot is kept under the target dir.
+#[tokio::test]
+async fn the_dashboard_shows_a_deploy_live_and_in_a_real_browser() {
+    use tokio::io::AsyncWriteExt as _;
+
+    let env = Env::new().await;
+    let domain = env.domain();
+    let node = env.node();
+    let port = hostkit_tests::util::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut dashboard = env.spawn(&["dashboard", "--listen", &listen]);
+    let get = async |path: &str| {
+        hostkit_tests::util::http_get(("127.0.0.1", port), "localhost", path).await
+    };
+    hostkit_tests::wait_until(
+        Duration::from_secs(30),
+        "the dashboard answers",
+        async || get("/").await.is_ok_and(|(status, _)| status == 200),
+    )
+    .await;
+
+    // The live feed, read raw while the deploy runs.
+    let feed = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let feed = std::sync::Arc::clone(&feed);
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect to the dashboard");
+        stream
+            .write_all(
+                b"GET /events HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n",
+            )
+            .await
+            .expect("ask for the feed");
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt as _;
+            let mut buffer = vec![0u8; 64 * 1024];
+            while let Ok(n) = stream.read(&mut buffer).await {
+                if n == 0 {
+                    break;
+                }
+                feed.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buffer[..n]));
+            }
+        })
+    };
+
+    let compose = env.file(
+        "site/docker-compose.yml",
+        &web_compose("hostkit-test/web:v1"),
+    );
+    let images = env.tarball("web-v1.tar", vec![fixtures::web("v1")]);
+    let deploy = env
+        .hostkit(&[
+            "--json",
+            "deploy",
+            &domain,
+            path_str(&compose),
+            "--images",
+            path_str(&images),
+            "--node",
+            &node,
+        ])
+        .await;
+    deploy.expect(0);
+    let job = deploy.events()[0].job_id.expect("a job event").to_string();
+    hostkit_tests::wait_until(
+        Duration::from_secs(20),
+        "the feed carries the job's steps and its end",
+        async || {
+            let feed = feed.lock().unwrap();
+            feed.contains("event: hostkit")
+                && feed.contains(&format!("\"job_id\":\"{job}\""))
+                && feed.contains("\"kind\":\"step\"")
+                && feed.contains("\"kind\":\"succeeded\"")
+        },
+    )
+    .await;
+    reader.abort();
+
+    // The page, as a browser sees it.
+    let url = format!("http://{listen}/");
+    let dom = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--dump-dom",
+            &url,
+        ])
+        .output()
+        .await
+        .expect("run chromium (apt-get install chromium; scripts/setup.sh does)");
+    assert!(
+        dom.status.success(),
+        "chromium: {}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let card = dom
+        .split("class=\"card domain\"")
+        .find(|c| c.contains(&domain))
+        .unwrap_or_else(|| panic!("no card for {domain} in the DOM:\n{dom}"));
+    assert!(card.contains("<span class=\"version\">v1</span>"), "{card}");
+    assert!(
+        card.contains("<tr class=\"service\"><td>web</td>"),
+        "{card}"
+    );
+    assert!(card.contains("succeeded"), "{card}");
+    assert!(
+        dom.contains(&format!("id=\"node-{}\"", node.replace('-', "_"))),
+        "{dom}"
+    );
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    let status = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1280,900",
+            &format!("--screenshot={}", shot.display()),
+            &url,
+        ])
+        .output()
+        .await
+        .expect("run chromium");
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(
+        std::fs::metadata(&shot).is_ok_and(|m| m.len() > 10_000),
+        "a screenshot at {}",
+        shot.display()
+    );
+
+    // The job's history, replayed from the stream.
+    let (status, history) = get(&format!("/jobs/{job}")).await.expect("the job page");
+    assert_eq!(status, 200);
+    assert!(
+        history.contains("started") && history.contains("succeeded"),
+        "{history}"
+    );
+    let _ = dashboard.kill().await;
+}

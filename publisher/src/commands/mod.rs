@@ -120,6 +120,7 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
             status::versions(connect, &out, domain, node.as_ref()).await
         }
         Command::Nodes => status::nodes(connect, &out).await,
+        Command::Dashboard { listen } => crate::dashboard::dashboard(connect, &out, *listen).await,
         Command::Gc {
             older_than,
             dry_run,
