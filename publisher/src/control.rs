@@ -15,6 +15,20 @@ use crate::error::Error;
 /// How long to wait for a logs chunk when not following.
 const LOGS_CHUNK_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Connects, finds the node that hosts `domain` (or takes `node`) and asks
+/// it `request`: every per-domain query command's first steps.
+pub async fn ask_about<R: ControlCall>(
+    connect: &crate::cli::ConnectArgs,
+    domain: &hostkit_proto::Domain,
+    node: Option<&NodeId>,
+    call: &R,
+) -> Result<(NodeId, R::Reply), Error> {
+    let session = crate::connect::connect(connect).await?;
+    let node = crate::placement::node_for(&session, domain, node).await?;
+    let reply = request(&session, &node, call).await?;
+    Ok((node, reply))
+}
+
 /// Sends `request` to `node` and waits (bounded) for its answer.
 pub async fn request<R: ControlCall>(
     session: &Session,

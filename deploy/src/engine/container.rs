@@ -266,3 +266,27 @@ pub async fn remove(
         Err(e) => Err(DockerError::call(format!("remove container {id}"), e)),
     }
 }
+
+/// Remove every container (running or not) carrying all of `labels`
+/// (`key=value` or `key` filters): leftovers of one-off runs and hooks
+/// that were cut short. `what` names them in errors.
+pub(crate) async fn remove_labelled(
+    docker: &Docker,
+    labels: Vec<String>,
+    what: &str,
+) -> Result<(), DeployError> {
+    let filters = HashMap::from([("label".to_string(), labels)]);
+    let options = bollard::query_parameters::ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let leftovers = match docker.list_containers(Some(options)).await {
+        Ok(list) => list,
+        Err(e) if is_not_found(&e) => Vec::new(),
+        Err(e) => return Err(DockerError::call(format!("list {what}"), e).into()),
+    };
+    for id in leftovers.into_iter().filter_map(|c| c.id) {
+        remove(docker, &id, Some(Duration::ZERO)).await?;
+    }
+    Ok(())
+}

@@ -20,7 +20,6 @@ use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::exec::StartExecResults;
 use bollard::models::{ContainerCreateBody, ExecConfig, HostConfig};
-use bollard::query_parameters::ListContainersOptionsBuilder;
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
@@ -28,7 +27,7 @@ use super::container::{self, join_first_network, join_other_networks};
 use super::health::{self, Readiness};
 use super::labels;
 use super::spec::{HookSpec, ServiceSpec, StackSpec};
-use crate::docker::{DockerError, is_not_found};
+use crate::docker::DockerError;
 use crate::error::DeployError;
 use crate::progress::{Progress, ProgressSink};
 
@@ -398,33 +397,13 @@ async fn remove_leftovers(
     stack: &StackSpec,
     service: &ServiceSpec,
 ) -> Result<(), DeployError> {
-    let filters = HashMap::from([(
-        "label".to_string(),
-        vec![
-            labels::filter(labels::PROJECT, &stack.project),
-            labels::filter(labels::SERVICE, &service.name),
-            labels::filter(HOOK_LABEL, "pre_start"),
-        ],
-    )]);
-    let options = ListContainersOptionsBuilder::default()
-        .all(true)
-        .filters(&filters)
-        .build();
-    let leftovers = match docker.list_containers(Some(options)).await {
-        Ok(list) => list,
-        Err(e) if is_not_found(&e) => Vec::new(),
-        Err(e) => {
-            return Err(DockerError::call(
-                format!("list the pre_start containers of {}", service.name),
-                e,
-            )
-            .into());
-        }
-    };
-    for id in leftovers.into_iter().filter_map(|c| c.id) {
-        container::remove(docker, &id, Some(Duration::ZERO)).await?;
-    }
-    Ok(())
+    let labels = vec![
+        labels::filter(labels::PROJECT, &stack.project),
+        labels::filter(labels::SERVICE, &service.name),
+        labels::filter(HOOK_LABEL, "pre_start"),
+    ];
+    let what = format!("the pre_start containers of {}", service.name);
+    container::remove_labelled(docker, labels, &what).await
 }
 
 #[cfg(test)]

@@ -13,15 +13,13 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::models::RestartPolicy;
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
-};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, LogsOptionsBuilder};
 use futures_util::StreamExt;
 
 use super::container::{self, join_first_network, join_other_networks};
 use super::labels;
 use super::spec::{ServiceSpec, StackSpec};
-use crate::docker::{DockerError, is_not_found};
+use crate::docker::DockerError;
 use crate::error::DeployError;
 use crate::progress::{OutputStream, Progress, ProgressSink};
 
@@ -246,29 +244,12 @@ async fn remove_leftovers(
     stack: &StackSpec,
     service: &ServiceSpec,
 ) -> Result<(), DeployError> {
-    let filters = HashMap::from([(
-        "label".to_string(),
-        vec![
-            labels::filter(labels::PROJECT, &stack.project),
-            labels::filter(labels::SERVICE, &service.name),
-            RUN_LABEL.to_owned(),
-        ],
-    )]);
-    let options = ListContainersOptionsBuilder::default()
-        .all(true)
-        .filters(&filters)
-        .build();
-    let leftovers = match docker.list_containers(Some(options)).await {
-        Ok(list) => list,
-        Err(e) if is_not_found(&e) => Vec::new(),
-        Err(e) => {
-            return Err(DockerError::call("list one-off containers", e).into());
-        }
-    };
-    for id in leftovers.into_iter().filter_map(|c| c.id) {
-        container::remove(docker, &id, Some(Duration::ZERO)).await?;
-    }
-    Ok(())
+    let labels = vec![
+        labels::filter(labels::PROJECT, &stack.project),
+        labels::filter(labels::SERVICE, &service.name),
+        RUN_LABEL.to_owned(),
+    ];
+    container::remove_labelled(docker, labels, "one-off containers").await
 }
 
 #[cfg(test)]

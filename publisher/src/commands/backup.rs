@@ -9,9 +9,9 @@ use hostkit_proto::{Domain, JobId, JobSpec, NodeId};
 
 use super::ops::send;
 use crate::cli::{ConnectArgs, JobArgs};
+use crate::control;
 use crate::error::{Error, Exit};
 use crate::render::{Output, ago, bytes, table};
-use crate::{connect, control, placement};
 
 /// `hostkit backup <domain> [volume…]`.
 pub async fn backup(
@@ -46,12 +46,10 @@ pub async fn list(
     domain: &Domain,
     node: Option<&NodeId>,
 ) -> Result<Exit, Error> {
-    let session = connect::connect(connect).await?;
-    let node = placement::node_for(&session, domain, node).await?;
     let request = BackupsRequest {
         domain: domain.clone(),
     };
-    let reply = control::request(&session, &node, &request).await?;
+    let (node, reply) = control::ask_about(connect, domain, node, &request).await?;
     if out.json() {
         out.json_line(&reply);
         return Ok(Exit::Success);

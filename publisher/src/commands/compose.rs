@@ -20,12 +20,10 @@ pub async fn services(
     domain: &Domain,
     node: Option<&NodeId>,
 ) -> Result<Exit, Error> {
-    let session = connect::connect(connect).await?;
-    let node = placement::node_for(&session, domain, node).await?;
     let request = ServicesRequest {
         domain: domain.clone(),
     };
-    let reply = control::request(&session, &node, &request).await?;
+    let (_, reply) = control::ask_about(connect, domain, node, &request).await?;
     if out.json() {
         out.json_line(&reply);
     } else {

@@ -207,12 +207,10 @@ pub async fn versions(
     domain: &Domain,
     node: Option<&NodeId>,
 ) -> Result<Exit, Error> {
-    let session = connect::connect(connect).await?;
-    let node = placement::node_for(&session, domain, node).await?;
     let request = VersionsRequest {
         domain: domain.clone(),
     };
-    let reply = control::request(&session, &node, &request).await?;
+    let (_, reply) = control::ask_about(connect, domain, node, &request).await?;
     if out.json() {
         out.json_line(&reply);
         return Ok(Exit::Success);
