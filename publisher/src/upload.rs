@@ -220,13 +220,7 @@ pub(crate) async fn already_there(
 
 /// `SHA-256=<base64url>` (object store metadata) → lowercase hex.
 fn digest_hex(digest: Option<&str>) -> Option<String> {
-    use base64::Engine;
-    let encoded = digest?.strip_prefix("SHA-256=")?;
-    let raw = base64::engine::general_purpose::URL_SAFE
-        .decode(encoded)
-        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded))
-        .ok()?;
-    Some(hex::encode(raw))
+    hostkit_proto::name::object_digest_hex(digest?)
 }
 
 /// `sha256-0123456789ab…`.

@@ -16,7 +16,7 @@ mod pattern;
 pub use domain::{Domain, MAX_DOMAIN_LEN, MAX_LABEL_LEN};
 pub use error::{NameError, NameKind};
 pub use node::{MAX_NODE_ID_LEN, NodeId};
-pub use object::{IMAGE_OBJECT_PREFIX, ImageObjectName, ObjectNameError};
+pub use object::{IMAGE_OBJECT_PREFIX, ImageObjectName, ObjectNameError, object_digest_hex};
 pub use pattern::DomainPattern;
 
 /// Maps any name (e.g. a compose service name, which may contain `.`) to

@@ -94,6 +94,18 @@ fn check_hex(hex: &str) -> Result<(), ObjectNameError> {
     Ok(())
 }
 
+/// The lowercase hex SHA-256 of an object store digest as NATS records it
+/// (`SHA-256=<base64url>`, padded or not); `None` for any other form.
+pub fn object_digest_hex(digest: &str) -> Option<String> {
+    use base64::Engine;
+    let encoded = digest.strip_prefix("SHA-256=")?;
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(encoded)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded))
+        .ok()?;
+    Some(raw.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 impl FromStr for ImageObjectName {
     type Err = ObjectNameError;
 
@@ -139,6 +151,21 @@ impl JsonSchema for ImageObjectName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_object_stores_digest_reads_as_hex() {
+        // SHA-256 of "abc".
+        let hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(
+            object_digest_hex("SHA-256=ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0=").as_deref(),
+            Some(hex)
+        );
+        assert_eq!(
+            object_digest_hex("SHA-256=ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0").as_deref(),
+            Some(hex)
+        );
+        assert_eq!(object_digest_hex("MD5=abc"), None);
+    }
 
     const HEX: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 

@@ -13,6 +13,8 @@ use hostkit_deploy::error::DeployError;
 use hostkit_deploy::progress::{Progress, ProgressSink};
 use hostkit_proto::{ErrorCode, JobId};
 use sha2::{Digest, Sha256};
+use async_nats::jetstream::object_store::ObjectMetadata;
+use hostkit_proto::subjects::settings::IMAGES_CHUNK_SIZE;
 use tokio_util::io::{ReaderStream, StreamReader};
 
 use super::Failure;
@@ -116,26 +118,26 @@ async fn copy_one_out(
     helper: &VolumeHelper,
     object: &str,
 ) -> Result<(u64, String), String> {
-    let seen = Arc::new(Mutex::new((Sha256::new(), 0u64)));
-    let counter = Arc::clone(&seen);
     let stream = helper
         .download(&worker.docker)
-        .map(move |chunk| match chunk {
-            Ok(bytes) => {
-                let mut seen = counter.lock().expect("hash lock");
-                seen.0.update(&bytes);
-                seen.1 += bytes.len() as u64;
-                Ok(bytes)
-            }
-            Err(e) => Err(std::io::Error::other(e.to_string())),
-        });
+        .map(|chunk| chunk.map_err(|e| std::io::Error::other(e.to_string())));
     let mut reader = StreamReader::new(Box::pin(stream));
-    store
-        .put(object, &mut reader)
+    // The store hashes what it writes: its digest is the copy's.
+    let meta = ObjectMetadata {
+        name: object.to_owned(),
+        chunk_size: Some(IMAGES_CHUNK_SIZE),
+        ..Default::default()
+    };
+    let info = store
+        .put(meta, &mut reader)
         .await
         .map_err(|e| e.to_string())?;
-    let (hasher, size) = std::mem::take(&mut *seen.lock().expect("hash lock"));
-    Ok((size, format!("sha256:{}", hex::encode(hasher.finalize()))))
+    let hex = info
+        .digest
+        .as_deref()
+        .and_then(hostkit_proto::name::object_digest_hex)
+        .ok_or_else(|| format!("the object store recorded no SHA-256 for {object}"))?;
+    Ok((info.size as u64, format!("sha256:{hex}")))
 }
 
 /// Fill `volume` (empty) from `copy`'s object; its digest must match.
