@@ -1277,6 +1277,56 @@ async fn the_cli_works_with_the_least_rights_of_the_shipped_ci_user() {
         .await
         .expect(0);
 
+    // The dashboard with the shipped read-only identity: it replays the
+    // events and reads the node registry, and shows what happened.
+    let port = hostkit_tests::util::free_port();
+    let mut dashboard = command(
+        &url,
+        &["dashboard", "--listen", &format!("127.0.0.1:{port}")],
+    );
+    dashboard
+        .env("NATS_USER", "dashboard")
+        .env(
+            "NATS_PASSWORD",
+            hostkit_tests::shipped::password("dashboard"),
+        )
+        .env("NATS_CA", &ca)
+        .env("NATS_INBOX_PREFIX", "_INBOX_dashboard");
+    let dashboard_log = dir.path().join("dashboard.log");
+    dashboard.stderr(std::fs::File::create(&dashboard_log).expect("a log file"));
+    let mut dashboard = dashboard.spawn().expect("start the dashboard");
+    let log = || std::fs::read_to_string(&dashboard_log).unwrap_or_default();
+    hostkit_tests::wait_for(
+        Duration::from_secs(30),
+        "the dashboard shows the deploy and the node",
+        async || {
+            let (status, page) = tokio::time::timeout(
+                Duration::from_secs(2),
+                hostkit_tests::util::http_get(("127.0.0.1", port), "localhost", "/"),
+            )
+            .await
+            .map_err(|_| anyhow::anyhow!("no answer in 2 s; stderr: {}", log()))?
+            .map_err(|e| anyhow::anyhow!("{e}; stderr: {}", log()))?;
+            // The tenant's domain: deployed (v1), then removed (no version).
+            let card = page
+                .split("class=\"card domain\"")
+                .find(|c| c.contains("<span class=\"name\">example.com</span>"))
+                .unwrap_or_default();
+            let shown = card.contains("<span class=\"version\">no version</span>")
+                && card.contains(
+                    ">deploy</a></td><td><span class=\"pill succeeded\">succeeded</span> v1",
+                )
+                && card.contains(">remove</a>");
+            if status == 200 && shown && page.contains("id=\"node-vps_1\"") {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("{status}: {page}\n--- stderr\n{}", log()))
+            }
+        },
+    )
+    .await;
+    let _ = dashboard.kill().await;
+
     let _ = shutdown.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;
 }

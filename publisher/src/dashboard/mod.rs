@@ -65,7 +65,18 @@ pub async fn dashboard(
         log: Mutex::new(VecDeque::new()),
         feed,
     });
-    seed_nodes(&shared).await;
+    {
+        // Bounded: the page serves meanwhile; heartbeats add nodes anyway.
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            if tokio::time::timeout(Duration::from_secs(10), seed_nodes(&shared))
+                .await
+                .is_err()
+            {
+                eprintln!("warning: the node registry did not answer in 10 s");
+            }
+        });
+    }
     tokio::spawn(follow_events(Arc::clone(&shared)));
     tokio::spawn(refresh_nodes(Arc::clone(&shared)));
     let app = Router::new()

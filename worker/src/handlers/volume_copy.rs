@@ -6,15 +6,15 @@
 
 use std::sync::{Arc, Mutex};
 
+use async_nats::jetstream::object_store::ObjectMetadata;
 use futures_util::StreamExt;
 use hostkit_deploy::engine::volumes::VolumeHelper;
 use hostkit_deploy::engine::{StackSpec, VolumeSpec};
 use hostkit_deploy::error::DeployError;
 use hostkit_deploy::progress::{Progress, ProgressSink};
+use hostkit_proto::subjects::settings::IMAGES_CHUNK_SIZE;
 use hostkit_proto::{ErrorCode, JobId};
 use sha2::{Digest, Sha256};
-use async_nats::jetstream::object_store::ObjectMetadata;
-use hostkit_proto::subjects::settings::IMAGES_CHUNK_SIZE;
 use tokio_util::io::{ReaderStream, StreamReader};
 
 use super::Failure;
