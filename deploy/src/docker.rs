@@ -28,8 +28,8 @@ pub enum DockerError {
 
 impl DockerError {
     /// Stable wire code (`docker.unavailable`).
-    pub fn code(&self) -> &'static str {
-        "docker.unavailable"
+    pub fn code(&self) -> hostkit_proto::ErrorCode {
+        hostkit_proto::ErrorCode::DockerUnavailable
     }
 
     /// Wrap an engine error with the operation that failed.

@@ -109,25 +109,27 @@ pub enum DeployError {
 
 impl DeployError {
     /// Stable wire code of this error.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> hostkit_proto::ErrorCode {
         match self {
             DeployError::Compose(e) => e.code(),
             DeployError::Policy(e) => e.code(),
             DeployError::Image(e) => e.code(),
             DeployError::Docker(e) => e.code(),
             DeployError::Proxy(e) => e.code(),
-            DeployError::HealthGate { .. } => "health.timeout",
-            DeployError::Hook(_) => "health.failed",
-            DeployError::EngineTooOld { .. } => "compose.unsupported",
-            DeployError::PortsExhausted { .. } => "ports.exhausted",
-            DeployError::UnknownService { .. } => "job.invalid",
+            DeployError::HealthGate { .. } => hostkit_proto::ErrorCode::HealthTimeout,
+            DeployError::Hook(_) => hostkit_proto::ErrorCode::HealthFailed,
+            DeployError::EngineTooOld { .. } => hostkit_proto::ErrorCode::ComposeUnsupported,
+            DeployError::PortsExhausted { .. } => hostkit_proto::ErrorCode::PortsExhausted,
+            DeployError::UnknownService { .. } => hostkit_proto::ErrorCode::JobInvalid,
             DeployError::DomainDir(e) => match e {
-                DomainDirError::Symlink { .. } | DomainDirError::Outside { .. } => "policy.denied",
-                DomainDirError::Io { .. } => "internal",
-                _ => "compose.invalid",
+                DomainDirError::Symlink { .. } | DomainDirError::Outside { .. } => {
+                    hostkit_proto::ErrorCode::PolicyDenied
+                }
+                DomainDirError::Io { .. } => hostkit_proto::ErrorCode::Internal,
+                _ => hostkit_proto::ErrorCode::ComposeInvalid,
             },
             DeployError::Limits(e) => e.code(),
-            DeployError::Internal { .. } => "internal",
+            DeployError::Internal { .. } => hostkit_proto::ErrorCode::Internal,
         }
     }
 

@@ -66,11 +66,15 @@ pub enum ImageError {
 
 impl ImageError {
     /// Stable wire code of this error.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> hostkit_proto::ErrorCode {
         match self {
-            ImageError::LoadFailed { .. } | ImageError::Read { .. } => "image.load_failed",
-            ImageError::Missing { .. } | ImageError::PullFailed { .. } => "image.missing",
-            ImageError::Foreign { .. } => "policy.denied",
+            ImageError::LoadFailed { .. } | ImageError::Read { .. } => {
+                hostkit_proto::ErrorCode::ImageLoadFailed
+            }
+            ImageError::Missing { .. } | ImageError::PullFailed { .. } => {
+                hostkit_proto::ErrorCode::ImageMissing
+            }
+            ImageError::Foreign { .. } => hostkit_proto::ErrorCode::PolicyDenied,
             ImageError::Docker(e) => e.code(),
         }
     }

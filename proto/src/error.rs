@@ -95,6 +95,13 @@ struct Info {
     hint: Option<&'static str>,
 }
 
+/// Compares with the wire string (`code == "compose.invalid"`).
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 impl ErrorCode {
     /// Every known code, in documentation order (excludes [`ErrorCode::Unknown`]).
     pub const ALL: &'static [ErrorCode] = &[

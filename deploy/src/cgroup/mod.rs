@@ -39,7 +39,7 @@ use crate::policy::{PolicyDenied, Rule, Violation};
 pub const PARENT_DIR: &str = "hostkit";
 
 /// Error code of a budget that cannot be applied.
-pub const CODE_LIMITS_FAILED: &str = "limits.failed";
+pub const CODE_LIMITS_FAILED: hostkit_proto::ErrorCode = hostkit_proto::ErrorCode::LimitsFailed;
 
 /// The `CgroupParent` of every container of `project` (a domain token:
 /// `[a-z0-9_-]`, so a single path component).
@@ -128,7 +128,7 @@ pub enum CgroupError {
 
 impl CgroupError {
     /// Stable wire code (`limits.failed`).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> hostkit_proto::ErrorCode {
         CODE_LIMITS_FAILED
     }
 

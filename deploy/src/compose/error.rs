@@ -8,9 +8,9 @@ use super::path::KeyPath;
 use serde::{Deserialize, Serialize};
 
 /// Error code of a malformed or inconsistent compose file.
-pub const CODE_INVALID: &str = "compose.invalid";
+pub const CODE_INVALID: hostkit_proto::ErrorCode = hostkit_proto::ErrorCode::ComposeInvalid;
 /// Error code of a compose feature HostKit does not support.
-pub const CODE_UNSUPPORTED: &str = "compose.unsupported";
+pub const CODE_UNSUPPORTED: hostkit_proto::ErrorCode = hostkit_proto::ErrorCode::ComposeUnsupported;
 
 /// A compose file that cannot be deployed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -130,7 +130,7 @@ fn hint_suffix(hint: &Option<&'static str>) -> String {
 
 impl ComposeError {
     /// The stable error code: `compose.unsupported` or `compose.invalid`.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> hostkit_proto::ErrorCode {
         match self {
             Self::UnsupportedKey { .. } | Self::UnsupportedValue { .. } => CODE_UNSUPPORTED,
             _ => CODE_INVALID,

@@ -21,7 +21,7 @@ use crate::compose::Project;
 use crate::domain_dir::DomainDir;
 
 /// Error code of a denied stack.
-pub const CODE_DENIED: &str = "policy.denied";
+pub const CODE_DENIED: hostkit_proto::ErrorCode = hostkit_proto::ErrorCode::PolicyDenied;
 
 /// The rules, with stable ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -591,7 +591,7 @@ impl PolicyDenied {
     }
 
     /// The stable error code (`policy.denied`).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> hostkit_proto::ErrorCode {
         CODE_DENIED
     }
 }

@@ -106,8 +106,8 @@ pub enum ProxyError {
 
 impl ProxyError {
     /// Stable wire code (`proxy.invalid`).
-    pub fn code(&self) -> &'static str {
-        "proxy.invalid"
+    pub fn code(&self) -> hostkit_proto::ErrorCode {
+        hostkit_proto::ErrorCode::ProxyInvalid
     }
 
     /// What the operator can do about it.

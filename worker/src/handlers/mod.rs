@@ -66,9 +66,20 @@ impl Failure {
 }
 
 impl From<DeployError> for Failure {
+    /// The event carries the error's safe message; the worker's log (the
+    /// job's span) gets its whole cause chain (the engine's answer, the
+    /// I/O error behind a read).
     fn from(e: DeployError) -> Self {
+        let mut chain = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            chain.push_str(": ");
+            chain.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        tracing::warn!(code = e.code().as_str(), error = %chain, "job step failed");
         Failure {
-            code: e.code().parse().unwrap_or(ErrorCode::Internal),
+            code: e.code(),
             message: e.to_string(),
             hint: Some(e.hint()),
             rolled_back_to: None,

@@ -253,7 +253,7 @@ fn failure(error: &TlsError) -> (ErrorCode, String, String, bool) {
 
 /// A [`ProxyError`] (nginx rejected the certificate's file) likewise.
 fn proxy_failure(error: &ProxyError) -> (ErrorCode, String, String, bool) {
-    let code = error.code().parse().unwrap_or(ErrorCode::ProxyInvalid);
+    let code = error.code();
     (code, error.to_string(), error.hint().to_owned(), false)
 }
 
