@@ -321,4 +321,56 @@ mod tests {
         assert_eq!(view.services["web"].replicas[&1], "healthy");
         assert!(fleet.nodes["vps-1"].online(Utc::now()));
     }
+
+    #[test]
+    fn a_hundred_busy_domains_keep_a_bounded_state() {
+        let mut fleet = Fleet::default();
+        let node: hostkit_proto::NodeId = "vps-1".parse().unwrap();
+        let mut seq = 0;
+        for d in 0..100 {
+            let domain: hostkit_proto::Domain = format!("site{d}.example.com").parse().unwrap();
+            for _ in 0..40 {
+                let job = JobId::new();
+                for kind in [
+                    EventKind::Started {
+                        job_kind: JobKind::Restart,
+                    },
+                    EventKind::Step {
+                        name: "apply".into(),
+                        message: "x".repeat(200),
+                    },
+                    EventKind::Succeeded {
+                        version: Some(1),
+                        duration_ms: 1,
+                    },
+                ] {
+                    seq += 1;
+                    fleet.apply(&Event::for_job(
+                        node.clone(),
+                        seq,
+                        domain.clone(),
+                        job,
+                        kind,
+                    ));
+                }
+            }
+        }
+        assert_eq!(fleet.domains.len(), 100);
+        assert_eq!(fleet.nodes.len(), 1);
+        let jobs: usize = fleet.domains.values().map(|d| d.jobs.len()).sum();
+        let steps: usize = fleet
+            .domains
+            .values()
+            .flat_map(|d| d.jobs.iter())
+            .map(|j| j.steps.len())
+            .sum();
+        assert_eq!(jobs, 100 * JOBS_KEPT, "4000 jobs seen, {jobs} kept");
+        assert_eq!(steps, 100 * JOBS_KEPT);
+        assert!(
+            fleet
+                .domains
+                .values()
+                .all(|d| d.version == Some(1) && d.jobs[0].state == "succeeded")
+        );
+    }
 }
