@@ -1987,7 +1987,7 @@ async fn backup_lists_and_restores_a_volume_through_the_cli() {
 async fn the_dashboard_shows_a_deploy_live_and_in_a_real_browser() {
     use tokio::io::AsyncWriteExt as _;
 
-    let env = Env::new().await;
+    let mut env = Env::new().await;
     let domain = env.domain();
     let node = env.node();
     let port = hostkit_tests::util::free_port();
@@ -2129,5 +2129,24 @@ async fn the_dashboard_shows_a_deploy_live_and_in_a_real_browser() {
         history.contains("started") && history.contains("succeeded"),
         "{history}"
     );
+
+    // NATS goes away and comes back: the dashboard follows on, and a job
+    // run afterwards shows up on the page.
+    env.nats.stop();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    env.nats.start().await;
+    let restart = env
+        .hostkit(&["--json", "restart", &domain, "--node", &node])
+        .await;
+    restart.expect(0);
+    let restarted = restart.events()[0].job_id.expect("a job event").to_string();
+    let shown =
+        format!("href=\"/jobs/{restarted}\">restart</a></td><td><span class=\"pill succeeded\">");
+    hostkit_tests::wait_until(
+        Duration::from_secs(60),
+        "the dashboard shows the job run after NATS came back",
+        async || get("/").await.is_ok_and(|(_, page)| page.contains(&shown)),
+    )
+    .await;
     let _ = dashboard.kill().await;
 }

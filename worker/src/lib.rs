@@ -9,6 +9,7 @@ pub mod logging;
 pub mod run;
 pub mod runtime;
 pub mod seal_key;
+pub mod shutdown;
 pub mod store;
 
 pub use run::run;

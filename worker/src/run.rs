@@ -3,11 +3,11 @@
 //! (SIGTERM/SIGINT); tests pass their own.
 
 use hostkit_proto::sign::seal::XKey;
-use tokio::sync::watch;
 
 use crate::config::{Config, ConfigError};
 use crate::runtime::image_stores::PrivateBucket;
 use crate::runtime::{ServeError, Settings, Startup, serve};
+use crate::shutdown::Shutdown;
 use crate::store::{PortPool, Store, StoreError};
 
 /// Why the worker stopped with an error.
@@ -75,7 +75,8 @@ pub fn settings(config: &Config, seal_key: Option<XKey>) -> Settings {
 }
 
 /// Run the worker described by `config` until `shutdown`.
-pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), RunError> {
+pub async fn run(config: Config, shutdown: impl Into<Shutdown>) -> Result<(), RunError> {
+    let shutdown: Shutdown = shutdown.into();
     let servers = config
         .nats
         .urls

@@ -20,16 +20,12 @@ use hostkit_proto::control::{
 use hostkit_proto::{ControlVerb, Domain, ErrorBody, ErrorCode, Reply};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::watch;
 
 use super::Worker;
+use crate::shutdown::Shutdown;
 
 /// Answer control requests until `shutdown`.
-pub async fn run(
-    worker: Arc<Worker>,
-    nats: async_nats::Client,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn run(worker: Arc<Worker>, nats: async_nats::Client, mut shutdown: Shutdown) {
     let started = Instant::now();
     let follows = Arc::new(tokio::sync::Semaphore::new(LOG_FOLLOWS_PER_NODE));
     let subject = worker.names.ctl_filter(&worker.node);
@@ -42,7 +38,7 @@ pub async fn run(
     };
     loop {
         tokio::select! {
-            _ = shutdown.changed() => return,
+            _ = shutdown.recv() => return,
             next = requests.next() => {
                 let Some(request) = next else { return };
                 let Some(reply_to) = request.reply.clone() else { continue };

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, message::PublishMessage};
 use hostkit_proto::{Domain, Event, EventKind, JobId, Names, NodeId};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
+use crate::shutdown::Shutdown;
 use crate::store::{OutboxEntry, Store, StoreError};
 
 /// How many outbox entries are published per batch.
@@ -113,7 +114,7 @@ impl Events {
 
     /// Publish the outbox to JetStream until `shutdown` turns true and the
     /// outbox is empty (or the server stays away past the shutdown).
-    pub async fn publish_loop(&self, js: jetstream::Context, mut shutdown: watch::Receiver<bool>) {
+    pub async fn publish_loop(&self, js: jetstream::Context, mut shutdown: Shutdown) {
         let mut backoff = Duration::from_millis(100);
         loop {
             let pending = match self.inner.store.outbox_pending(BATCH).await {
@@ -124,26 +125,26 @@ impl Events {
                 }
             };
             if pending.is_empty() {
-                if *shutdown.borrow() {
+                if shutdown.is_shutdown() {
                     return;
                 }
                 tokio::select! {
                     _ = self.inner.wake.notified() => {}
-                    _ = shutdown.changed() => {}
+                    _ = shutdown.recv() => {}
                 }
                 continue;
             }
             match self.publish_batch(&js, pending).await {
                 Ok(()) => backoff = Duration::from_millis(100),
                 Err(reason) => {
-                    if *shutdown.borrow() {
+                    if shutdown.is_shutdown() {
                         tracing::warn!(%reason, "shutting down with events still in the outbox; they go out after the restart");
                         return;
                     }
                     tracing::warn!(%reason, retry_in = ?backoff, "publishing events failed; they wait in the outbox");
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.changed() => {}
+                        _ = shutdown.recv() => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }

@@ -7,18 +7,18 @@ use std::sync::atomic::Ordering;
 use hostkit_proto::EventKind;
 use hostkit_proto::registry::NodeInfo;
 use hostkit_proto::subjects::settings::HEARTBEAT_INTERVAL;
-use tokio::sync::watch;
 
 use super::Worker;
 use super::lanes::Lanes;
+use crate::shutdown::Shutdown;
 
 /// Beat until `shutdown`.
-pub async fn run(worker: Arc<Worker>, lanes: Arc<Lanes>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(worker: Arc<Worker>, lanes: Arc<Lanes>, mut shutdown: Shutdown) {
     let mut ticker = tokio::time::interval(HEARTBEAT_INTERVAL);
     loop {
         tokio::select! {
             _ = ticker.tick() => beat(&worker, &lanes).await,
-            _ = shutdown.changed() => return,
+            _ = shutdown.recv() => return,
         }
     }
 }

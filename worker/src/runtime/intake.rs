@@ -10,28 +10,28 @@ use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
 use futures_util::StreamExt;
 use hostkit_proto::subjects::settings::JOBS_MAX_DELIVER;
 use hostkit_proto::{ErrorBody, ErrorCode, EventKind, Job};
-use tokio::sync::watch;
 
 use super::Worker;
 use super::job::Delivery;
 use super::lanes::Lanes;
+use crate::shutdown::Shutdown;
 
 /// Pull until `shutdown`; then stop pulling (lanes finish their jobs).
 pub async fn run(
     worker: Arc<Worker>,
     consumer: PullConsumer,
     lanes: Arc<Lanes>,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: Shutdown,
 ) {
     let mut backoff = std::time::Duration::from_millis(200);
-    while !*shutdown.borrow() {
+    while !shutdown.is_shutdown() {
         let mut messages = match consumer.messages().await {
             Ok(messages) => messages,
             Err(error) => {
                 tracing::warn!(%error, "cannot pull jobs; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.changed() => {}
+                    _ = shutdown.recv() => {}
                 }
                 backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
                 continue;
@@ -39,7 +39,7 @@ pub async fn run(
         };
         loop {
             tokio::select! {
-                _ = shutdown.changed() => break,
+                _ = shutdown.recv() => break,
                 next = messages.next() => match next {
                     Some(Ok(message)) => {
                         backoff = std::time::Duration::from_millis(200);

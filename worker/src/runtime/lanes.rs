@@ -19,11 +19,12 @@ use async_nats::jetstream::AckKind;
 use futures_util::FutureExt;
 use hostkit_proto::subjects::settings::JOBS_PROGRESS_INTERVAL;
 use hostkit_proto::{Domain, EventKind, JobKind};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use super::Worker;
 use super::job::{self, Delivery, Host};
+use crate::shutdown::Shutdown;
 
 /// The lanes of one worker (of another [`Host`] in tests).
 pub struct Lanes<H: Host = Worker> {
@@ -35,7 +36,7 @@ pub struct Lanes<H: Host = Worker> {
     permits: Arc<Semaphore>,
     senders: Mutex<HashMap<Domain, mpsc::UnboundedSender<Delivery>>>,
     tasks: Mutex<JoinSet<()>>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 }
 
 impl<H: Host> std::fmt::Debug for Lanes<H> {
@@ -48,7 +49,8 @@ impl<H: Host> std::fmt::Debug for Lanes<H> {
 
 impl<H: Host> Lanes<H> {
     /// Lanes for `worker`, at most `max_lanes` running at once.
-    pub fn new(worker: Arc<H>, max_lanes: usize, shutdown: watch::Receiver<bool>) -> Arc<Lanes<H>> {
+    pub fn new(worker: Arc<H>, max_lanes: usize, shutdown: impl Into<Shutdown>) -> Arc<Lanes<H>> {
+        let shutdown = shutdown.into();
         Arc::new(Lanes {
             busy: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
@@ -109,7 +111,7 @@ impl<H: Host> Lanes<H> {
         let mut ticker = tokio::time::interval(JOBS_PROGRESS_INTERVAL);
         let mut shutdown = self.shutdown.clone();
         loop {
-            if *shutdown.borrow() {
+            if shutdown.is_shutdown() {
                 for waiting in queue.drain(..) {
                     self.waiting.fetch_sub(1, Ordering::Relaxed);
                     self.report_waiting();
@@ -123,7 +125,7 @@ impl<H: Host> Lanes<H> {
                         Some(delivery) => queue.push_back(delivery),
                         None => return,
                     },
-                    _ = shutdown.changed() => continue,
+                    _ = shutdown.recv() => continue,
                 }
             }
             while let Ok(delivery) = rx.try_recv() {
@@ -138,7 +140,7 @@ impl<H: Host> Lanes<H> {
                 let _permit = self.permits.acquire().await;
                 self.waiting.fetch_sub(1, Ordering::Relaxed);
                 self.report_waiting();
-                if *self.shutdown.borrow() {
+                if self.shutdown.is_shutdown() {
                     // It waited for a permit and never started: back to the
                     // stream for the next start, like the other waiting jobs.
                     current.ack_with(AckKind::Nak(None)).await;

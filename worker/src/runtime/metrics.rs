@@ -18,9 +18,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use super::Worker;
+use crate::shutdown::Shutdown;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct JobLabels {
@@ -226,13 +226,13 @@ pub async fn serve(
     listener: TcpListener,
     worker: Arc<Worker>,
     nats: async_nats::Client,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: Shutdown,
 ) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "serving metrics on /metrics");
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => accepted?,
-            _ = shutdown.changed() => return Ok(()),
+            _ = shutdown.recv() => return Ok(()),
         };
         let (worker, nats) = (Arc::clone(&worker), nats.clone());
         tokio::spawn(async move {

@@ -36,6 +36,7 @@ use hostkit_deploy::tls::{Acme, AcmeConfig};
 use hostkit_proto::{EventKind, Names, NodeId};
 use tokio::sync::watch;
 
+use crate::shutdown::Shutdown;
 use crate::store::{PortPool, Store};
 use events::Events;
 
@@ -170,7 +171,8 @@ pub enum ServeError {
 
 /// Run the worker until `shutdown` turns true; then stop pulling, let
 /// running jobs end within the grace period, flush events and return.
-pub async fn serve(startup: Startup, shutdown: watch::Receiver<bool>) -> Result<(), ServeError> {
+pub async fn serve(startup: Startup, shutdown: impl Into<Shutdown>) -> Result<(), ServeError> {
+    let shutdown: Shutdown = shutdown.into();
     let Startup {
         node,
         names,
@@ -197,11 +199,11 @@ pub async fn serve(startup: Startup, shutdown: watch::Receiver<bool>) -> Result<
             .await
             {
                 Ok(objects) => break objects,
-                Err(error) if !*shutdown.borrow() => {
+                Err(error) if !shutdown.is_shutdown() => {
                     tracing::warn!(%error, retry_in = ?backoff, "JetStream not ready");
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.changed() => {}
+                        _ = shutdown.recv() => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
@@ -241,7 +243,7 @@ pub async fn serve(startup: Startup, shutdown: watch::Receiver<bool>) -> Result<
     let (publisher_stop, publisher_stopped) = watch::channel(false);
     let publisher = {
         let (events, js) = (events.clone(), js.clone());
-        tokio::spawn(async move { events.publish_loop(js, publisher_stopped).await })
+        tokio::spawn(async move { events.publish_loop(js, publisher_stopped.into()).await })
     };
     let version = env!("CARGO_PKG_VERSION").to_string();
     events

@@ -10,9 +10,9 @@ use futures_util::StreamExt;
 use hostkit_deploy::engine::inventory::Inventory;
 use hostkit_deploy::engine::observe::{self, HealthChange, Observed};
 use hostkit_proto::{Domain, EventKind};
-use tokio::sync::watch;
 
 use super::Worker;
+use crate::shutdown::Shutdown;
 
 /// The event an observed change becomes.
 pub fn event_of(observed: Observed) -> EventKind {
@@ -54,12 +54,12 @@ pub fn event_of(observed: Observed) -> EventKind {
 }
 
 /// Forward engine events as health events until `shutdown`.
-pub async fn run(worker: Arc<Worker>, mut shutdown: watch::Receiver<bool>) {
-    while !*shutdown.borrow() {
+pub async fn run(worker: Arc<Worker>, mut shutdown: Shutdown) {
+    while !shutdown.is_shutdown() {
         let mut changes = Box::pin(observe::watch(&worker.docker));
         loop {
             tokio::select! {
-                _ = shutdown.changed() => return,
+                _ = shutdown.recv() => return,
                 next = changes.next() => match next {
                     Some(Ok(observed)) => {
                         let Ok(domain) = observed.domain.parse::<Domain>() else { continue };
@@ -82,7 +82,7 @@ pub async fn run(worker: Arc<Worker>, mut shutdown: watch::Receiver<bool>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.recv() => return,
         }
     }
 }

@@ -15,9 +15,9 @@ use std::time::{Duration, SystemTime};
 use hostkit_deploy::proxy::{Proxy, ProxyError, certs};
 use hostkit_deploy::tls::{Acme, CertInfo, TlsError};
 use hostkit_proto::{Domain, ErrorCode, EventKind};
-use tokio::sync::watch;
 
 use super::Worker;
+use crate::shutdown::Shutdown;
 use crate::store::DomainRecord;
 
 /// The longest the keeper sleeps between two looks at every domain.
@@ -43,7 +43,7 @@ struct Track {
 }
 
 /// Keep certificates until `shutdown`.
-pub async fn run(worker: Arc<Worker>, acme: Acme, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(worker: Arc<Worker>, acme: Acme, mut shutdown: Shutdown) {
     let Some(proxy) = worker.engine.proxy().cloned() else {
         tracing::warn!("tls is enabled but nginx is not managed here: no certificates");
         return;
@@ -58,7 +58,7 @@ pub async fn run(worker: Arc<Worker>, acme: Acme, mut shutdown: watch::Receiver<
     loop {
         let next = tokio::select! {
             next = keeper.pass() => next,
-            _ = shutdown.changed() => return,
+            _ = shutdown.recv() => return,
         };
         let sleep = next
             .duration_since(SystemTime::now())
@@ -67,7 +67,7 @@ pub async fn run(worker: Arc<Worker>, acme: Acme, mut shutdown: watch::Receiver<
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
             _ = keeper.worker.tls_wake.notified() => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.recv() => return,
         }
     }
 }
