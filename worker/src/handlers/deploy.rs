@@ -259,6 +259,10 @@ pub async fn run_with_images(
                         Some(timeout),
                     )
                     .await?;
+                    // With a snapshot, its data comes back with the code
+                    // (`restore_data` applies the previous version itself);
+                    // without one, or if that fails, the code alone.
+                    let mut restored = false;
                     if let Some(data) = &snapshot {
                         let targets = Targets {
                             running: &spec,
@@ -275,6 +279,7 @@ pub async fn run_with_images(
                                 if let Err(error) = worker.store.record_backup_now(aside).await {
                                     tracing::warn!(%error, "the failed version's data was not recorded");
                                 }
+                                restored = true;
                             }
                             Err(e) => {
                                 failure.message = format!(
@@ -284,13 +289,17 @@ pub async fn run_with_images(
                             }
                         }
                     }
-                    match worker.engine.apply(&restore, sink).await {
-                        Ok(_) => failure.rolled_back_to = Some(previous.version),
-                        Err(e) => {
-                            failure.message = format!(
-                                "{}; restoring version {} failed too: {e}",
-                                failure.message, previous.version
-                            )
+                    if restored {
+                        failure.rolled_back_to = Some(previous.version);
+                    } else {
+                        match worker.engine.apply(&restore, sink).await {
+                            Ok(_) => failure.rolled_back_to = Some(previous.version),
+                            Err(e) => {
+                                failure.message = format!(
+                                    "{}; restoring version {} failed too: {e}",
+                                    failure.message, previous.version
+                                )
+                            }
                         }
                     }
                 }
