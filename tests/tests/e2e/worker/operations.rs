@@ -417,7 +417,14 @@ async fn metrics_count_jobs_time_them_and_follow_the_node() {
         assert_eq!(status, 200);
         body
     };
-    let before = scrape().await;
+    // The worker binds its metrics address after its JetStream setup,
+    // which is what its start waits for: wait (bounded) for it too.
+    let before =
+        hostkit_tests::wait_for(Duration::from_secs(20), "the metrics answer", async || {
+            hostkit_tests::util::http_get(("127.0.0.1", port), "localhost", "/metrics").await
+        })
+        .await
+        .1;
     assert!(before.contains("hostkit_nats_connected 1"), "{before}");
     assert!(!before.contains("hostkit_jobs_total{"), "{before}");
 
