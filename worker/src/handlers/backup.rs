@@ -4,8 +4,6 @@
 //! write during the copy) are stopped first and started again afterwards,
 //! also when the copy fails. Backups beyond retention are pruned.
 
-use std::time::SystemTime;
-
 use hostkit_deploy::engine::health::{self, Readiness};
 use hostkit_deploy::engine::inventory::Inventory;
 use hostkit_deploy::engine::{StackSpec, container};
@@ -44,14 +42,13 @@ pub async fn run(
             hostkit_proto::units::bytes(total)
         ),
     });
-    let mut changes = vec![Change::RecordBackup(Box::new(BackupRecord {
-        id: job.id,
-        domain: job.domain.clone(),
-        version: current.version,
-        reason: BackupReason::Backup,
-        volumes: copies,
-        created_at: SystemTime::now(),
-    }))];
+    let mut changes = vec![Change::RecordBackup(Box::new(BackupRecord::new(
+        job.id,
+        job.domain.clone(),
+        current.version,
+        BackupReason::Backup,
+        copies,
+    )))];
     changes.extend(prune(worker, &job.domain, job.id, sink).await?);
     Ok(Done {
         version: Some(current.version),

@@ -352,14 +352,13 @@ async fn snapshot(
     let volumes: Vec<_> = running.volumes.iter().collect();
     let id = hostkit_proto::JobId::new();
     let copies = super::backup::take(worker, &running, &volumes, id, sink).await?;
-    let backup = crate::store::BackupRecord {
+    let backup = crate::store::BackupRecord::new(
         id,
-        domain: job.domain.clone(),
-        version: previous.version,
-        reason: crate::store::BackupReason::Snapshot,
-        volumes: copies,
-        created_at: std::time::SystemTime::now(),
-    };
+        job.domain.clone(),
+        previous.version,
+        crate::store::BackupReason::Snapshot,
+        copies,
+    );
     worker.store.record_backup_now(backup.clone()).await?;
     sink.report(Progress::Step {
         name: "snapshot",

@@ -8,8 +8,6 @@
 //! put back from it the same way and a fallback spec is applied: nothing
 //! is lost.
 
-use std::time::SystemTime;
-
 use hostkit_deploy::engine::volumes;
 use hostkit_deploy::engine::{StackSpec, VolumeSpec};
 use hostkit_deploy::error::DeployError;
@@ -125,14 +123,13 @@ pub async fn restore_data(
             return Err(failure);
         }
     };
-    let record = BackupRecord {
-        id: aside_id,
-        domain: job.domain.clone(),
-        version: targets.version,
-        reason: BackupReason::PreRestore,
-        volumes: aside,
-        created_at: SystemTime::now(),
-    };
+    let record = BackupRecord::new(
+        aside_id,
+        job.domain.clone(),
+        targets.version,
+        BackupReason::PreRestore,
+        aside,
+    );
     if let Err(mut failure) = replace(worker, targets.target, &pairs, job, sink).await {
         sink.report(Progress::Step {
             name: "restore",

@@ -26,7 +26,7 @@ use super::Worker;
 use super::events::Events;
 use super::progress::job_progress;
 use crate::handlers::{self, Done, Failure};
-use crate::store::{Change, JobEnd, JobStart, NewJob, Store, StoreError};
+use crate::store::{Change, JobEnd, JobStart, JobState, NewJob, Store, StoreError};
 
 /// What running a job needs: the store and the events, the job's work and
 /// the housekeeping after its outcome. The [`Worker`] is the host; tests use
@@ -177,15 +177,8 @@ async fn run_inner<H: Host>(worker: &H, delivery: &Delivery) -> Result<(), Store
     let outcome = unpanicked(worker.work(job, &sink)).await;
     drop(sink);
     forwarder.finish().await;
-    let duration_ms = started.elapsed().as_millis() as u64;
-    let outcome_word = if outcome.is_ok() {
-        "succeeded"
-    } else {
-        "failed"
-    };
-    worker
-        .metrics()
-        .job_ended(job.kind().as_str(), outcome_word, started.elapsed());
+    let took = started.elapsed();
+    let duration_ms = took.as_millis() as u64;
 
     let (end, kind, changes) = match outcome {
         Ok(Done { version, changes }) => {
@@ -217,6 +210,9 @@ async fn run_inner<H: Host>(worker: &H, delivery: &Delivery) -> Result<(), Store
             (JobEnd::Failed, kind, Vec::new())
         }
     };
+    worker
+        .metrics()
+        .job_ended(job.kind().as_str(), JobState::from(end).as_str(), took);
     let terminal = finish(worker, job, end, kind, changes).await?;
     // The on-disk view is current before the outcome goes out. Should the
     // worker die right here, the job is recorded as finished with this

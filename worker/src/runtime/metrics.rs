@@ -210,9 +210,14 @@ impl Metrics {
             self.outbox.set(n as i64);
         }
         let location = worker.store.location();
-        let size =
-            |suffix: &str| std::fs::metadata(format!("{location}{suffix}")).map_or(0, |m| m.len());
-        self.database_bytes.set((size("") + size("-wal")) as i64);
+        // Off the executor's threads, like every file operation.
+        let mut bytes = 0;
+        for suffix in ["", "-wal"] {
+            if let Ok(meta) = tokio::fs::metadata(format!("{location}{suffix}")).await {
+                bytes += meta.len();
+            }
+        }
+        self.database_bytes.set(bytes as i64);
         let mut text = String::new();
         if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
             tracing::error!(%error, "metrics not encoded");

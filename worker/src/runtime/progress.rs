@@ -2,12 +2,12 @@
 //! blocking the engine: reports go through a channel to one forwarding
 //! task, which the runner drains before it emits the job's terminal event.
 
-use hostkit_deploy::progress::{Progress, ProgressSink, ServiceState};
-use hostkit_proto::event::{ProgressUnit, ReplicaState};
-use hostkit_proto::{Domain, EventKind, JobId};
 use std::sync::Arc;
 use std::time::Instant;
 
+use hostkit_deploy::progress::{Progress, ProgressSink, ServiceState};
+use hostkit_proto::event::{ProgressUnit, ReplicaState};
+use hostkit_proto::{Domain, EventKind, JobId};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 

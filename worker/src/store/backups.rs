@@ -32,6 +32,26 @@ pub struct BackupRecord {
     pub created_at: SystemTime,
 }
 
+impl BackupRecord {
+    /// A backup taken now.
+    pub fn new(
+        id: JobId,
+        domain: Domain,
+        version: u32,
+        reason: BackupReason,
+        volumes: Vec<VolumeCopy>,
+    ) -> BackupRecord {
+        BackupRecord {
+            id,
+            domain,
+            version,
+            reason,
+            volumes,
+            created_at: SystemTime::now(),
+        }
+    }
+}
+
 /// Why a backup was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackupReason {
