@@ -212,14 +212,10 @@ impl Fleet {
                 state,
             } => {
                 let replicas = &mut view.services.entry(service.clone()).or_default().replicas;
-                let state = serde_json::to_value(state)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default();
-                if state == "removed" {
+                if *state == hostkit_proto::event::ReplicaState::Removed {
                     replicas.remove(replica);
                 } else {
-                    replicas.insert(*replica, state);
+                    replicas.insert(*replica, state.as_str().to_owned());
                 }
             }
             EventKind::Succeeded { version, .. } => {
