@@ -1130,7 +1130,7 @@ async fn the_cli_works_with_the_least_rights_of_the_shipped_ci_user() {
         },
     };
     let (shutdown, stop) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(async move {
+    let mut worker = tokio::spawn(async move {
         if let Err(error) = serve(startup, stop).await {
             panic!("worker failed: {error:#}");
         }
@@ -1158,10 +1158,14 @@ async fn the_cli_works_with_the_least_rights_of_the_shipped_ci_user() {
         "{}",
         refused.stderr
     );
-    hostkit_tests::wait_until(
-        Duration::from_secs(20),
-        "the worker registers",
-        async || hostkit(&["nodes"]).await.stdout.contains("vps-1  online"),
+    hostkit_tests::util::while_running(
+        &mut worker,
+        "the worker of vps-1",
+        hostkit_tests::wait_until(
+            Duration::from_secs(60),
+            "the worker registers",
+            async || hostkit(&["nodes"]).await.stdout.contains("vps-1  online"),
+        ),
     )
     .await;
 

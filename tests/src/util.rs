@@ -147,6 +147,34 @@ pub async fn wait_for<T, E: Display>(
     }
 }
 
+/// Awaits `wait` while `task` (a worker running in-process) runs: when the
+/// task ends first, panics with what ended it (its panic message, e.g.
+/// "worker failed: JetStream setup failed: …") instead of letting `wait`
+/// time out on a condition that can no longer come true.
+pub async fn while_running<T>(
+    task: &mut tokio::task::JoinHandle<()>,
+    what: &str,
+    wait: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::select! {
+        value = wait => value,
+        ended = &mut *task => match ended {
+            Ok(()) => panic!("{what} stopped while the test waited for it"),
+            Err(error) => match error.try_into_panic() {
+                Ok(panic) => {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .unwrap_or_else(|| "a panic without a message".to_owned());
+                    panic!("{what} died while the test waited for it: {message}")
+                }
+                Err(error) => panic!("{what} was cancelled while the test waited for it: {error}"),
+            },
+        },
+    }
+}
+
 /// A response as [`http_request`] reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpResponse {

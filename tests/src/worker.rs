@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use hostkit_deploy::policy::Policy;
 use hostkit_deploy::proxy::ProxyConfig;
 use hostkit_deploy::tls::AcmeConfig;
+use hostkit_proto::subjects::settings::StreamBounds;
 use hostkit_proto::{Event, Job, Names, NodeId};
 use hostkit_worker::runtime::{Settings, Startup, serve};
 use hostkit_worker::store::{PortPool, Store};
@@ -54,7 +55,14 @@ pub fn test_settings(domains_root: &std::path::Path) -> Settings {
         exec_domains: Vec::new(),
         metrics_listen: None,
         image_buckets: Vec::new(),
-        stream_bounds: Default::default(),
+        // The default image bucket bound (20 GiB) is reserved in the
+        // server's JetStream store, whose own default is 75% of the free
+        // disk: two such buckets would not fit a test machine with less
+        // than ~55 GB free. Tests store a few MiB.
+        stream_bounds: StreamBounds {
+            images_max_bytes: 1 << 30,
+            ..StreamBounds::default()
+        },
         policy: Policy::default(),
         stack_limits: Default::default(),
         trusted_keys: Vec::new(),
@@ -194,7 +202,13 @@ impl TestWorker {
             }
         }));
         self.runtime = Some(runtime);
-        wait_for_consumer(nats, &self.names, &self.node).await;
+        let task = self.task.as_mut().expect("the worker task was just spawned");
+        crate::util::while_running(
+            task,
+            "the worker",
+            wait_for_consumer(nats, &self.names, &self.node),
+        )
+        .await;
     }
 
     /// Graceful stop (as SIGTERM would), waiting for running jobs.

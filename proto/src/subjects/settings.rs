@@ -22,8 +22,6 @@ pub const JOBS_MAX_MSG_SIZE: i32 = 1024 * 1024;
 pub const JOBS_MAX_PER_SUBJECT: i64 = 100;
 /// The jobs stream's size bound (new jobs are refused beyond it).
 pub const JOBS_MAX_BYTES: i64 = 256 * 1024 * 1024;
-/// Number of stream replicas (raise to 3 on a clustered server).
-pub const JOBS_REPLICAS: usize = 1;
 /// Consumer `ack_wait`: an unacked job is redelivered after this.
 pub const JOBS_ACK_WAIT: Duration = Duration::from_secs(60);
 /// How often a running job's message gets an in-progress ack (well within
@@ -67,10 +65,23 @@ pub const IMAGES_MAX_BYTES: i64 = 20 * 1024 * 1024 * 1024;
 /// 128 KiB default for throughput, below the 1 MiB default `max_payload`.
 pub const IMAGES_CHUNK_SIZE: usize = 512 * 1024;
 
-/// The size and age bounds a worker gives the streams and image buckets it
-/// creates (`[streams]` of worker.toml; an existing one is never changed).
+// --- replication --------------------------------------------------------------
+
+/// Copies of every stream and bucket a worker creates, by default: one, for
+/// a single nats-server. A 3-server cluster takes `[streams] replicas = 3`.
+pub const DEFAULT_REPLICAS: usize = 1;
+/// The most copies JetStream keeps of a stream.
+pub const MAX_REPLICAS: usize = 5;
+
+/// The size and age bounds, and the replica count, a worker gives the
+/// streams and buckets it creates (`[streams]` of worker.toml; an existing
+/// one is never changed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamBounds {
+    /// Copies of each stream and bucket on a clustered server (1 to
+    /// [`MAX_REPLICAS`]; more than one needs a JetStream cluster of at
+    /// least as many servers).
+    pub replicas: usize,
     /// Jobs stream bytes (new jobs are refused beyond it).
     pub jobs_max_bytes: i64,
     /// A job not consumed within this age is dropped.
@@ -88,6 +99,7 @@ pub struct StreamBounds {
 impl Default for StreamBounds {
     fn default() -> Self {
         StreamBounds {
+            replicas: DEFAULT_REPLICAS,
             jobs_max_bytes: JOBS_MAX_BYTES,
             jobs_max_age: JOBS_MAX_AGE,
             events_max_bytes: EVENTS_MAX_BYTES,

@@ -1,10 +1,11 @@
-//! `[streams]`: the size and age bounds of the JetStream objects a worker
-//! creates (jobs and events streams, image buckets). An object that exists
+//! `[streams]`: the size and age bounds and the replica count of the
+//! JetStream objects a worker creates (jobs and events streams, image and
+//! backup buckets, KV buckets). An object that exists
 //! already is never changed; an unbounded one is reported at startup.
 
 use std::time::Duration;
 
-use hostkit_proto::subjects::settings::StreamBounds;
+use hostkit_proto::subjects::settings::{MAX_REPLICAS, StreamBounds};
 use serde::{Deserialize, Serialize};
 
 use super::file::DurationText;
@@ -14,6 +15,9 @@ use super::{Problems, format_duration};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StreamsSection {
+    /// Copies of each stream and bucket (3 on a 3-server cluster).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<usize>,
     /// Jobs stream bytes (`"256m"`).
     #[serde(
         deserialize_with = "hostkit_deploy::policy::deserialize_size",
@@ -52,6 +56,17 @@ const MIN_AGE: Duration = Duration::from_secs(60);
 pub(super) fn validate(s: &StreamsSection, p: &mut Problems) -> Option<StreamBounds> {
     let before = p.list.len();
     let defaults = StreamBounds::default();
+    let replicas = match s.replicas {
+        None => defaults.replicas,
+        Some(n) if (1..=MAX_REPLICAS).contains(&n) => n,
+        Some(n) => {
+            p.push(
+                "streams.replicas",
+                format!("must be 1 to {MAX_REPLICAS} (got {n}); a 3-server cluster takes 3"),
+            );
+            defaults.replicas
+        }
+    };
     let mut size = |key: &str, value: Option<u64>, default: i64| -> i64 {
         match value {
             None => default,
@@ -83,6 +98,7 @@ pub(super) fn validate(s: &StreamsSection, p: &mut Problems) -> Option<StreamBou
             .unwrap_or(default),
     };
     let bounds = StreamBounds {
+        replicas,
         jobs_max_bytes,
         jobs_max_age: age("jobs_max_age", &s.jobs_max_age, defaults.jobs_max_age),
         events_max_bytes,
@@ -98,6 +114,7 @@ pub(super) fn to_file(bounds: &StreamBounds) -> StreamsSection {
     let bytes = |n: i64| Some(u64::try_from(n).unwrap_or(0));
     let age = |d: Duration| Some(DurationText(format_duration(d)));
     StreamsSection {
+        replicas: Some(bounds.replicas),
         jobs_max_bytes: bytes(bounds.jobs_max_bytes),
         jobs_max_age: age(bounds.jobs_max_age),
         events_max_bytes: bytes(bounds.events_max_bytes),

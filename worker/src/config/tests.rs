@@ -58,6 +58,7 @@ drain_time = "500ms"
 shutdown_grace = 45
 
 [streams]
+replicas = 3
 jobs_max_bytes = "64m"
 jobs_max_age = "24h"
 events_max_bytes = 2147483648
@@ -232,6 +233,7 @@ fn a_full_sample_parses_into_every_setting() {
     assert_eq!(
         config.streams,
         hostkit_proto::subjects::settings::StreamBounds {
+            replicas: 3,
             jobs_max_bytes: 64 << 20,
             jobs_max_age: Duration::from_secs(24 * 3600),
             events_max_bytes: 2 << 30,
@@ -535,8 +537,12 @@ fn each_validation_error_names_its_key() {
             ],
         ),
         (
-            "node = \"a\"\n[streams]\njobs_max_bytes = \"10k\"\nimages_max_age = \"5s\"",
-            &["streams.jobs_max_bytes", "streams.images_max_age"],
+            "node = \"a\"\n[streams]\nreplicas = 0\njobs_max_bytes = \"10k\"\nimages_max_age = \"5s\"",
+            &[
+                "streams.replicas",
+                "streams.jobs_max_bytes",
+                "streams.images_max_age",
+            ],
         ),
         (
             "node = \"a\"\n[[security.image_buckets]]\nbucket = \"b\"\ndomains = []",

@@ -10,6 +10,7 @@ use tokio::sync::OnceCell;
 pub struct BackupStore {
     js: jetstream::Context,
     bucket: String,
+    replicas: usize,
     store: OnceCell<object_store::ObjectStore>,
 }
 
@@ -22,11 +23,13 @@ impl std::fmt::Debug for BackupStore {
 }
 
 impl BackupStore {
-    /// The bucket `bucket` through `js` (nothing is contacted yet).
-    pub fn new(js: jetstream::Context, bucket: String) -> BackupStore {
+    /// The bucket `bucket` through `js`, made with `replicas` copies
+    /// (nothing is contacted yet).
+    pub fn new(js: jetstream::Context, bucket: String, replicas: usize) -> BackupStore {
         BackupStore {
             js,
             bucket,
+            replicas,
             store: OnceCell::new(),
         }
     }
@@ -48,6 +51,7 @@ impl BackupStore {
                             bucket: self.bucket.clone(),
                             description: Some("HostKit backups of this node's volumes".into()),
                             storage: jetstream::stream::StorageType::File,
+                            num_replicas: self.replicas,
                             ..Default::default()
                         })
                         .await

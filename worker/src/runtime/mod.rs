@@ -184,8 +184,10 @@ pub async fn serve(startup: Startup, shutdown: impl Into<Shutdown>) -> Result<()
         settings,
     } = startup;
     let js = jetstream::new(nats.clone());
+    setup::check_replicas(&nats, settings.stream_bounds.replicas)?;
     let objects = {
-        // NATS may be down at boot: retry until it is back or we are stopped.
+        // NATS may be down at boot: retry until it is back or we are stopped
+        // (not when the server refuses the settings themselves).
         let mut backoff = Duration::from_millis(200);
         let mut shutdown = shutdown.clone();
         loop {
@@ -199,6 +201,9 @@ pub async fn serve(startup: Startup, shutdown: impl Into<Shutdown>) -> Result<()
             .await
             {
                 Ok(objects) => break objects,
+                Err(error) if error.is_permanent(nats.server_info().cluster.is_some()) => {
+                    return Err(error.into());
+                }
                 Err(error) if !shutdown.is_shutdown() => {
                     tracing::warn!(%error, retry_in = ?backoff, "JetStream not ready");
                     tokio::select! {
@@ -230,7 +235,11 @@ pub async fn serve(startup: Startup, shutdown: impl Into<Shutdown>) -> Result<()
         docker,
         engine,
         images: objects.images,
-        backups: backup_store::BackupStore::new(js.clone(), names.backups_bucket(&node)),
+        backups: backup_store::BackupStore::new(
+            js.clone(),
+            names.backups_bucket(&node),
+            settings.stream_bounds.replicas,
+        ),
         metrics: Default::default(),
         placement: objects.placement,
         nodes: objects.nodes,

@@ -36,17 +36,115 @@ impl std::fmt::Debug for JetStreamObjects {
 
 /// A JetStream object could not be created or read.
 #[derive(Debug, thiserror::Error)]
-#[error("JetStream setup failed: {what}: {message}")]
+#[error("JetStream setup failed: {what}: {message}{}", hint.as_deref().map(|h| format!(" (hint: {h})")).unwrap_or_default())]
 pub struct SetupError {
     /// The object.
     pub what: String,
     /// What the server said.
     pub message: String,
+    /// What the operator can do, when the server's answer says.
+    pub hint: Option<String>,
+    /// The server refused the request itself: asking again cannot succeed
+    /// until the operator changes worker.toml or the server.
+    pub refused: Refusal,
 }
+
+/// Why the server refused to create a stream or bucket, when it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not a refusal: the server was unreachable, busy or electing a leader.
+    None,
+    /// `replicas > 1` asked of a server that is not clustered.
+    NotClustered,
+    /// The store cannot reserve the bounds (or, in a cluster, not enough
+    /// servers are up to hold the replicas).
+    Resources,
+}
+
+impl SetupError {
+    /// Whether retrying cannot help: the server refused the settings and,
+    /// standalone, will go on refusing them. In a cluster a resource
+    /// refusal may pass once the servers that are down come back.
+    pub fn is_permanent(&self, clustered: bool) -> bool {
+        match self.refused {
+            Refusal::None => false,
+            Refusal::NotClustered => true,
+            Refusal::Resources => !clustered,
+        }
+    }
+}
+
+/// JetStream's error codes for the refusals (nats-server's `errors.json`).
+const NOT_CLUSTERED_CODES: [&str; 1] = ["error code 10074"];
+const RESOURCE_CODES: [&str; 3] = ["error code 10047", "error code 10023", "error code 10005"];
 
 fn setup_err(what: impl Into<String>) -> impl FnOnce(String) -> SetupError {
     let what = what.into();
-    move |message| SetupError { what, message }
+    move |message| {
+        let lower = message.to_lowercase();
+        let refused = if NOT_CLUSTERED_CODES.iter().any(|c| message.contains(c))
+            || lower.contains("not supported in non-clustered mode")
+        {
+            Refusal::NotClustered
+        } else if RESOURCE_CODES.iter().any(|c| message.contains(c))
+            || lower.contains("insufficient")
+        {
+            Refusal::Resources
+        } else {
+            Refusal::None
+        };
+        let hint = match refused {
+            Refusal::None => None,
+            Refusal::NotClustered => Some(
+                "`[streams] replicas` above 1 needs a JetStream cluster: set it to 1 for a \
+                 single nats-server"
+                    .to_owned(),
+            ),
+            Refusal::Resources => Some(
+                "the server's JetStream store must hold every stream's and bucket's size bound \
+                 (`[streams]` jobs_max_bytes, events_max_bytes, and images_max_bytes for each \
+                 image bucket); its `max_file_store` defaults to 75% of the free disk: lower \
+                 the bounds or raise `max_file_store`. With `replicas` > 1, as many servers of \
+                 the cluster must be up"
+                    .to_owned(),
+            ),
+        };
+        SetupError {
+            what,
+            message,
+            hint,
+            refused,
+        }
+    }
+}
+
+/// Checks `[streams] replicas` against the server `nats` is connected to,
+/// before anything is created: more than one copy needs a clustered
+/// server. A cluster that shows fewer servers than copies is only warned
+/// about (some may be down for now); JetStream itself then refuses to
+/// place the streams until enough are up.
+pub fn check_replicas(nats: &async_nats::Client, replicas: usize) -> Result<(), SetupError> {
+    if replicas <= 1 {
+        return Ok(());
+    }
+    let info = nats.server_info();
+    let Some(cluster) = info.cluster.as_deref().filter(|name| !name.is_empty()) else {
+        return Err(setup_err(format!("[streams] replicas = {replicas}"))(format!(
+            "the server {} is not clustered (error code 10074: replicas > 1 not supported in \
+             non-clustered mode)",
+            info.server_name
+        )));
+    };
+    let servers = info.connect_urls.len().max(1);
+    if servers < replicas {
+        tracing::warn!(
+            cluster,
+            servers,
+            replicas,
+            "the NATS cluster shows fewer servers than `[streams] replicas`; streams are placed only once enough are up"
+        );
+    }
+    Ok(())
 }
 
 /// The jobs stream as HostKit creates it.
@@ -63,7 +161,7 @@ pub fn jobs_stream_config(names: &Names, bounds: &StreamBounds) -> stream::Confi
         discard: DiscardPolicy::New,
         discard_new_per_subject: true,
         max_message_size: s::JOBS_MAX_MSG_SIZE,
-        num_replicas: s::JOBS_REPLICAS,
+        num_replicas: bounds.replicas,
         ..Default::default()
     }
 }
@@ -79,6 +177,7 @@ pub fn events_stream_config(names: &Names, bounds: &StreamBounds) -> stream::Con
         max_bytes: bounds.events_max_bytes,
         max_message_size: s::EVENTS_MAX_MSG_SIZE,
         duplicate_window: s::EVENTS_DUPLICATE_WINDOW,
+        num_replicas: bounds.replicas,
         ..Default::default()
     }
 }
@@ -132,6 +231,11 @@ async fn ensure_stream(
                 format!("{:?}", have.storage),
                 format!("{:?}", wanted.storage),
             );
+            differ(
+                "replicas",
+                have.num_replicas.to_string(),
+                wanted.num_replicas.to_string(),
+            );
             if wanted.max_bytes > 0 && have.max_bytes <= 0 {
                 mismatches.push(format!(
                     "stream {name}: max_bytes is unbounded, HostKit expects {} bytes",
@@ -158,6 +262,7 @@ async fn ensure_kv(
     js: &jetstream::Context,
     bucket: String,
     history: i64,
+    replicas: usize,
 ) -> Result<kv::Store, SetupError> {
     if let Ok(store) = js.get_key_value(&bucket).await {
         return Ok(store);
@@ -166,6 +271,7 @@ async fn ensure_kv(
         bucket: bucket.clone(),
         history,
         storage: StorageType::File,
+        num_replicas: replicas,
         ..Default::default()
     })
     .await
@@ -193,8 +299,14 @@ pub async fn ensure(
         (shared.clone(), ensure_images(js, &shared, bounds).await?),
         private,
     );
-    let placement = ensure_kv(js, names.placement_bucket(), s::PLACEMENT_HISTORY).await?;
-    let nodes = ensure_kv(js, names.nodes_bucket(), s::NODES_HISTORY).await?;
+    let placement = ensure_kv(
+        js,
+        names.placement_bucket(),
+        s::PLACEMENT_HISTORY,
+        bounds.replicas,
+    )
+    .await?;
+    let nodes = ensure_kv(js, names.nodes_bucket(), s::NODES_HISTORY, bounds.replicas).await?;
     // The consumer comes last: once it exists, everything the worker needs
     // does (tests and operators wait for it as the sign of a ready node).
     let jobs = js
@@ -259,6 +371,7 @@ async fn ensure_images(
                 max_age: bounds.images_max_age,
                 max_bytes: bounds.images_max_bytes,
                 storage: StorageType::File,
+                num_replicas: bounds.replicas,
                 ..Default::default()
             })
             .await
