@@ -32,7 +32,77 @@ pub const START_GRACE: Duration = Duration::from_secs(5);
 pub type Events = Pin<Box<dyn Stream<Item = Result<Event, String>> + Send>>;
 
 /// Every event stored or to come on `subject` (a job's events), in order.
+///
+/// When the consumer fails (its server died, or the cluster moved the
+/// events stream's leader and the consumer cannot be made again under its
+/// name), the error is passed on and a new consumer, under a new name,
+/// replays the job's events from the start; the events already delivered
+/// are skipped (a job's events come from one node, numbered in order), so
+/// nothing is lost or shown twice.
 pub async fn subscribe(session: &Session, subject: String) -> Result<Events, Error> {
+    let first = open(session, &subject).await?;
+    let state = Resume {
+        session: session.clone(),
+        subject,
+        current: Some(first),
+        last_seq: None,
+    };
+    Ok(Box::pin(futures_util::stream::unfold(
+        state,
+        |mut state| async move {
+            loop {
+                let Some(current) = state.current.as_mut() else {
+                    match open(&state.session, &state.subject).await {
+                        Ok(fresh) => {
+                            state.current = Some(fresh);
+                            continue;
+                        }
+                        Err(error) => return Some((Err(error.to_string()), state)),
+                    }
+                };
+                match current.next().await {
+                    Some(Ok(event)) => {
+                        if state.last_seq.is_some_and(|last| event.seq <= last) {
+                            continue;
+                        }
+                        state.last_seq = Some(event.seq);
+                        return Some((Ok(event), state));
+                    }
+                    Some(Err(Failure::Unreadable(error))) => return Some((Err(error), state)),
+                    Some(Err(Failure::Consumer(error))) => {
+                        state.current = None;
+                        return Some((Err(error), state));
+                    }
+                    None => {
+                        state.current = None;
+                        return Some((Err("the event consumer ended".to_owned()), state));
+                    }
+                }
+            }
+        },
+    )))
+}
+
+/// What [`subscribe`] keeps between events.
+struct Resume {
+    session: Session,
+    subject: String,
+    current: Option<Pin<Box<dyn Stream<Item = Result<Event, Failure>> + Send>>>,
+    /// The node sequence of the last event delivered.
+    last_seq: Option<u64>,
+}
+
+/// Why a read failed: the consumer (make a new one) or one message.
+enum Failure {
+    Consumer(String),
+    Unreadable(String),
+}
+
+/// An ordered consumer on the events stream for `subject`, from its start.
+async fn open(
+    session: &Session,
+    subject: &str,
+) -> Result<Pin<Box<dyn Stream<Item = Result<Event, Failure>> + Send>>, Error> {
     let name = session.names.events_stream();
     let stream = match session.js.get_stream(&name).await {
         Ok(stream) => stream,
@@ -50,7 +120,7 @@ pub async fn subscribe(session: &Session, subject: String) -> Result<Events, Err
             // (`CONSUMER.CREATE.<stream>.<name>.<filter>`), which NATS
             // permissions can confine to a tenant's own domains.
             name: Some(format!("follow-{}", hostkit_proto::JobId::new())),
-            filter_subject: subject.clone(),
+            filter_subject: subject.to_owned(),
             deliver_policy: DeliverPolicy::All,
             ..Default::default()
         })
@@ -65,8 +135,9 @@ pub async fn subscribe(session: &Session, subject: String) -> Result<Events, Err
         .await
         .map_err(|e| Error::unavailable(format!("cannot read the events of {subject}: {e}")))?;
     Ok(Box::pin(messages.map(|message| {
-        let message = message.map_err(|e| e.to_string())?;
-        Event::from_slice(&message.payload).map_err(|e| format!("an unreadable event: {e}"))
+        let message = message.map_err(|e| Failure::Consumer(e.to_string()))?;
+        Event::from_slice(&message.payload)
+            .map_err(|e| Failure::Unreadable(format!("an unreadable event: {e}")))
     })))
 }
 

@@ -14,8 +14,10 @@ use crate::cli::ConnectArgs;
 use crate::connect::Session;
 use crate::error::{Error, not_set_up};
 
-/// How long the jobs stream has to acknowledge a job.
-const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the jobs stream has to acknowledge a job, all tries together.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one try may wait for the acknowledgement.
+const TRY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A new job for `domain`, signed when a signing key is configured, and
 /// validated (exit 2 when it is not valid).
@@ -44,38 +46,62 @@ pub fn make_job(
 }
 
 /// Publishes `job` for `node`; answers once the jobs stream stored it.
+///
+/// A try that gets no acknowledgement (a server of the cluster died, the
+/// stream is electing a leader) is made again with the same `Nats-Msg-Id`
+/// until [`PUBLISH_TIMEOUT`]: the stream's de-duplication stores the job
+/// once however many tries reached it.
 pub async fn publish(session: &Session, node: &NodeId, job: &Job) -> Result<(), Error> {
     let subject = session.names.jobs_subject(node, &job.domain);
-    let message = PublishMessage::build()
-        .payload(job.to_vec().into())
-        .message_id(job.id.to_string());
-    let sent = async {
-        session
-            .js
-            .send_publish(subject, message)
-            .await
-            .map_err(|e| e.kind())?
-            .await
-            .map_err(|e| e.kind())
-    };
-    match tokio::time::timeout(PUBLISH_TIMEOUT, sent).await {
-        Ok(Ok(_ack)) => Ok(()),
-        Ok(Err(PublishErrorKind::StreamNotFound)) => Err(not_set_up(&format!(
-            "the stream {}",
-            session.names.jobs_stream()
-        ))),
-        Ok(Err(PublishErrorKind::MaxPayloadExceeded)) => Err(Error::usage(
-            "the job is larger than the server's max_payload (is the compose file huge?)",
-        )),
-        Ok(Err(kind)) => Err(Error::unavailable(format!(
-            "the jobs stream did not store the job ({kind}); are this user's NATS permissions right, or do {} jobs already wait for this domain on this node?",
-            hostkit_proto::subjects::settings::JOBS_MAX_PER_SUBJECT
-        ))),
-        Err(_) => Err(Error::unavailable(format!(
-            "the jobs stream did not acknowledge the job within {}s; are this user's NATS permissions right?",
-            PUBLISH_TIMEOUT.as_secs()
-        ))),
+    let deadline = tokio::time::Instant::now() + PUBLISH_TIMEOUT;
+    let mut last = String::from("no acknowledgement");
+    while tokio::time::Instant::now() < deadline {
+        let message = PublishMessage::build()
+            .payload(job.to_vec().into())
+            .message_id(job.id.to_string());
+        let sent = async {
+            session
+                .js
+                .send_publish(subject.clone(), message)
+                .await
+                .map_err(|e| e.kind())?
+                .await
+                .map_err(|e| e.kind())
+        };
+        match tokio::time::timeout(TRY_TIMEOUT, sent).await {
+            Ok(Ok(_ack)) => return Ok(()),
+            Ok(Err(PublishErrorKind::StreamNotFound)) => {
+                // "No responders": the stream is missing, or (in a cluster)
+                // has no leader for a moment. Ask which.
+                let name = session.names.jobs_stream();
+                if let Err(e) = session.js.get_stream(&name).await {
+                    if crate::error::is_missing_stream(&e) {
+                        return Err(not_set_up(&format!("the stream {name}")));
+                    }
+                }
+                last = "the stream had no leader".to_owned();
+            }
+            Ok(Err(PublishErrorKind::MaxPayloadExceeded)) => {
+                return Err(Error::usage(
+                    "the job is larger than the server's max_payload (is the compose file huge?)",
+                ));
+            }
+            Ok(Err(PublishErrorKind::TimedOut)) | Err(_) => {
+                last = format!("no acknowledgement within {}s", TRY_TIMEOUT.as_secs());
+            }
+            Ok(Err(kind)) => {
+                return Err(Error::unavailable(format!(
+                    "the jobs stream did not store the job ({kind}); are this user's NATS permissions right, or do {} jobs already wait for this domain on this node?",
+                    hostkit_proto::subjects::settings::JOBS_MAX_PER_SUBJECT
+                )));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    Err(Error::unavailable(format!(
+        "the jobs stream did not acknowledge the job within {}s ({last}); are this user's NATS permissions right?",
+        PUBLISH_TIMEOUT.as_secs()
+    )))
 }
 
 /// Who asks: `--requested-by`, else the GitHub Actions run, else `user@host`.

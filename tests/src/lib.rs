@@ -1,7 +1,8 @@
 //! Test harness for HostKit's end-to-end suite: real nats-server, Docker
 //! Engine and nginx, each started or reached per test and cleaned up on drop.
 //!
-//! - [`TestNats`]: a nats-server with JetStream on a free port and a temporary store.
+//! - [`TestNats`]: a nats-server with JetStream on a free port and a temporary store;
+//!   [`TestNatsCluster`]: several of them clustered on loopback.
 //! - [`TestDocker`]: the Docker Engine with a per-test label, unique domains and cleanup.
 //! - [`TestNginx`]: nginx with its own prefix, a default 404 server and a `conf.d`.
 //! - [`TestPebble`]: an ACME server (pebble) with a mock DNS, for TLS; [`https`]:
@@ -20,6 +21,7 @@ pub mod fixtures;
 pub mod https;
 pub mod image;
 pub mod nats;
+pub mod nats_cluster;
 pub mod nginx;
 pub mod pebble;
 mod process;
@@ -31,6 +33,7 @@ pub mod worker;
 pub use docker::{TestDocker, compose_project, connect_docker};
 pub use image::{BuiltImage, Healthcheck, ImageSpec, TarballBuilder, TarballInfo};
 pub use nats::TestNats;
+pub use nats_cluster::TestNatsCluster;
 pub use nginx::TestNginx;
 pub use pebble::TestPebble;
 pub use registry::TestRegistry;

@@ -34,7 +34,21 @@ pub struct TestNats {
     port: u16,
     monitor_port: u16,
     config: Option<PathBuf>,
+    cluster: Option<ClusterMember>,
     process: Option<ServerProcess>,
+}
+
+/// A server's place in a [`TestNatsCluster`](crate::TestNatsCluster).
+#[derive(Debug, Clone)]
+pub(crate) struct ClusterMember {
+    /// `server_name` (unique in the cluster).
+    pub name: String,
+    /// The cluster's name.
+    pub cluster: String,
+    /// This server's route port.
+    pub route_port: u16,
+    /// The other servers' route ports.
+    pub routes: Vec<u16>,
 }
 
 impl TestNats {
@@ -53,25 +67,7 @@ impl TestNats {
     }
 
     async fn launch(config: Option<&str>) -> TestNats {
-        let binary = nats_server_binary().to_path_buf();
-        let dir = tempfile::Builder::new()
-            .prefix("hostkit-nats-")
-            .tempdir()
-            .expect("create a temporary directory for nats-server");
-        std::fs::create_dir(dir.path().join("store")).expect("create the JetStream store dir");
-        let config = config.map(|text| {
-            let path = dir.path().join("nats.conf");
-            std::fs::write(&path, text).expect("write nats.conf");
-            path
-        });
-        let mut nats = TestNats {
-            binary,
-            dir,
-            port: 0,
-            monitor_port: 0,
-            config,
-            process: None,
-        };
+        let mut nats = Self::prepare(config, None);
         // A free port can be taken by another process before the server binds
         // it: retry on fresh ports.
         for attempt in 1..=5 {
@@ -89,26 +85,95 @@ impl TestNats {
         unreachable!("the last attempt either returns or panics")
     }
 
+    /// A server not started yet: its directory, store and config file
+    /// (ports are chosen by the caller).
+    pub(crate) fn prepare(config: Option<&str>, cluster: Option<ClusterMember>) -> TestNats {
+        let binary = nats_server_binary().to_path_buf();
+        let dir = tempfile::Builder::new()
+            .prefix("hostkit-nats-")
+            .tempdir()
+            .expect("create a temporary directory for nats-server");
+        std::fs::create_dir(dir.path().join("store")).expect("create the JetStream store dir");
+        let config = config.map(|text| {
+            let path = dir.path().join("nats.conf");
+            std::fs::write(&path, text).expect("write nats.conf");
+            path
+        });
+        TestNats {
+            binary,
+            dir,
+            port: 0,
+            monitor_port: 0,
+            config,
+            cluster,
+            process: None,
+        }
+    }
+
+    /// Sets the client and monitoring ports (before the first start).
+    pub(crate) fn set_ports(&mut self, port: u16, monitor_port: u16) {
+        self.port = port;
+        self.monitor_port = monitor_port;
+    }
+
     /// Spawns the server and waits until `/healthz` says JetStream is ready.
     /// On failure returns the server's log output of this attempt.
     async fn spawn_and_wait(&mut self) -> Result<(), String> {
+        let (process, log_before) = self.spawn();
+        self.wait_ready(process, log_before).await
+    }
+
+    /// Spawns the server process; answers it and the log's length before it.
+    pub(crate) fn spawn(&self) -> (ServerProcess, u64) {
         let log = self.log_path();
         let log_before = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
         let mut command = Command::new(&self.binary);
         command
-            .args(["-js", "-a", "127.0.0.1", "-n", "hostkit-test"])
+            .args(["-js", "-a", "127.0.0.1"])
             .arg("-p")
             .arg(self.port.to_string())
             .arg("-m")
             .arg(self.monitor_port.to_string())
             .arg("-sd")
             .arg(self.store_dir());
+        match &self.cluster {
+            None => {
+                command.args(["-n", "hostkit-test"]);
+            }
+            Some(member) => {
+                let routes: Vec<String> = member
+                    .routes
+                    .iter()
+                    .map(|port| format!("nats-route://127.0.0.1:{port}"))
+                    .collect();
+                command
+                    .arg("-n")
+                    .arg(&member.name)
+                    .arg("--cluster_name")
+                    .arg(&member.cluster)
+                    .arg("--cluster")
+                    .arg(format!("nats://127.0.0.1:{}", member.route_port))
+                    .arg("--routes")
+                    .arg(routes.join(","));
+            }
+        }
         if let Some(config) = &self.config {
             command.arg("-c").arg(config);
         }
         let process = ServerProcess::spawn("nats-server", command, &log).unwrap_or_else(|e| {
             panic!("cannot run {}: {e}; {INSTALL_HINT}", self.binary.display())
         });
+        (process, log_before)
+    }
+
+    /// Waits until `/healthz` of the just spawned `process` says JetStream
+    /// is ready (in a cluster: that it has a meta leader and is current).
+    pub(crate) async fn wait_ready(
+        &mut self,
+        process: ServerProcess,
+        log_before: u64,
+    ) -> Result<(), String> {
+        let log = self.log_path();
         let this_run = || {
             let text = std::fs::read(&log).unwrap_or_default();
             let start = usize::try_from(log_before).unwrap_or(0).min(text.len());
@@ -203,6 +268,16 @@ impl TestNats {
     /// period). The port and store are kept for [`start`](Self::start).
     pub fn stop(&mut self) {
         if let Some(mut process) = self.process.take() {
+            process.stop();
+        }
+    }
+
+    /// Kills the server at once (SIGKILL: no flush, no goodbye to a
+    /// cluster), as a crashed host would. The port and store are kept for
+    /// [`start`](Self::start).
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let _ = process.signal(rustix::process::Signal::KILL);
             process.stop();
         }
     }

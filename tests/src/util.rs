@@ -152,9 +152,9 @@ pub async fn wait_for<T, E: Display>(
 /// "worker failed: JetStream setup failed: …") instead of letting `wait`
 /// time out on a condition that can no longer come true.
 pub async fn while_running<T>(
-    task: &mut tokio::task::JoinHandle<()>,
+    task: &mut JoinHandle<()>,
     what: &str,
-    wait: impl std::future::Future<Output = T>,
+    wait: impl Future<Output = T>,
 ) -> T {
     tokio::select! {
         value = wait => value,

@@ -202,7 +202,10 @@ impl TestWorker {
             }
         }));
         self.runtime = Some(runtime);
-        let task = self.task.as_mut().expect("the worker task was just spawned");
+        let task = self
+            .task
+            .as_mut()
+            .expect("the worker task was just spawned");
         crate::util::while_running(
             task,
             "the worker",
@@ -257,7 +260,13 @@ impl Drop for TestWorker {
 
 /// Wait (bounded) until `node`'s durable consumer exists.
 pub async fn wait_for_consumer(nats: &TestNats, names: &Names, node: &NodeId) {
-    let js = jetstream::new(nats.client().await);
+    wait_for_consumer_of(&nats.client().await, names, node).await;
+}
+
+/// Wait (bounded) until `node`'s durable consumer exists, asking through
+/// `client`.
+pub async fn wait_for_consumer_of(client: &async_nats::Client, names: &Names, node: &NodeId) {
+    let js = jetstream::new(client.clone());
     let consumer = names.jobs_consumer(node);
     crate::wait_until(
         Duration::from_secs(30),
@@ -486,19 +495,30 @@ pub async fn upload_layers(
 /// `target/<profile>/`, the parent of a test binary's `deps/`, or the
 /// directory of a binary target such as `bench-worker`.
 pub fn worker_binary() -> std::path::PathBuf {
+    workspace_binary("hostkit-worker")
+}
+
+/// The `hostkit` CLI binary, found as [`worker_binary`] is.
+pub fn cli_binary() -> std::path::PathBuf {
+    workspace_binary("hostkit")
+}
+
+/// Binary `name` (built by the package of the same name), next to the
+/// running test binary.
+fn workspace_binary(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
     let exe_dir = exe.parent().expect("the test binary's directory");
-    let beside = exe_dir.join("hostkit-worker");
+    let beside = exe_dir.join(name);
     if beside.exists() {
         return beside;
     }
     let profile_dir = exe_dir
         .parent()
         .expect("target/<profile>/deps/<test binary>");
-    let binary = profile_dir.join("hostkit-worker");
+    let binary = profile_dir.join(name);
     assert!(
         binary.exists(),
-        "{} is missing: build it first (`cargo build -p hostkit-worker`; `cargo nextest run --workspace` does)",
+        "{} is missing: build it first (`cargo build -p {name}`; `cargo nextest run --workspace` does)",
         binary.display()
     );
     binary
@@ -513,6 +533,7 @@ pub struct WorkerProcess {
     /// The config file.
     pub config: std::path::PathBuf,
     dir: tempfile::TempDir,
+    urls: Vec<String>,
     child: Option<std::process::Child>,
 }
 
@@ -522,6 +543,18 @@ impl WorkerProcess {
         let node: NodeId = format!("proc-{}", &docker.id()[..10])
             .parse()
             .expect("valid node id");
+        Self::start_node(&[nats.url()], node, nginx, "").await
+    }
+
+    /// Write a config for node `node` on the NATS servers `urls` (all of a
+    /// cluster's) and `nginx`, with `extra` TOML appended (e.g. a
+    /// `[streams]` section), and start the binary.
+    pub async fn start_node(
+        urls: &[String],
+        node: NodeId,
+        nginx: &TestNginx,
+        extra: &str,
+    ) -> WorkerProcess {
         let dir = tempfile::tempdir().expect("worker dir");
         let start = crate::util::free_port_block(100);
         let quote = |argv: Vec<String>| {
@@ -536,7 +569,7 @@ data_dir = "{data}"
 domains_root = "{domains}"
 
 [nats]
-urls = ["{url}"]
+urls = [{urls}]
 
 [proxy]
 enabled = true
@@ -554,10 +587,11 @@ block_size = 10
 health_timeout = "30s"
 drain_time = "300ms"
 shutdown_grace = "30s"
+{extra}
 "#,
             data = dir.path().join("data").display(),
             domains = dir.path().join("domains").display(),
-            url = nats.url(),
+            urls = quote(urls.to_vec()),
             conf_dir = nginx.conf_dir().display(),
             test = quote(nginx.test_command()),
             reload = quote(nginx.reload_command()),
@@ -570,14 +604,15 @@ shutdown_grace = "30s"
             node,
             config,
             dir,
+            urls: urls.to_vec(),
             child: None,
         };
-        worker.spawn(nats).await;
+        worker.spawn().await;
         worker
     }
 
     /// Start the process (again) and wait until its consumer exists.
-    pub async fn spawn(&mut self, nats: &TestNats) {
+    pub async fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("worker.log")).expect("worker log");
         let child = std::process::Command::new(worker_binary())
             .arg("--config")
@@ -587,7 +622,10 @@ shutdown_grace = "30s"
             .spawn()
             .expect("start hostkit-worker");
         self.child = Some(child);
-        wait_for_consumer(nats, &Names::default(), &self.node).await;
+        let client = async_nats::connect(self.urls.clone())
+            .await
+            .expect("connect to NATS to watch the worker start");
+        wait_for_consumer_of(&client, &Names::default(), &self.node).await;
         let log_path = self.dir.path().join("worker.log");
         crate::wait_until(
             Duration::from_secs(30),

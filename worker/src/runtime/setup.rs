@@ -129,11 +129,13 @@ pub fn check_replicas(nats: &async_nats::Client, replicas: usize) -> Result<(), 
     }
     let info = nats.server_info();
     let Some(cluster) = info.cluster.as_deref().filter(|name| !name.is_empty()) else {
-        return Err(setup_err(format!("[streams] replicas = {replicas}"))(format!(
-            "the server {} is not clustered (error code 10074: replicas > 1 not supported in \
+        return Err(setup_err(format!("[streams] replicas = {replicas}"))(
+            format!(
+                "the server {} is not clustered (error code 10074: replicas > 1 not supported in \
              non-clustered mode)",
-            info.server_name
-        )));
+                info.server_name
+            ),
+        ));
     };
     let servers = info.connect_urls.len().max(1);
     if servers < replicas {

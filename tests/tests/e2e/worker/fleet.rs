@@ -482,6 +482,7 @@ async fn a_domain_with_a_private_bucket_loads_blobs_from_it_only() {
 async fn configured_stream_bounds_are_applied_and_hold() {
     use hostkit_proto::subjects::settings::StreamBounds;
     let bounds = StreamBounds {
+        replicas: 1,
         jobs_max_bytes: 1 << 20,
         jobs_max_age: Duration::from_secs(3600),
         events_max_bytes: 8 << 20,

@@ -159,7 +159,7 @@ async fn a_worker_process_killed_with_sigkill_mid_deploy_finishes_the_job_exactl
     publish_job(&env.js, &env.worker.names, &process.node, &job).await;
     env.wait_for_a_container(&domain).await;
     process.kill();
-    process.spawn(&env.nats).await;
+    process.spawn().await;
 
     let done = events.terminal(&job.id, Duration::from_secs(120)).await;
     assert_eq!(
