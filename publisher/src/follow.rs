@@ -87,10 +87,13 @@ pub async fn subscribe(session: &Session, subject: String) -> Result<Events, Err
 struct Resume {
     session: Session,
     subject: String,
-    current: Option<Pin<Box<dyn Stream<Item = Result<Event, Failure>> + Send>>>,
+    current: Option<Consumed>,
     /// The node sequence of the last event delivered.
     last_seq: Option<u64>,
 }
+
+/// The events one consumer delivers.
+type Consumed = Pin<Box<dyn Stream<Item = Result<Event, Failure>> + Send>>;
 
 /// Why a read failed: the consumer (make a new one) or one message.
 enum Failure {
@@ -99,10 +102,7 @@ enum Failure {
 }
 
 /// An ordered consumer on the events stream for `subject`, from its start.
-async fn open(
-    session: &Session,
-    subject: &str,
-) -> Result<Pin<Box<dyn Stream<Item = Result<Event, Failure>> + Send>>, Error> {
+async fn open(session: &Session, subject: &str) -> Result<Consumed, Error> {
     let name = session.names.events_stream();
     let stream = match session.js.get_stream(&name).await {
         Ok(stream) => stream,

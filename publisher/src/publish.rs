@@ -49,7 +49,7 @@ pub fn make_job(
 ///
 /// A try that gets no acknowledgement (a server of the cluster died, the
 /// stream is electing a leader) is made again with the same `Nats-Msg-Id`
-/// until [`PUBLISH_TIMEOUT`]: the stream's de-duplication stores the job
+/// for up to 30 s: the stream's de-duplication stores the job
 /// once however many tries reached it.
 pub async fn publish(session: &Session, node: &NodeId, job: &Job) -> Result<(), Error> {
     let subject = session.names.jobs_subject(node, &job.domain);

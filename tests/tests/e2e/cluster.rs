@@ -118,7 +118,7 @@ fn terminals(events: &[Event]) -> BTreeMap<JobId, Vec<&Event>> {
     let mut by_job: BTreeMap<JobId, Vec<&Event>> = BTreeMap::new();
     for event in events.iter().filter(|e| e.is_terminal()) {
         if let Some(job) = &event.job_id {
-            by_job.entry(job.clone()).or_default().push(event);
+            by_job.entry(*job).or_default().push(event);
         }
     }
     by_job
