@@ -380,3 +380,37 @@ async fn ensure_images(
             .map_err(|e| setup_err(format!("create object store {bucket}"))(e.to_string())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_of_the_settings_is_told_apart_from_an_outage() {
+        // What async-nats prints for nats-server's answers.
+        let not_clustered = setup_err("create stream HOSTKIT_JOBS")(
+            "jetstream error: replicas > 1 not supported in non-clustered mode (code 500, error code 10074)"
+                .into(),
+        );
+        assert_eq!(not_clustered.refused, Refusal::NotClustered);
+        assert!(not_clustered.is_permanent(false));
+        assert!(not_clustered.to_string().contains("`[streams] replicas`"));
+
+        let full = setup_err("create object store hostkit_images_a")(
+            "failed to create stream: insufficient storage resources available (code 500, error code 10047)"
+                .into(),
+        );
+        assert_eq!(full.refused, Refusal::Resources);
+        assert!(
+            full.is_permanent(false),
+            "standalone: it will not fit later"
+        );
+        assert!(!full.is_permanent(true), "clustered: servers may come back");
+        assert!(full.to_string().contains("max_file_store"), "{full}");
+
+        let outage = setup_err("stream HOSTKIT_JOBS")("timed out: didn't receive a reply".into());
+        assert_eq!(outage.refused, Refusal::None);
+        assert!(!outage.is_permanent(false));
+        assert!(outage.hint.is_none());
+    }
+}
