@@ -659,6 +659,11 @@ shutdown_grace = "30s"
         self.child.as_ref().map(std::process::Child::id)
     }
 
+    /// The worker's `data_dir` (its SQLite database lives there).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
     /// What the process logged.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("worker.log")).unwrap_or_default()
