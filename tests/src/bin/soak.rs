@@ -73,7 +73,9 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
     };
     let mut rest = args.iter();
     while let Some(flag) = rest.next() {
-        let value = rest.next().with_context(|| format!("{flag} needs a value"))?;
+        let value = rest
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--duration" => options.duration = duration(value)?,
             "--workers" => options.workers = value.parse().context("--workers")?,
@@ -93,7 +95,9 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
 /// `90s`, `30m`, `1h`.
 fn duration(text: &str) -> anyhow::Result<Duration> {
     let (number, unit) = text.split_at(text.trim_end_matches(char::is_alphabetic).len());
-    let n: u64 = number.parse().with_context(|| format!("{text}: not a duration"))?;
+    let n: u64 = number
+        .parse()
+        .with_context(|| format!("{text}: not a duration"))?;
     Ok(Duration::from_secs(match unit {
         "s" | "" => n,
         "m" => n * 60,
@@ -135,7 +139,8 @@ async fn soak(options: Options) -> anyhow::Result<bool> {
     let mut workers = Vec::new();
     for i in 0..options.workers {
         let node: NodeId = format!("soak{i}-{id}").parse()?;
-        workers.push(WorkerProcess::start_node(&cluster.url_list(), node, &nginx, replicated).await);
+        workers
+            .push(WorkerProcess::start_node(&cluster.url_list(), node, &nginx, replicated).await);
     }
     let client = cluster.client().await;
     let js = jetstream::new(client.clone());
@@ -503,7 +508,11 @@ fn report(
             .iter()
             .map(|r| r.map_or("-".into(), |k| format!("{:.1}", k as f64 / 1024.0)))
             .collect();
-        let db: Vec<String> = s.sqlite_bytes.iter().map(|b| format!("{}", b / 1024)).collect();
+        let db: Vec<String> = s
+            .sqlite_bytes
+            .iter()
+            .map(|b| format!("{}", b / 1024))
+            .collect();
         println!(
             "  {:>6.0}s  rss [{}]  sqlite [{}]  events {} msgs {:.1} MiB  jobs {} msgs",
             s.at.as_secs_f64(),

@@ -1,7 +1,7 @@
 //! `remove`: containers (after their `pre_stop` hooks), networks, the nginx
 //! file and the files HostKit wrote under the domain's `.hostkit/` go;
-//! named volumes stay unless `purge_volumes`. The domain's record and port
-//! block are released.
+//! named volumes stay unless `purge_volumes`. The image tags of the
+//! domain's versions go too; its record and port block are released.
 
 use hostkit_deploy::engine::files;
 use hostkit_deploy::progress::{Progress, ProgressSink};
@@ -10,7 +10,8 @@ use hostkit_proto::{ErrorCode, Job};
 use super::stack::{domain_dir, spec_for_version};
 use super::{Done, Failure};
 use crate::runtime::Worker;
-use crate::store::Change;
+use crate::runtime::aftercare;
+use crate::store::{Change, VersionStatus};
 
 pub async fn run(
     worker: &Worker,
@@ -54,6 +55,13 @@ pub async fn run(
                 .remove(&job.domain, &job.domain.token(), purge_volumes, sink)
                 .await?;
             files::remove_all(&domain_dir(worker, &job.domain)).await?;
+        }
+    }
+    // The containers are gone: so go the image tags of every version kept
+    // (untagging is idempotent, should this job run again after a crash).
+    for version in worker.store.versions(job.domain.clone()).await? {
+        if version.status != VersionStatus::Pruned {
+            aftercare::untag_version(worker, &job.domain, &version).await;
         }
     }
     Ok(Done {

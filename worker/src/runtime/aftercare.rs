@@ -60,18 +60,7 @@ pub async fn run(worker: &Worker, domain: &Domain) -> Result<(), AftercareError>
         .prune(domain.clone(), worker.settings.retention)
         .await?
     {
-        let tags = pruned
-            .images
-            .keys()
-            .map(|service| images::version_tag(&domain.token(), service, pruned.version))
-            .chain(pruned.other_images.keys().map(|reference| {
-                images::other_image_tag(&domain.token(), reference, pruned.version)
-            }));
-        for tag in tags {
-            if let Err(error) = images::untag(&worker.docker, &tag).await {
-                tracing::warn!(%error, tag, "could not remove a pruned version's tag");
-            }
-        }
+        untag_version(worker, domain, &pruned).await;
     }
     write_view(worker, &record, &dir).await?;
     placement::record(worker, domain)
@@ -81,6 +70,28 @@ pub async fn run(worker: &Worker, domain: &Domain) -> Result<(), AftercareError>
             message,
         })?;
     Ok(())
+}
+
+/// Removes the image tags HostKit gave `version` of `domain`
+/// (`<project>/<service>:v<N>` and those of its other images); a tag that
+/// is gone already, or still used by a container, is left as it is.
+pub async fn untag_version(worker: &Worker, domain: &Domain, version: &VersionRecord) {
+    let project = domain.token();
+    let tags = version
+        .images
+        .keys()
+        .map(|service| images::version_tag(&project, service, version.version))
+        .chain(
+            version
+                .other_images
+                .keys()
+                .map(|reference| images::other_image_tag(&project, reference, version.version)),
+        );
+    for tag in tags {
+        if let Err(error) = images::untag(&worker.docker, &tag).await {
+            tracing::warn!(%error, tag, "could not remove a version's image tag");
+        }
+    }
 }
 
 /// Replace a file of the view when its content changed (or write it only

@@ -8,6 +8,7 @@ pub mod budgets;
 pub mod control;
 pub mod events;
 pub mod heartbeat;
+pub mod housekeeping;
 pub mod image_stores;
 pub mod intake;
 pub mod job;
@@ -294,6 +295,7 @@ pub async fn serve(startup: Startup, shutdown: impl Into<Shutdown>) -> Result<()
         Arc::clone(&lanes),
         shutdown.clone(),
     ));
+    helpers.spawn(housekeeping::run(Arc::clone(&worker), shutdown.clone()));
     if let Some(tls) = tls {
         helpers.spawn(tls::run(
             Arc::clone(&worker),

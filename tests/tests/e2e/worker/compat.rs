@@ -207,7 +207,8 @@ async fn environment_and_content_secrets_are_read_only_files_whose_values_reach_
         );
     }
 
-    // Removing the stack removes the files.
+    // Removing the stack removes the files, and its versions' image tags.
+    assert!(!env.version_tags(&domain).await.is_empty());
     let remove = env.job(
         &domain,
         JobSpec::Remove(RemovePayload {
@@ -221,6 +222,7 @@ async fn environment_and_content_secrets_are_read_only_files_whose_values_reach_
     );
     assert!(written(&env, &domain).is_empty());
     assert!(!env.domain_dir(&domain).join(".hostkit/files").exists());
+    assert_eq!(env.version_tags(&domain).await, Vec::<String>::new());
 }
 
 #[tokio::test]

@@ -130,6 +130,27 @@ impl Env {
             .expect("request through nginx")
     }
 
+    /// The image tags HostKit gave `domain`'s versions (`<project>/…`).
+    pub async fn version_tags(&self, domain: &Domain) -> Vec<String> {
+        let project = domain.token();
+        let filters = std::collections::HashMap::from([(
+            "reference".to_string(),
+            vec![format!("{project}/*")],
+        )]);
+        self.docker
+            .client()
+            .list_images(Some(bollard::query_parameters::ListImagesOptions {
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+            .expect("list images")
+            .into_iter()
+            .flat_map(|image| image.repo_tags)
+            .filter(|tag| tag.starts_with(&format!("{project}/")))
+            .collect()
+    }
+
     /// Image ids of the project's containers, by service.
     pub async fn image_ids(&self, domain: &Domain) -> BTreeMap<String, String> {
         let inventory = hostkit_deploy::engine::inventory::Inventory::load(
