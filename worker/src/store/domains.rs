@@ -79,13 +79,14 @@ impl Store {
     /// them (so the caller can untag their images). The version rows and the
     /// job history stay, so a domain deployed again later continues its
     /// version numbers. Removing an unknown domain answers an empty list.
+    #[cfg(test)]
     pub async fn remove_domain(&self, domain: Domain) -> Result<Vec<VersionRecord>, StoreError> {
         self.write("remove domain", move |tx| remove(tx, &domain))
             .await
     }
 }
 
-/// See [`Store::remove_domain`].
+/// See `Store::remove_domain`.
 pub(super) fn remove(conn: &Connection, domain: &Domain) -> Res<Vec<VersionRecord>> {
     let live: Vec<u32> = {
         let mut stmt = conn.prepare(

@@ -22,9 +22,9 @@ use hostkit_proto::{Domain, JobId};
 
 use super::error::{Res, StoreError};
 use super::sql::{self, now_ms, to_i64};
-use super::types::{
-    Change, FinishedJob, JobEnd, JobRecord, JobStart, JobState, NewJob, NewVersion,
-};
+#[cfg(test)]
+use super::types::NewVersion;
+use super::types::{Change, FinishedJob, JobEnd, JobRecord, JobStart, JobState, NewJob};
 use super::{Store, domains, outbox, redirects, versions};
 
 impl Store {
@@ -35,6 +35,7 @@ impl Store {
     /// and re-publishes [`FinishedJob::terminal_event`] instead of queueing
     /// it. `None` means it is queued now or was recorded before and has not
     /// ended (queued, or interrupted while running).
+    #[cfg(test)]
     pub async fn enqueue_job(&self, job: NewJob) -> Result<Option<FinishedJob>, StoreError> {
         self.write("enqueue job", move |tx| {
             if let Some(found) = lookup(tx, job.job_id)? {
@@ -93,6 +94,7 @@ impl Store {
 
     /// Ends a job (queued or running) with its terminal event; see
     /// [`Store::finish_job_with`].
+    #[cfg(test)]
     pub async fn finish_job(
         &self,
         job_id: JobId,
@@ -130,6 +132,7 @@ impl Store {
     /// A successful deploy, atomically: records `version` as `deployed` (with
     /// its services), makes it the domain's current version, and ends the job
     /// as `succeeded` with `terminal_event`.
+    #[cfg(test)]
     pub async fn commit_deploy(
         &self,
         job_id: JobId,
@@ -146,7 +149,8 @@ impl Store {
     }
 
     /// A successful rollback, atomically: makes `version` current (see
-    /// [`Store::set_current`]) and ends the job as `succeeded`.
+    /// `Store::set_current`) and ends the job as `succeeded`.
+    #[cfg(test)]
     pub async fn commit_rollback(
         &self,
         job_id: JobId,

@@ -24,24 +24,24 @@
 //!
 //! # Overview
 //!
-//! - Jobs: [`Store::enqueue_job`], [`Store::begin_job`] (→ [`JobStart`]),
-//!   [`Store::finish_job`], [`Store::finish_job_with`] (a job's end plus
-//!   [`Change`]s in one transaction), [`Store::commit_deploy`],
-//!   [`Store::commit_rollback`], [`Store::mark_superseded`], [`Store::job`],
+//! - Jobs: `Store::enqueue_job`, [`Store::begin_job`] (→ [`JobStart`]),
+//!   `Store::finish_job`, [`Store::finish_job_with`] (a job's end plus
+//!   [`Change`]s in one transaction), `Store::commit_deploy`,
+//!   `Store::commit_rollback`, [`Store::mark_superseded`], [`Store::job`],
 //!   [`Store::job_raw`], [`Store::last_job`], [`Store::unfinished_jobs`],
 //!   [`Store::forget_jobs`].
 //! - Domains and ports: [`Store::ensure_domain`], [`Store::domain`],
-//!   [`Store::domains`], [`Store::remove_domain`]; redirect domains:
+//!   [`Store::domains`], `Store::remove_domain`; redirect domains:
 //!   [`Change::SetRedirects`], [`Store::name_owner`]; stored variables:
 //!   [`Store::domain_env`], [`Change::SetDomainEnv`]; backups:
 //!   [`Store::backups`], [`Store::backup`], [`Change::RecordBackup`],
 //!   [`Change::ForgetBackups`].
 //! - Versions: [`Store::next_version`], [`Store::current_version`],
 //!   [`Store::version`], [`Store::previous_version`], [`Store::versions`],
-//!   [`Store::set_current`], [`Store::mark_version`],
-//!   [`Store::set_replicas`], [`Store::prune`].
+//!   `Store::set_current`, `Store::mark_version`,
+//!   `Store::set_replicas`, [`Store::prune`].
 //! - Outbox: [`Store::outbox_push`], [`Store::outbox_pending`],
-//!   [`Store::outbox_delete`], [`Store::outbox_len`].
+//!   `Store::outbox_delete`, [`Store::outbox_len`].
 //! - Events: [`Store::next_event_seq`].
 
 mod backups;

@@ -70,6 +70,7 @@ impl Store {
     }
 
     /// Removes a delivered message; answers whether it was there.
+    #[cfg(test)]
     pub async fn outbox_delete(&self, id: i64) -> Result<bool, StoreError> {
         self.write("outbox delete", move |tx| {
             Ok(tx.execute("DELETE FROM outbox WHERE id = ?1", [id])? > 0)

@@ -20,7 +20,7 @@ use hostkit_proto::{Domain, JobId, JobKind};
 /// Where a job stands in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JobState {
-    /// Recorded on delivery ([`Store::enqueue_job`](super::Store::enqueue_job)),
+    /// Recorded on delivery (`Store::enqueue_job`),
     /// waiting for its lane.
     Queued,
     /// Started by [`Store::begin_job`](super::Store::begin_job) and not ended:
@@ -84,7 +84,7 @@ impl fmt::Display for JobState {
     }
 }
 
-/// How a job ends through [`Store::finish_job`](super::Store::finish_job)
+/// How a job ends through `Store::finish_job`
 /// (superseding has its own call, which also records the newer job).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JobEnd {
@@ -103,7 +103,7 @@ impl From<JobEnd> for JobState {
     }
 }
 
-/// A job as delivered, recorded by [`Store::enqueue_job`](super::Store::enqueue_job),
+/// A job as delivered, recorded by `Store::enqueue_job`,
 /// [`Store::begin_job`](super::Store::begin_job) or
 /// [`Store::mark_superseded`](super::Store::mark_superseded).
 #[derive(Clone, PartialEq, Eq)]
@@ -304,7 +304,7 @@ pub struct VersionService {
     /// The resolved image id (`sha256:…`).
     pub image_id: String,
     /// Its replica count (updated by scale jobs, see
-    /// [`Store::set_replicas`](super::Store::set_replicas)).
+    /// `Store::set_replicas`).
     pub replicas: u32,
     /// The service's config hash.
     pub config_hash: String,
@@ -492,14 +492,14 @@ pub enum Change {
     /// is unchanged.
     RecordFailed(Box<NewVersion>),
     /// Makes a restorable version current (a rollback); see
-    /// [`Store::set_current`](super::Store::set_current).
+    /// `Store::set_current`.
     SetCurrent {
         /// The domain.
         domain: Domain,
         /// The version to make current.
         version: u32,
     },
-    /// Sets a version's status; see [`Store::mark_version`](super::Store::mark_version).
+    /// Sets a version's status; see `Store::mark_version`.
     MarkVersion {
         /// The domain.
         domain: Domain,
@@ -519,7 +519,7 @@ pub enum Change {
         /// The replica count.
         replicas: u32,
     },
-    /// Removes the domain; see [`Store::remove_domain`](super::Store::remove_domain).
+    /// Removes the domain; see `Store::remove_domain`.
     RemoveDomain(Domain),
     /// Replaces the domain's stored variables (an empty map removes them).
     SetDomainEnv {

@@ -119,6 +119,7 @@ impl Store {
     /// Errors: [`StoreError::DomainNotFound`], [`StoreError::VersionNotFound`],
     /// [`StoreError::VersionNotRestorable`] (both `version.not_found` on the
     /// wire).
+    #[cfg(test)]
     pub async fn set_current(&self, domain: Domain, version: u32) -> Result<(), StoreError> {
         self.write("set current version", move |tx| {
             set_current(tx, &domain, version)
@@ -128,6 +129,7 @@ impl Store {
 
     /// Sets a version's status. The current version can only be `deployed`
     /// ([`StoreError::CurrentVersion`]).
+    #[cfg(test)]
     pub async fn mark_version(
         &self,
         domain: Domain,
@@ -140,6 +142,7 @@ impl Store {
 
     /// Sets the replica count of one service of a recorded version (a scale
     /// job, so that the version re-applies with it).
+    #[cfg(test)]
     pub async fn set_replicas(
         &self,
         domain: Domain,
@@ -324,7 +327,7 @@ pub(super) fn reload_project(
     Ok(())
 }
 
-/// See [`Store::set_current`].
+/// See `Store::set_current`.
 pub(super) fn set_current(conn: &Connection, domain: &Domain, version: u32) -> Res<()> {
     let current = domains::current(conn, domain)?;
     let status = status_of(conn, domain, version)?.ok_or_else(|| not_found(domain, version))?;
@@ -349,7 +352,7 @@ pub(super) fn set_current(conn: &Connection, domain: &Domain, version: u32) -> R
     Ok(())
 }
 
-/// See [`Store::mark_version`].
+/// See `Store::mark_version`.
 pub(super) fn mark(
     conn: &Connection,
     domain: &Domain,
@@ -373,7 +376,7 @@ pub(super) fn mark(
     set_status(conn, domain, version, status)
 }
 
-/// See [`Store::set_replicas`].
+/// See `Store::set_replicas`.
 pub(super) fn set_replicas(
     conn: &Connection,
     domain: &Domain,
