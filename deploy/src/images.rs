@@ -71,9 +71,8 @@ impl ImageError {
             ImageError::LoadFailed { .. } | ImageError::Read { .. } => {
                 hostkit_proto::ErrorCode::ImageLoadFailed
             }
-            ImageError::Missing { .. } | ImageError::PullFailed { .. } => {
-                hostkit_proto::ErrorCode::ImageMissing
-            }
+            ImageError::Missing { .. } => hostkit_proto::ErrorCode::ImageMissing,
+            ImageError::PullFailed { .. } => hostkit_proto::ErrorCode::ImagePullFailed,
             ImageError::Foreign { .. } => hostkit_proto::ErrorCode::PolicyDenied,
             ImageError::Docker(e) => e.code(),
         }
@@ -85,8 +84,11 @@ impl ImageError {
             ImageError::LoadFailed { .. } | ImageError::Read { .. } => {
                 "check the tarball: it must be the output of `docker save` and arrive whole"
             }
-            ImageError::Missing { .. } | ImageError::PullFailed { .. } => {
+            ImageError::Missing { .. } => {
                 "ship the images with --images (docker save) or reference a reachable registry"
+            }
+            ImageError::PullFailed { .. } => {
+                "the registry could not be reached or refused the pull: check the reference and the host's registry login, or ship the image with --images (docker save)"
             }
             ImageError::Foreign { .. } => {
                 "ship the images with the deploy (--images): a domain runs only images it brought or ran before"
@@ -94,6 +96,15 @@ impl ImageError {
             ImageError::Docker(_) => "is the Docker Engine running on this host?",
         }
     }
+}
+
+/// Whether a failed pull's message says the registry has no such image
+/// (as opposed to it not answering, or refusing the client).
+fn registry_lacks(detail: &str) -> bool {
+    let detail = detail.to_ascii_lowercase();
+    ["manifest unknown", "not found", "no such image"]
+        .iter()
+        .any(|phrase| detail.contains(phrase))
 }
 
 /// What a tarball load brought into the engine.
@@ -337,6 +348,7 @@ pub async fn ensure_present(
 ) -> Result<BTreeMap<String, String>, ImageError> {
     let mut ids = BTreeMap::new();
     let mut missing = Vec::new();
+    let mut pull_failed = None;
     let mut foreign = Vec::new();
     for reference in references {
         if ids.contains_key(reference) {
@@ -364,15 +376,24 @@ pub async fn ensure_present(
                     }
                     None => missing.push(reference.clone()),
                 },
-                Err(ImageError::PullFailed { detail, .. }) => {
+                // The registry answered that it has no such image: missing.
+                Err(ImageError::PullFailed { detail, .. }) if registry_lacks(&detail) => {
                     missing.push(format!("{reference} (pull failed: {detail})"))
+                }
+                // It could not be asked (unreachable, refused, denied).
+                Err(failed @ ImageError::PullFailed { .. }) => {
+                    if pull_failed.is_none() {
+                        pull_failed = Some(failed);
+                    }
                 }
                 Err(other) => return Err(other),
             },
             _ => missing.push(reference.clone()),
         }
     }
-    if !missing.is_empty() {
+    if let Some(failed) = pull_failed {
+        Err(failed)
+    } else if !missing.is_empty() {
         Err(ImageError::Missing { images: missing })
     } else if !foreign.is_empty() {
         Err(ImageError::Foreign { images: foreign })

@@ -236,3 +236,35 @@ async fn a_tag_the_registry_does_not_have_is_image_missing_and_touches_nothing()
         (200, "web v1\n".to_string())
     );
 }
+
+/// A registry that does not answer is not "a missing image": the job
+/// fails `image.pull_failed`, saying which reference and why, with a hint
+/// about the registry, and the running stack is untouched.
+#[tokio::test]
+async fn a_registry_that_does_not_answer_is_image_pull_failed_and_touches_nothing() {
+    let site = Site::new().await;
+    site.deploy(&web_only("v1", 1)).await.expect("deploy v1");
+    let before = site.containers().await;
+
+    // Nothing listens on this port (the engine treats 127.0.0.1 registries
+    // as insecure ones, so it tries plain HTTP and is refused).
+    let closed = hostkit_tests::free_port();
+    let reference = format!(
+        "127.0.0.1:{closed}/{}/web:v1",
+        site.docker.unique_name("gone")
+    );
+    site.docker.register_image(&reference);
+    let compose = web_only("v1", 1).replace("hostkit-test/web:v1", &reference);
+
+    let err = spec_with(&site, &compose, PullPolicy::Missing)
+        .await
+        .expect_err("an unreachable registry");
+    assert_eq!(err.code(), "image.pull_failed", "{err}");
+    assert!(err.to_string().contains(&reference), "{err}");
+    assert!(err.hint().contains("registry"), "{}", err.hint());
+    assert_eq!(site.containers().await, before);
+    assert_eq!(
+        site.get("/").await.expect("through nginx"),
+        (200, "web v1\n".to_string())
+    );
+}
