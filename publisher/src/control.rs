@@ -161,7 +161,7 @@ pub fn refused(error: ErrorBody) -> Error {
 /// Nobody subscribes to the node's control subjects.
 pub fn no_worker(node: &NodeId) -> Error {
     Error::unavailable(format!(
-        "no worker is listening for node {node}: is hostkit-worker running?"
+        "[node.offline] no worker is listening for node {node}: is hostkit-worker running?"
     ))
 }
 

@@ -299,7 +299,7 @@ pub fn ending_error(
             render::duration(waited)
         ))),
         Ending::NoWorker(node) => Some(Error::unavailable(format!(
-            "no worker is listening for node {node}: is hostkit-worker running? (job {job} stays queued for it; {resume})"
+            "[node.offline] no worker is listening for node {node}: is hostkit-worker running? (job {job} stays queued for it and runs when the node is back, never elsewhere; {resume})"
         ))),
         Ending::Interrupted => Some(Error::new(
             Exit::Interrupted,
@@ -365,10 +365,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(error.exit(), Exit::Unavailable);
-        assert!(
-            error
-                .to_string()
-                .starts_with("no worker is listening for node vps-1: is hostkit-worker running?")
-        );
+        assert!(error.to_string().starts_with(
+            "[node.offline] no worker is listening for node vps-1: is hostkit-worker running?"
+        ));
     }
 }

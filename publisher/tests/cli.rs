@@ -781,7 +781,9 @@ async fn no_worker_no_nats_and_timeouts_exit_4() {
     ])
     .await
     .expect(4)
-    .stderr_has("error: no worker is listening for node vps-1: is hostkit-worker running?");
+    .stderr_has(
+        "error: [node.offline] no worker is listening for node vps-1: is hostkit-worker running?",
+    );
     assert!(started.elapsed() < Duration::from_secs(30));
 
     // NATS nobody set up: said so, before anything is sent.

@@ -311,9 +311,9 @@ async fn a_clustered_nats_loses_no_job_when_servers_die_and_a_lost_worker_keeps_
     .await;
     assert_eq!(waiting.code, 4, "{}\n{}", waiting.stdout, waiting.stderr);
     assert!(
-        waiting
-            .stderr
-            .contains(&format!("no worker is listening for node {node_b}")),
+        waiting.stderr.contains(&format!(
+            "[node.offline] no worker is listening for node {node_b}"
+        )),
         "{}",
         waiting.stderr
     );
