@@ -265,6 +265,11 @@ pub async fn wait_for_consumer(nats: &TestNats, names: &Names, node: &NodeId) {
 
 /// Wait (bounded) until `node`'s durable consumer exists, asking through
 /// `client`.
+///
+/// Then waits for the node's record in the nodes bucket too: the CLI reads
+/// it to choose how to upload images (by layer, or whole tarballs for a
+/// node it does not know yet), so a test that deploys before the record
+/// exists would take the other path.
 pub async fn wait_for_consumer_of(client: &async_nats::Client, names: &Names, node: &NodeId) {
     let js = jetstream::new(client.clone());
     let consumer = names.jobs_consumer(node);
@@ -273,6 +278,15 @@ pub async fn wait_for_consumer_of(client: &async_nats::Client, names: &Names, no
         "the worker's consumer exists",
         async || match js.get_stream(names.jobs_stream()).await {
             Ok(stream) => stream.consumer_info(&consumer).await.is_ok(),
+            Err(_) => false,
+        },
+    )
+    .await;
+    crate::wait_until(
+        Duration::from_secs(30),
+        "the worker's node record exists",
+        async || match js.get_key_value(names.nodes_bucket()).await {
+            Ok(nodes) => matches!(nodes.get(names.node_key(node)).await, Ok(Some(_))),
             Err(_) => false,
         },
     )

@@ -12,9 +12,11 @@ use super::Worker;
 use super::lanes::Lanes;
 use crate::shutdown::Shutdown;
 
-/// Beat until `shutdown`.
+/// Beat until `shutdown` (the first beat is [`beat`] at startup: this
+/// starts one interval later).
 pub async fn run(worker: Arc<Worker>, lanes: Arc<Lanes>, mut shutdown: Shutdown) {
     let mut ticker = tokio::time::interval(HEARTBEAT_INTERVAL);
+    ticker.tick().await;
     loop {
         tokio::select! {
             _ = ticker.tick() => beat(&worker, &lanes).await,
@@ -23,7 +25,10 @@ pub async fn run(worker: Arc<Worker>, lanes: Arc<Lanes>, mut shutdown: Shutdown)
     }
 }
 
-async fn beat(worker: &Worker, lanes: &Lanes) {
+/// One beat: the `heartbeat` event and the node's record. The worker beats
+/// once before it takes jobs, so the CLI finds the node's record (and what
+/// it can load) from the first job on.
+pub async fn beat(worker: &Worker, lanes: &Lanes) {
     let domains: Vec<_> = match worker.store.domains().await {
         Ok(records) => records.into_iter().map(|r| r.domain).collect(),
         Err(error) => {

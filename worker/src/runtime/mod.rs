@@ -290,6 +290,7 @@ pub async fn serve(startup: Startup, shutdown: impl Into<Shutdown>) -> Result<()
         nats.clone(),
         shutdown.clone(),
     ));
+    heartbeat::beat(&worker, &lanes).await;
     helpers.spawn(heartbeat::run(
         Arc::clone(&worker),
         Arc::clone(&lanes),
