@@ -26,6 +26,7 @@ struct Run {
 }
 
 async fn hostkit(urls: &str, args: &[String]) -> Run {
+    use tokio::io::AsyncReadExt as _;
     let mut command = tokio::process::Command::new(cli_binary());
     command
         .env_clear()
@@ -34,20 +35,36 @@ async fn hostkit(urls: &str, args: &[String]) -> Run {
         .env("HOSTKIT_REQUESTED_BY", "cluster-e2e")
         .args(args)
         .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
-    let output = tokio::time::timeout(CLI_TIMEOUT, command.output())
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "`hostkit {}` ran longer than {CLI_TIMEOUT:?}",
-                args.join(" ")
-            )
-        })
-        .expect("run hostkit");
+    let mut child = command.spawn().expect("run hostkit");
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let stdout = tokio::spawn(async move {
+        let mut text = Vec::new();
+        let _ = out.read_to_end(&mut text).await;
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    let stderr = tokio::spawn(async move {
+        let mut text = Vec::new();
+        let _ = err.read_to_end(&mut text).await;
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    let status = tokio::time::timeout(CLI_TIMEOUT, child.wait()).await;
+    if status.is_err() {
+        let _ = child.kill().await;
+    }
+    let (stdout, stderr) = (stdout.await.unwrap(), stderr.await.unwrap());
+    let Ok(status) = status else {
+        panic!(
+            "`hostkit {}` ran longer than {CLI_TIMEOUT:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+            args.join(" ")
+        )
+    };
     Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        code: status.expect("wait for hostkit").code().unwrap_or(-1),
+        stdout,
+        stderr,
     }
 }
 

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use async_nats::Subscriber;
 use futures_util::StreamExt;
 use hostkit_deploy::engine::inventory::Inventory;
 use hostkit_deploy::engine::observe;
@@ -25,17 +26,34 @@ use super::Worker;
 use crate::shutdown::Shutdown;
 
 /// Answer control requests until `shutdown`.
-pub async fn run(worker: Arc<Worker>, nats: async_nats::Client, mut shutdown: Shutdown) {
-    let started = Instant::now();
-    let follows = Arc::new(tokio::sync::Semaphore::new(LOG_FOLLOWS_PER_NODE));
+/// Subscribes to the node's control subjects, and makes sure the server
+/// knows before answering (the worker does this before it registers, so a
+/// registered node answers from the start).
+pub async fn subscribe(worker: &Worker, nats: &async_nats::Client) -> Option<Subscriber> {
     let subject = worker.names.ctl_filter(&worker.node);
-    let mut requests = match nats.subscribe(subject.clone()).await {
-        Ok(requests) => requests,
+    match nats.subscribe(subject.clone()).await {
+        Ok(requests) => {
+            if let Err(error) = nats.flush().await {
+                tracing::warn!(%error, "control subscription not confirmed by the server yet");
+            }
+            Some(requests)
+        }
         Err(error) => {
             tracing::error!(%error, subject, "cannot answer control requests");
-            return;
+            None
         }
-    };
+    }
+}
+
+/// Answers the control `requests` (from [`subscribe`]) until `shutdown`.
+pub async fn run(
+    worker: Arc<Worker>,
+    nats: async_nats::Client,
+    mut requests: Subscriber,
+    mut shutdown: Shutdown,
+) {
+    let started = Instant::now();
+    let follows = Arc::new(tokio::sync::Semaphore::new(LOG_FOLLOWS_PER_NODE));
     loop {
         tokio::select! {
             _ = shutdown.recv() => return,

@@ -285,11 +285,14 @@ pub async fn serve(startup: Startup, shutdown: impl Into<Shutdown>) -> Result<()
         let worker = Arc::clone(&worker);
         helpers.spawn(async move { placement::adopt_hosted(&worker).await });
     }
-    helpers.spawn(control::run(
-        Arc::clone(&worker),
-        nats.clone(),
-        shutdown.clone(),
-    ));
+    if let Some(requests) = control::subscribe(&worker, &nats).await {
+        helpers.spawn(control::run(
+            Arc::clone(&worker),
+            nats.clone(),
+            requests,
+            shutdown.clone(),
+        ));
+    }
     heartbeat::beat(&worker, &lanes).await;
     helpers.spawn(heartbeat::run(
         Arc::clone(&worker),
