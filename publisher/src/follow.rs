@@ -28,6 +28,10 @@ use crate::render::{self, Output};
 /// worker is alive (and how often to ask again).
 pub const START_GRACE: Duration = Duration::from_secs(5);
 
+/// After this long without an event, [`subscribe`] reads through a new
+/// consumer (a consumer whose server died may stop without an error).
+pub const QUIET_RESUBSCRIBE: Duration = Duration::from_secs(15);
+
 /// A stream of parsed events.
 pub type Events = Pin<Box<dyn Stream<Item = Result<Event, String>> + Send>>;
 
@@ -35,8 +39,8 @@ pub type Events = Pin<Box<dyn Stream<Item = Result<Event, String>> + Send>>;
 ///
 /// When the consumer fails (its server died, or the cluster moved the
 /// events stream's leader and the consumer cannot be made again under its
-/// name), the error is passed on and a new consumer, under a new name,
-/// replays the job's events from the start; the events already delivered
+/// name), or stays silent for [`QUIET_RESUBSCRIBE`], a new consumer, under
+/// a new name, replays the job's events from the start; the events already delivered
 /// are skipped (a job's events come from one node, numbered in order), so
 /// nothing is lost or shown twice.
 pub async fn subscribe(session: &Session, subject: String) -> Result<Events, Error> {
@@ -60,7 +64,15 @@ pub async fn subscribe(session: &Session, subject: String) -> Result<Events, Err
                         Err(error) => return Some((Err(error.to_string()), state)),
                     }
                 };
-                match current.next().await {
+                let Ok(next) = tokio::time::timeout(QUIET_RESUBSCRIBE, current.next()).await else {
+                    // Silence: the job may just be quiet, or the consumer
+                    // may be gone without a word (its server died while this
+                    // client was reconnecting). A new one replays what was
+                    // missed; what was shown is skipped.
+                    state.current = None;
+                    continue;
+                };
+                match next {
                     Some(Ok(event)) => {
                         if state.last_seq.is_some_and(|last| event.seq <= last) {
                             continue;
