@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::object_store::{GetError, GetErrorKind, Object, ObjectStore};
 use hostkit_deploy::domain_dir::{DomainDir, DomainDirError};
 use hostkit_deploy::engine::files;
 use hostkit_deploy::error::DeployError;
@@ -400,10 +401,19 @@ async fn load_images(
                     name: "images",
                     message: format!("loading {object} ({size} bytes) from {bucket}"),
                 });
-                let reader = store
-                    .get(object.as_str())
-                    .await
-                    .map_err(|e| missing_blob(worker, domain, bucket, object, &e.to_string()))?;
+                let reader = get_blob(store, object.as_str()).await.map_err(|e| {
+                    if e.kind() == GetErrorKind::NotFound {
+                        missing_blob(worker, domain, bucket, object, &e.to_string())
+                    } else {
+                        Failure::new(
+                            ErrorCode::ImageLoadFailed,
+                            format!(
+                                "image blob {object} could not be read from the object store {bucket} within {}s: {e}",
+                                BLOB_PATIENCE.as_secs()
+                            ),
+                        )
+                    }
+                })?;
                 // The bytes must hash to the object's name; the engine never
                 // sees the end of a blob that does not.
                 let (reader, verdict) = DigestCheck::new(reader, object.sha256_hex());
@@ -515,8 +525,30 @@ fn missing_blob(
     failure
 }
 
+/// How long a blob the object store does not answer for (a server of a
+/// cluster dying, its stream electing a new leader) is asked for again
+/// before the job fails. A blob the store says it lacks fails at once.
+const BLOB_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Opens blob `name`, asking again while the store does not answer.
+async fn get_blob(store: &ObjectStore, name: &str) -> Result<Object, GetError> {
+    let deadline = Instant::now() + BLOB_PATIENCE;
+    loop {
+        match store.get(name).await {
+            Ok(object) => return Ok(object),
+            Err(error) if error.kind() == GetErrorKind::NotFound || Instant::now() >= deadline => {
+                return Err(error);
+            }
+            Err(error) => {
+                tracing::warn!(object = name, %error, "image blob not readable yet; asking again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
 /// The image bucket as the source of a layered load's blobs.
-struct BucketBlobs(async_nats::jetstream::object_store::ObjectStore);
+struct BucketBlobs(ObjectStore);
 
 impl BlobSource for BucketBlobs {
     fn open(
@@ -528,8 +560,7 @@ impl BlobSource for BucketBlobs {
     > {
         let name = object.as_str().to_owned();
         Box::pin(async move {
-            self.0
-                .get(&name)
+            get_blob(&self.0, &name)
                 .await
                 .map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)
                 .map_err(|e| e.to_string())
@@ -541,7 +572,7 @@ impl BlobSource for BucketBlobs {
 /// under it. It is deleted (the next upload stores the real one) and the
 /// job fails; the engine loaded nothing of it.
 async fn swapped_blob(
-    store: &async_nats::jetstream::object_store::ObjectStore,
+    store: &ObjectStore,
     object: &hostkit_proto::ImageObjectName,
     actual: &str,
 ) -> Failure {
