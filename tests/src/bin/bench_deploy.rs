@@ -36,7 +36,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::sync::Mutex;
@@ -310,7 +309,10 @@ impl<'a> Host<'a> {
         Ok(Site {
             domain: self.docker.unique_domain().parse()?,
             dir: tempfile::tempdir().context("domain directory")?,
-            ports: free_port_block(10)?,
+            ports: PortBlock {
+                start: hostkit_tests::util::free_port_block(10),
+                len: 10,
+            },
         })
     }
 
@@ -362,22 +364,6 @@ impl<'a> Host<'a> {
             .await?;
         Ok(())
     }
-}
-
-/// `len` consecutive free ports on 127.0.0.1, found by binding them.
-fn free_port_block(len: u16) -> anyhow::Result<PortBlock> {
-    let mut seed = ulid::Ulid::new().random();
-    for _ in 0..200 {
-        let start = 30000 + (seed % 3000) as u16 * 10;
-        seed /= 3000;
-        if seed == 0 {
-            seed = ulid::Ulid::new().random();
-        }
-        if (start..start + len).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
-            return Ok(PortBlock { start, len });
-        }
-    }
-    bail!("no block of {len} free ports between 30000 and 60000")
 }
 
 /// Records when each replica started and became healthy and when nginx was
