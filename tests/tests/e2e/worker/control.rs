@@ -41,9 +41,17 @@ async fn control_replies_while_a_deploy_runs() {
     let mut events = JobEvents::subscribe(&env.client, &env.worker.names, &domain).await;
     publish_job(&env.js, &env.worker.names, &env.worker.node, &job).await;
 
-    // While it runs: ping answers at once.
+    // While it runs (started, not ended: its health gate alone takes a
+    // second or more): ping answers at once.
+    events.started(&job.id, Duration::from_secs(30)).await;
     let ping: PingReply = ask(&env, ControlVerb::Ping, serde_json::json!({})).await;
     assert_eq!(ping.node, env.worker.node);
+    events.collect_for(Duration::from_millis(50)).await;
+    assert!(
+        events.of(&job.id).iter().all(|e| !e.is_terminal()),
+        "the ping was answered only after the job ended: {:#?}",
+        events.of(&job.id)
+    );
     events.terminal(&job.id, Duration::from_secs(90)).await;
 
     let status: StatusReply = ask(&env, ControlVerb::Status, serde_json::json!({})).await;
