@@ -1220,8 +1220,22 @@ async fn the_cli_works_with_the_least_rights_of_the_shipped_ci_user() {
     hostkit(&["compose", "logs", &domain, "web", "--tail", "5"])
         .await
         .expect(0);
-    hostkit(&["stop", &domain]).await.expect(0);
-    hostkit(&["remove", &domain, "--yes"]).await.expect(0);
+    hostkit(&["stop", &domain])
+        .await
+        .expect(0)
+        .stdout_has("started stop")
+        .stdout_has("✓ succeeded");
+    hostkit(&["remove", &domain, "--yes"])
+        .await
+        .expect(0)
+        .stdout_has("started remove")
+        .stdout_has("✓ succeeded");
+    // Gone: nginx answers the domain with its default 404.
+    let (status, _) = nginx
+        .get(&domain, "/")
+        .await
+        .expect("request through nginx");
+    assert_eq!(status, 404, "{domain} still served after remove");
 
     // The tenant block (`hostkit admin nats-user --domain example.com
     // --image-bucket hostkit_images_example_com`, shipped as
