@@ -118,13 +118,10 @@ pub fn markdown(report: &Report<'_>) -> String {
                     .replicas
                     .iter()
                     .map(|r| match r.health {
-                        Some(health) => format!(
-                            "{}: {} ({})",
-                            r.number,
-                            json_word(&r.state),
-                            json_word(&health)
-                        ),
-                        None => format!("{}: {}", r.number, json_word(&r.state)),
+                        Some(health) => {
+                            format!("{}: {} ({})", r.number, r.state.as_str(), health.as_str())
+                        }
+                        None => format!("{}: {}", r.number, r.state.as_str()),
                     })
                     .collect();
                 md.push_str(&format!(
@@ -141,14 +138,6 @@ pub fn markdown(report: &Report<'_>) -> String {
         _ => {}
     }
     md
-}
-
-/// The wire word of a small enum (`running`, `healthy`).
-pub fn json_word(value: &impl serde::Serialize) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// Text safe inside one Markdown table cell.

@@ -76,6 +76,22 @@ pub enum ContainerState {
     Unknown,
 }
 
+impl ContainerState {
+    /// The wire string (`"running"`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerState::Created => "created",
+            ContainerState::Running => "running",
+            ContainerState::Paused => "paused",
+            ContainerState::Restarting => "restarting",
+            ContainerState::Removing => "removing",
+            ContainerState::Exited => "exited",
+            ContainerState::Dead => "dead",
+            ContainerState::Unknown => "unknown",
+        }
+    }
+}
+
 /// Docker healthcheck state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -90,6 +106,18 @@ pub enum HealthState {
     /// A value this build does not know.
     #[serde(other)]
     Unknown,
+}
+
+impl HealthState {
+    /// The wire string (`"healthy"`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthState::Starting => "starting",
+            HealthState::Healthy => "healthy",
+            HealthState::Unhealthy => "unhealthy",
+            HealthState::Unknown => "unknown",
+        }
+    }
 }
 
 /// A published port.
@@ -123,4 +151,30 @@ pub enum PortProtocol {
     /// A value this build does not know.
     #[serde(other)]
     Unknown,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_str_is_the_wire_string() {
+        use ContainerState as C;
+        for state in [
+            C::Created,
+            C::Running,
+            C::Paused,
+            C::Restarting,
+            C::Removing,
+            C::Exited,
+            C::Dead,
+            C::Unknown,
+        ] {
+            assert_eq!(serde_json::json!(state), state.as_str());
+        }
+        use HealthState as H;
+        for health in [H::Starting, H::Healthy, H::Unhealthy, H::Unknown] {
+            assert_eq!(serde_json::json!(health), health.as_str());
+        }
+    }
 }

@@ -78,6 +78,21 @@ pub enum DomainHealth {
     Unknown,
 }
 
+impl DomainHealth {
+    /// The wire string (`"healthy"`, `"not_deployed"`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DomainHealth::Healthy => "healthy",
+            DomainHealth::Degraded => "degraded",
+            DomainHealth::Unhealthy => "unhealthy",
+            DomainHealth::Starting => "starting",
+            DomainHealth::Stopped => "stopped",
+            DomainHealth::NotDeployed => "not_deployed",
+            DomainHealth::Unknown => "unknown",
+        }
+    }
+}
+
 /// The most recent job of a domain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LastJob {
@@ -110,4 +125,50 @@ pub enum JobOutcome {
     /// A value this build does not know.
     #[serde(other)]
     Unknown,
+}
+
+impl JobOutcome {
+    /// The wire string (`"succeeded"`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobOutcome::Queued => "queued",
+            JobOutcome::Running => "running",
+            JobOutcome::Succeeded => "succeeded",
+            JobOutcome::Failed => "failed",
+            JobOutcome::Superseded => "superseded",
+            JobOutcome::Unknown => "unknown",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_str_is_the_wire_string() {
+        use DomainHealth as D;
+        for health in [
+            D::Healthy,
+            D::Degraded,
+            D::Unhealthy,
+            D::Starting,
+            D::Stopped,
+            D::NotDeployed,
+            D::Unknown,
+        ] {
+            assert_eq!(serde_json::json!(health), health.as_str());
+        }
+        use JobOutcome as J;
+        for outcome in [
+            J::Queued,
+            J::Running,
+            J::Succeeded,
+            J::Failed,
+            J::Superseded,
+            J::Unknown,
+        ] {
+            assert_eq!(serde_json::json!(outcome), outcome.as_str());
+        }
+    }
 }

@@ -57,3 +57,28 @@ pub enum VersionStatus {
     #[serde(other)]
     Unknown,
 }
+
+impl VersionStatus {
+    /// The wire string (`"deployed"`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionStatus::Deployed => "deployed",
+            VersionStatus::Failed => "failed",
+            VersionStatus::Pruned => "pruned",
+            VersionStatus::Unknown => "unknown",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_str_is_the_wire_string() {
+        use VersionStatus as V;
+        for status in [V::Deployed, V::Failed, V::Pruned, V::Unknown] {
+            assert_eq!(serde_json::json!(status), status.as_str());
+        }
+    }
+}

@@ -11,7 +11,6 @@ use crate::control;
 use crate::error::{Error, Exit};
 use crate::placement;
 use crate::render::{Output, table};
-use crate::summary::json_word;
 
 /// `hostkit compose services <domain>`.
 pub async fn services(
@@ -67,10 +66,10 @@ pub fn services_table(reply: &ServicesReply) -> String {
             rows.push(vec![
                 service.service.clone(),
                 replica.number.to_string(),
-                json_word(&replica.state),
+                replica.state.as_str().to_owned(),
                 replica
                     .health
-                    .map_or_else(|| "-".to_owned(), |h| json_word(&h)),
+                    .map_or_else(|| "-".to_owned(), |h| h.as_str().to_owned()),
                 version.clone(),
                 service.image.clone(),
                 ports,

@@ -16,7 +16,6 @@ use crate::control;
 use crate::error::{Error, Exit};
 use crate::placement;
 use crate::render::{Output, ago, table};
-use crate::summary::json_word;
 
 /// `hostkit status [domain]`.
 pub async fn status(
@@ -161,7 +160,7 @@ async fn domain_status(
         .map_or_else(|| "not deployed".to_owned(), |v| format!("v{v}"));
     out.line(format!(
         "{domain} on node {node}: {version}, {}",
-        json_word(&state.health)
+        state.health.as_str()
     ));
     if let Some(last) = &state.last_job {
         out.line(format!("last job: {} ({})", last_job(last), last.id));
@@ -177,7 +176,7 @@ fn domain_row(node: &NodeId, d: &DomainStatus) -> Vec<String> {
         node.to_string(),
         d.version
             .map_or_else(|| "-".to_owned(), |v| format!("v{v}")),
-        json_word(&d.health),
+        d.health.as_str().to_owned(),
         d.last_job.as_ref().map_or_else(|| "-".to_owned(), last_job),
     ]
 }
@@ -197,7 +196,7 @@ fn last_job(job: &LastJob) -> String {
         .finished_at
         .map(|at| format!(" {}", ago(at)))
         .unwrap_or_default();
-    format!("{} {}{when}", job.kind, json_word(&job.outcome))
+    format!("{} {}{when}", job.kind, job.outcome.as_str())
 }
 
 /// `hostkit versions <domain>`.
@@ -239,7 +238,7 @@ pub async fn versions(
                     v.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
                     ago(v.created_at)
                 ),
-                json_word(&v.status),
+                v.status.as_str().to_owned(),
                 v.job_id.to_string(),
                 images,
             ]
