@@ -8,7 +8,7 @@ use crate::config::{Config, ConfigError};
 use crate::runtime::image_stores::PrivateBucket;
 use crate::runtime::{ServeError, Settings, Startup, serve};
 use crate::shutdown::Shutdown;
-use crate::store::{PortPool, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Why the worker stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -42,11 +42,7 @@ pub enum RunError {
 pub fn settings(config: &Config, seal_key: Option<XKey>) -> Settings {
     Settings {
         domains_root: config.domains_root.clone(),
-        ports: PortPool {
-            start: config.ports.start,
-            end: config.ports.end,
-            block_len: config.ports.block_size,
-        },
+        ports: config.ports,
         retention: config.jobs.keep_versions as usize,
         health_timeout: config.jobs.health_timeout,
         allow_pull: config.security.allow_registry_pulls,

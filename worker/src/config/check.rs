@@ -74,7 +74,7 @@ pub fn describe(config: &Config, overrides: &Overrides) -> String {
         config.ports.start,
         config.ports.end,
         config.ports.blocks(),
-        config.ports.block_size
+        config.ports.block_len
     ));
     out.push_str(&format!(
         "# job signatures: {}\n",

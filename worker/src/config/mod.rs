@@ -44,7 +44,6 @@ use std::time::Duration;
 use hostkit_deploy::cgroup::{Budget, StackLimits};
 use hostkit_deploy::compose::duration::parse_duration;
 use hostkit_deploy::policy::Policy;
-use hostkit_deploy::ports::PortBlock;
 use hostkit_deploy::proxy::ProxyConfig;
 use hostkit_deploy::tls::AcmeConfig;
 use hostkit_proto::sign::{DomainPattern, KeyPair};
@@ -54,6 +53,7 @@ pub use error::{ConfigError, EX_NOINPUT, EX_USAGE, Problem};
 pub use file::FileConfig;
 
 use crate::logging::LogFormat;
+pub use crate::store::PortPool;
 use file::DurationText;
 pub use validate::format_duration;
 use validate::{Problems, parse_file, validate};
@@ -203,37 +203,6 @@ pub struct TlsClient {
     pub cert_file: PathBuf,
     /// Private key (PEM).
     pub key_file: PathBuf,
-}
-
-/// The host port pool: `start..=end`, cut into blocks of `block_size`, one
-/// block per domain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PortPool {
-    /// First port.
-    pub start: u16,
-    /// Last port (inclusive).
-    pub end: u16,
-    /// Ports per domain.
-    pub block_size: u16,
-}
-
-impl PortPool {
-    /// How many domains the pool can hold.
-    pub fn blocks(&self) -> u32 {
-        (u32::from(self.end) - u32::from(self.start) + 1) / u32::from(self.block_size)
-    }
-
-    /// The `index`-th block (`0..blocks()`).
-    pub fn block(&self, index: u32) -> Option<PortBlock> {
-        if index >= self.blocks() {
-            return None;
-        }
-        let start = u32::from(self.start) + index * u32::from(self.block_size);
-        Some(PortBlock {
-            start: u16::try_from(start).ok()?,
-            len: self.block_size,
-        })
-    }
 }
 
 /// `[jobs]`, validated.
@@ -465,7 +434,7 @@ impl Config {
             ports: file::PortsSection {
                 start: self.ports.start,
                 end: self.ports.end,
-                block_size: self.ports.block_size,
+                block_size: self.ports.block_len,
             },
             jobs: file::JobsSection {
                 lanes: self.jobs.lanes,

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use hostkit_deploy::ports::PortBlock;
 use hostkit_proto::sign::KeyPair;
 
 use super::*;
@@ -204,7 +205,7 @@ fn a_full_sample_parses_into_every_setting() {
         PortPool {
             start: 30000,
             end: 30999,
-            block_size: 20
+            block_len: 20,
         }
     );
     assert_eq!(config.ports.blocks(), 50);
@@ -310,7 +311,7 @@ fn defaults_suit_a_vps_under_systemd() {
         PortPool {
             start: 20000,
             end: 29999,
-            block_size: 10
+            block_len: 10,
         }
     );
     assert_eq!(config.ports.blocks(), 1000);

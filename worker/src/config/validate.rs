@@ -358,7 +358,7 @@ fn validate_ports(s: &file::PortsSection, p: &mut Problems) -> Option<PortPool> 
     (p.list.len() == before).then_some(PortPool {
         start: s.start,
         end: s.end,
-        block_size: s.block_size,
+        block_len: s.block_size,
     })
 }
 

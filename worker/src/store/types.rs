@@ -207,6 +207,25 @@ pub struct PortPool {
     pub block_len: u16,
 }
 
+impl PortPool {
+    /// How many domains the pool can hold.
+    pub fn blocks(&self) -> u32 {
+        (u32::from(self.end) - u32::from(self.start) + 1) / u32::from(self.block_len.max(1))
+    }
+
+    /// The `index`-th block (`0..blocks()`).
+    pub fn block(&self, index: u32) -> Option<PortBlock> {
+        if index >= self.blocks() {
+            return None;
+        }
+        let start = u32::from(self.start) + index * u32::from(self.block_len);
+        Some(PortBlock {
+            start: u16::try_from(start).ok()?,
+            len: self.block_len,
+        })
+    }
+}
+
 impl fmt::Display for PortPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
