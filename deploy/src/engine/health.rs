@@ -8,6 +8,7 @@ use bollard::container::LogOutput;
 use bollard::models::HealthStatusEnum;
 use bollard::query_parameters::LogsOptionsBuilder;
 use futures_util::StreamExt;
+use hostkit_proto::control::{ContainerState, HealthState};
 use tokio::time::Instant;
 
 use crate::docker::DockerError;
@@ -34,9 +35,9 @@ pub struct NotReady {
     /// Container name.
     pub container: String,
     /// Engine state when we gave up.
-    pub state: String,
+    pub state: ContainerState,
     /// Health status when we gave up, if it has a healthcheck.
-    pub health: Option<String>,
+    pub health: Option<HealthState>,
     /// Exit code, when it exited.
     pub exit_code: Option<i64>,
     /// Whether it was killed for running out of memory.
@@ -47,11 +48,14 @@ pub struct NotReady {
 
 impl std::fmt::Display for NotReady {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} is {}", self.container, self.state)?;
-        if let Some(health) = &self.health {
-            write!(f, " ({health})")?;
+        write!(f, "{} is {}", self.container, self.state.as_str())?;
+        if let Some(health) = self.health {
+            write!(f, " ({})", health.as_str())?;
         }
-        if let Some(code) = self.exit_code.filter(|_| self.state == "exited") {
+        if let Some(code) = self
+            .exit_code
+            .filter(|_| self.state == ContainerState::Exited)
+        {
             write!(f, ", exit code {code}")?;
         }
         if self.oom_killed {
@@ -110,8 +114,11 @@ pub async fn wait_ready(
         if hopeless || timed_out {
             return Ok(Err(NotReady {
                 container: container.to_string(),
-                state: status,
-                health: health.map(|h| h.to_string()).filter(|h| !h.is_empty()),
+                state: ContainerState::from_engine(&status),
+                health: health
+                    .map(|h| h.to_string())
+                    .filter(|h| !h.is_empty())
+                    .map(|h| HealthState::from_engine(&h)),
                 exit_code,
                 oom_killed: state.oom_killed.unwrap_or(false),
                 timed_out: !hopeless,

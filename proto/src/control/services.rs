@@ -77,6 +77,21 @@ pub enum ContainerState {
 }
 
 impl ContainerState {
+    /// The state of Docker's word for it (`State.Status`); a word this build
+    /// does not know is [`ContainerState::Unknown`].
+    pub fn from_engine(word: &str) -> ContainerState {
+        match word {
+            "created" => ContainerState::Created,
+            "running" => ContainerState::Running,
+            "paused" => ContainerState::Paused,
+            "restarting" => ContainerState::Restarting,
+            "removing" => ContainerState::Removing,
+            "exited" => ContainerState::Exited,
+            "dead" => ContainerState::Dead,
+            _ => ContainerState::Unknown,
+        }
+    }
+
     /// The wire string (`"running"`, …).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -109,6 +124,17 @@ pub enum HealthState {
 }
 
 impl HealthState {
+    /// The state of Docker's word for it (`State.Health.Status`); a word
+    /// this build does not know is [`HealthState::Unknown`].
+    pub fn from_engine(word: &str) -> HealthState {
+        match word {
+            "starting" => HealthState::Starting,
+            "healthy" => HealthState::Healthy,
+            "unhealthy" => HealthState::Unhealthy,
+            _ => HealthState::Unknown,
+        }
+    }
+
     /// The wire string (`"healthy"`, …).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -171,10 +197,12 @@ mod tests {
             C::Unknown,
         ] {
             assert_eq!(serde_json::json!(state), state.as_str());
+            assert_eq!(ContainerState::from_engine(state.as_str()), state);
         }
         use HealthState as H;
         for health in [H::Starting, H::Healthy, H::Unhealthy, H::Unknown] {
             assert_eq!(serde_json::json!(health), health.as_str());
+            assert_eq!(HealthState::from_engine(health.as_str()), health);
         }
     }
 }

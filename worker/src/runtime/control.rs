@@ -359,8 +359,8 @@ async fn services(worker: &Worker, domain: Domain) -> Result<ServicesReply, Erro
                 .map(|r| ReplicaStatus {
                     number: r.number,
                     container: r.name.clone(),
-                    state: container_state(&r.state),
-                    health: r.health.as_deref().map(health_state),
+                    state: ContainerState::from_engine(&r.state),
+                    health: r.health.as_deref().map(HealthState::from_engine),
                     ports: r
                         .ports
                         .iter()
@@ -376,28 +376,6 @@ async fn services(worker: &Worker, domain: Domain) -> Result<ServicesReply, Erro
         })
         .collect();
     Ok(ServicesReply { domain, services })
-}
-
-fn container_state(state: &str) -> ContainerState {
-    match state {
-        "created" => ContainerState::Created,
-        "running" => ContainerState::Running,
-        "paused" => ContainerState::Paused,
-        "restarting" => ContainerState::Restarting,
-        "removing" => ContainerState::Removing,
-        "exited" => ContainerState::Exited,
-        "dead" => ContainerState::Dead,
-        _ => ContainerState::Unknown,
-    }
-}
-
-fn health_state(health: &str) -> HealthState {
-    match health {
-        "starting" => HealthState::Starting,
-        "healthy" => HealthState::Healthy,
-        "unhealthy" => HealthState::Unhealthy,
-        _ => HealthState::Unknown,
-    }
 }
 
 /// The domain's backups on this node, newest first.

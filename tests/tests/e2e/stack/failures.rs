@@ -26,7 +26,7 @@ async fn an_unhealthy_main_service_fails_the_gate_and_the_old_one_keeps_serving(
     };
     assert_eq!(failures[0].service, "web");
     assert!(
-        matches!(&failures[0].reason, FailureReason::NotReady(n) if n.health.as_deref() == Some("unhealthy")),
+        matches!(&failures[0].reason, FailureReason::NotReady(n) if n.health == Some(hostkit_proto::control::HealthState::Unhealthy)),
         "{failures:?}"
     );
     assert!(

@@ -125,7 +125,10 @@ async fn a_failing_oneshot_fails_the_deploy_and_its_dependent_never_starts() {
     match &failures[0].reason {
         FailureReason::NotReady(not_ready) => {
             assert_eq!(not_ready.exit_code, Some(3), "{not_ready:?}");
-            assert_eq!(not_ready.state, "exited");
+            assert_eq!(
+                not_ready.state,
+                hostkit_proto::control::ContainerState::Exited
+            );
             assert!(!not_ready.timed_out, "an exit is not a timeout");
         }
         other => panic!("migrate failed for another reason: {other:?}"),
