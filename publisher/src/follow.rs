@@ -40,9 +40,9 @@ pub type Events = Pin<Box<dyn Stream<Item = Result<Event, String>> + Send>>;
 /// When the consumer fails (its server died, or the cluster moved the
 /// events stream's leader and the consumer cannot be made again under its
 /// name), or stays silent for [`QUIET_RESUBSCRIBE`], a new consumer, under
-/// a new name, replays the job's events from the start; the events already delivered
-/// are skipped (a job's events come from one node, numbered in order), so
-/// nothing is lost or shown twice.
+/// a new name, replays the job's events from the start; the events already
+/// delivered are skipped (a job's events come from one node, numbered in
+/// order), so nothing is lost or shown twice.
 pub async fn subscribe(session: &Session, subject: String) -> Result<Events, Error> {
     let first = open(session, &subject).await?;
     let state = Resume {

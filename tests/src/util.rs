@@ -161,14 +161,10 @@ pub async fn while_running<T>(
         ended = &mut *task => match ended {
             Ok(()) => panic!("{what} stopped while the test waited for it"),
             Err(error) => match error.try_into_panic() {
-                Ok(panic) => {
-                    let message = panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                        .unwrap_or_else(|| "a panic without a message".to_owned());
-                    panic!("{what} died while the test waited for it: {message}")
-                }
+                Ok(panic) => panic!(
+                    "{what} died while the test waited for it: {}",
+                    hostkit_worker::runtime::job::panic_message(panic.as_ref())
+                ),
                 Err(error) => panic!("{what} was cancelled while the test waited for it: {error}"),
             },
         },

@@ -39,7 +39,16 @@ pub trait BlobSource: Send + Sync {
     fn open(
         &self,
         object: &ImageObjectName,
-    ) -> BoxFuture<'_, Result<Box<dyn AsyncRead + Send + Unpin>, String>>;
+    ) -> BoxFuture<'_, Result<Box<dyn AsyncRead + Send + Unpin>, BlobError>>;
+}
+
+/// Why a blob could not be opened, with what the store said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobError {
+    /// The store says it does not hold it.
+    Missing(String),
+    /// The store did not answer (or not in time).
+    Unreadable(String),
 }
 
 /// Why a layered source could not be loaded.
@@ -48,6 +57,14 @@ pub enum LayeredError {
     /// A blob is not in the bucket.
     #[error("image blob {object} is not in the object store: {message}")]
     Missing {
+        /// The object.
+        object: ImageObjectName,
+        /// What the store said.
+        message: String,
+    },
+    /// The store did not answer for a blob.
+    #[error("image blob {object} could not be read from the object store: {message}")]
+    Unreadable {
         /// The object.
         object: ImageObjectName,
         /// What the store said.
@@ -333,10 +350,11 @@ async fn copy_blob<W: AsyncWrite + Unpin>(
     size: u64,
     blobs: &dyn BlobSource,
 ) -> Result<(), WriteError> {
-    let reader = blobs.open(object).await.map_err(|message| {
-        WriteError::Blob(LayeredError::Missing {
-            object: object.clone(),
-            message,
+    let reader = blobs.open(object).await.map_err(|error| {
+        let object = object.clone();
+        WriteError::Blob(match error {
+            BlobError::Missing(message) => LayeredError::Missing { object, message },
+            BlobError::Unreadable(message) => LayeredError::Unreadable { object, message },
         })
     })?;
     write_header(out, path, size).await?;
@@ -408,7 +426,7 @@ mod tests {
         fn open(
             &self,
             wanted: &ImageObjectName,
-        ) -> BoxFuture<'_, Result<Box<dyn AsyncRead + Send + Unpin>, String>> {
+        ) -> BoxFuture<'_, Result<Box<dyn AsyncRead + Send + Unpin>, BlobError>> {
             let wanted = wanted.clone();
             Box::pin(async move {
                 if let Some((name, bytes)) = &self.swap {
@@ -424,7 +442,7 @@ mod tests {
                         Box::new(std::io::Cursor::new(b.clone()))
                             as Box<dyn AsyncRead + Send + Unpin>
                     })
-                    .ok_or_else(|| "not found".to_owned())
+                    .ok_or_else(|| BlobError::Missing("not found".to_owned()))
             })
         }
     }

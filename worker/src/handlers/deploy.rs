@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::object_store::{GetError, GetErrorKind, Object, ObjectStore};
+use async_nats::jetstream::object_store::{GetErrorKind, Object, ObjectStore};
 use hostkit_deploy::domain_dir::{DomainDir, DomainDirError};
 use hostkit_deploy::engine::files;
 use hostkit_deploy::error::DeployError;
-use hostkit_deploy::images::layered::{self, BlobSource, LayeredError};
+use hostkit_deploy::images::layered::{self, BlobError, BlobSource, LayeredError};
 use hostkit_deploy::images::verify::{DigestCheck, Verdict};
 use hostkit_deploy::images::{self, ImageError, ImageScope, PullPolicy};
 use hostkit_deploy::policy::{PolicyDenied, Rule};
@@ -401,19 +401,14 @@ async fn load_images(
                     name: "images",
                     message: format!("loading {object} ({size} bytes) from {bucket}"),
                 });
-                let reader = get_blob(store, object.as_str()).await.map_err(|e| {
-                    if e.kind() == GetErrorKind::NotFound {
-                        missing_blob(worker, domain, bucket, object, &e.to_string())
-                    } else {
-                        Failure::new(
-                            ErrorCode::ImageLoadFailed,
-                            format!(
-                                "image blob {object} could not be read from the object store {bucket} within {}s: {e}",
-                                BLOB_PATIENCE.as_secs()
-                            ),
-                        )
-                    }
-                })?;
+                let reader = get_blob(store, object.as_str())
+                    .await
+                    .map_err(|e| match e {
+                        BlobError::Missing(message) => {
+                            missing_blob(worker, domain, bucket, object, &message)
+                        }
+                        BlobError::Unreadable(message) => unreadable_blob(bucket, object, &message),
+                    })?;
                 // The bytes must hash to the object's name; the engine never
                 // sees the end of a blob that does not.
                 let (reader, verdict) = DigestCheck::new(reader, object.sha256_hex());
@@ -465,6 +460,9 @@ async fn load_images(
                     Ok(done) => done,
                     Err(LayeredError::Missing { object, message }) => {
                         return Err(missing_blob(worker, domain, bucket, &object, &message));
+                    }
+                    Err(LayeredError::Unreadable { object, message }) => {
+                        return Err(unreadable_blob(bucket, &object, &message));
                     }
                     Err(LayeredError::Mismatch { object, actual }) => {
                         return Err(swapped_blob(store, &object, &actual).await);
@@ -530,14 +528,32 @@ fn missing_blob(
 /// before the job fails. A blob the store says it lacks fails at once.
 const BLOB_PATIENCE: Duration = Duration::from_secs(60);
 
+/// A blob the object store did not answer for within [`BLOB_PATIENCE`].
+fn unreadable_blob(
+    bucket: &str,
+    object: &hostkit_proto::ImageObjectName,
+    message: &str,
+) -> Failure {
+    Failure::new(
+        ErrorCode::ImageLoadFailed,
+        format!(
+            "image blob {object} could not be read from the object store {bucket} within {}s: {message}",
+            BLOB_PATIENCE.as_secs()
+        ),
+    )
+}
+
 /// Opens blob `name`, asking again while the store does not answer.
-async fn get_blob(store: &ObjectStore, name: &str) -> Result<Object, GetError> {
+async fn get_blob(store: &ObjectStore, name: &str) -> Result<Object, BlobError> {
     let deadline = Instant::now() + BLOB_PATIENCE;
     loop {
         match store.get(name).await {
             Ok(object) => return Ok(object),
-            Err(error) if error.kind() == GetErrorKind::NotFound || Instant::now() >= deadline => {
-                return Err(error);
+            Err(error) if error.kind() == GetErrorKind::NotFound => {
+                return Err(BlobError::Missing(error.to_string()));
+            }
+            Err(error) if Instant::now() >= deadline => {
+                return Err(BlobError::Unreadable(error.to_string()));
             }
             Err(error) => {
                 tracing::warn!(object = name, %error, "image blob not readable yet; asking again");
@@ -556,14 +572,13 @@ impl BlobSource for BucketBlobs {
         object: &hostkit_proto::ImageObjectName,
     ) -> futures_util::future::BoxFuture<
         '_,
-        Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>, String>,
+        Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>, BlobError>,
     > {
         let name = object.as_str().to_owned();
         Box::pin(async move {
             get_blob(&self.0, &name)
                 .await
                 .map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)
-                .map_err(|e| e.to_string())
         })
     }
 }

@@ -25,7 +25,6 @@ use serde::de::DeserializeOwned;
 use super::Worker;
 use crate::shutdown::Shutdown;
 
-/// Answer control requests until `shutdown`.
 /// Subscribes to the node's control subjects, and makes sure the server
 /// knows before answering (the worker does this before it registers, so a
 /// registered node answers from the start).

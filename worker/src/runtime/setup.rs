@@ -36,14 +36,12 @@ impl std::fmt::Debug for JetStreamObjects {
 
 /// A JetStream object could not be created or read.
 #[derive(Debug, thiserror::Error)]
-#[error("JetStream setup failed: {what}: {message}{}", hint.as_deref().map(|h| format!(" (hint: {h})")).unwrap_or_default())]
+#[error("JetStream setup failed: {what}: {message}{}", refused.hint().map(|h| format!(" (hint: {h})")).unwrap_or_default())]
 pub struct SetupError {
     /// The object.
     pub what: String,
     /// What the server said.
     pub message: String,
-    /// What the operator can do, when the server's answer says.
-    pub hint: Option<String>,
     /// The server refused the request itself: asking again cannot succeed
     /// until the operator changes worker.toml or the server.
     pub refused: Refusal,
@@ -59,6 +57,42 @@ pub enum Refusal {
     /// The store cannot reserve the bounds (or, in a cluster, not enough
     /// servers are up to hold the replicas).
     Resources,
+}
+
+impl Refusal {
+    /// The refusal in the server's answer `message`.
+    fn of(message: &str) -> Refusal {
+        let lower = message.to_lowercase();
+        if NOT_CLUSTERED_CODES.iter().any(|c| message.contains(c))
+            || lower.contains("not supported in non-clustered mode")
+        {
+            Refusal::NotClustered
+        } else if RESOURCE_CODES.iter().any(|c| message.contains(c))
+            || lower.contains("insufficient")
+        {
+            Refusal::Resources
+        } else {
+            Refusal::None
+        }
+    }
+
+    /// What the operator can do about it.
+    pub fn hint(self) -> Option<&'static str> {
+        match self {
+            Refusal::None => None,
+            Refusal::NotClustered => Some(
+                "`[streams] replicas` above 1 needs a JetStream cluster: set it to 1 for a \
+                 single nats-server",
+            ),
+            Refusal::Resources => Some(
+                "the server's JetStream store must hold every stream's and bucket's size bound \
+                 (`[streams]` jobs_max_bytes, events_max_bytes, and images_max_bytes for each \
+                 image bucket); its `max_file_store` defaults to 75% of the free disk: lower \
+                 the bounds or raise `max_file_store`. With `replicas` > 1, as many servers of \
+                 the cluster must be up",
+            ),
+        }
+    }
 }
 
 impl SetupError {
@@ -80,41 +114,10 @@ const RESOURCE_CODES: [&str; 3] = ["error code 10047", "error code 10023", "erro
 
 fn setup_err(what: impl Into<String>) -> impl FnOnce(String) -> SetupError {
     let what = what.into();
-    move |message| {
-        let lower = message.to_lowercase();
-        let refused = if NOT_CLUSTERED_CODES.iter().any(|c| message.contains(c))
-            || lower.contains("not supported in non-clustered mode")
-        {
-            Refusal::NotClustered
-        } else if RESOURCE_CODES.iter().any(|c| message.contains(c))
-            || lower.contains("insufficient")
-        {
-            Refusal::Resources
-        } else {
-            Refusal::None
-        };
-        let hint = match refused {
-            Refusal::None => None,
-            Refusal::NotClustered => Some(
-                "`[streams] replicas` above 1 needs a JetStream cluster: set it to 1 for a \
-                 single nats-server"
-                    .to_owned(),
-            ),
-            Refusal::Resources => Some(
-                "the server's JetStream store must hold every stream's and bucket's size bound \
-                 (`[streams]` jobs_max_bytes, events_max_bytes, and images_max_bytes for each \
-                 image bucket); its `max_file_store` defaults to 75% of the free disk: lower \
-                 the bounds or raise `max_file_store`. With `replicas` > 1, as many servers of \
-                 the cluster must be up"
-                    .to_owned(),
-            ),
-        };
-        SetupError {
-            what,
-            message,
-            hint,
-            refused,
-        }
+    move |message| SetupError {
+        what,
+        refused: Refusal::of(&message),
+        message,
     }
 }
 
@@ -122,20 +125,19 @@ fn setup_err(what: impl Into<String>) -> impl FnOnce(String) -> SetupError {
 /// before anything is created: more than one copy needs a clustered
 /// server. A cluster that shows fewer servers than copies is only warned
 /// about (some may be down for now); JetStream itself then refuses to
-/// place the streams until enough are up.
+/// place the streams until enough are up. Not connected yet (NATS down at
+/// boot), nothing is known: the server's own answer to the setup decides.
 pub fn check_replicas(nats: &async_nats::Client, replicas: usize) -> Result<(), SetupError> {
-    if replicas <= 1 {
+    let info = nats.server_info();
+    if replicas <= 1 || info.server_id.is_empty() {
         return Ok(());
     }
-    let info = nats.server_info();
     let Some(cluster) = info.cluster.as_deref().filter(|name| !name.is_empty()) else {
-        return Err(setup_err(format!("[streams] replicas = {replicas}"))(
-            format!(
-                "the server {} is not clustered (error code 10074: replicas > 1 not supported in \
-             non-clustered mode)",
-                info.server_name
-            ),
-        ));
+        return Err(SetupError {
+            what: format!("[streams] replicas = {replicas}"),
+            message: format!("the server {} is not clustered", info.server_name),
+            refused: Refusal::NotClustered,
+        });
     };
     let servers = info.connect_urls.len().max(1);
     if servers < replicas {
@@ -411,6 +413,6 @@ mod tests {
         let outage = setup_err("stream HOSTKIT_JOBS")("timed out: didn't receive a reply".into());
         assert_eq!(outage.refused, Refusal::None);
         assert!(!outage.is_permanent(false));
-        assert!(outage.hint.is_none());
+        assert!(outage.refused.hint().is_none());
     }
 }
